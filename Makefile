@@ -1,0 +1,71 @@
+# roi-worker: `make help` lists the targets. The README's two commands are `make demo` (with the
+# pipeline) and `make test`; both install and start everything they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help venv services services-stop services-status lint format typecheck unit test \
+	schemas migrate clean
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SERVICES := deploy/local/services.sh
+ENV_FILE := .local/services.env
+
+# Runs $(1) with ROI_KAFKA_BOOTSTRAP_SERVERS and ROI_DATABASE_URL set: taken from the environment
+# when both are already there, otherwise from the local services, started first if needed.
+define with_services
+if [ -n "$$ROI_KAFKA_BOOTSTRAP_SERVERS" ] && [ -n "$$ROI_DATABASE_URL" ]; then \
+	echo "using the Kafka and PostgreSQL given by ROI_KAFKA_BOOTSTRAP_SERVERS and ROI_DATABASE_URL"; \
+else \
+	$(SERVICES) start && set -a && . $(ENV_FILE) && set +a; \
+fi && $(1)
+endef
+
+help: ## list the targets
+	@echo "usage: make TARGET"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## create .venv and install roi-worker with its dev tools
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "roi-worker needs Python >= 3.11; set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+services: ## start local Kafka and PostgreSQL (idempotent); writes .local/services.env
+	@$(SERVICES) start
+
+services-stop: ## stop the local Kafka and PostgreSQL
+	@$(SERVICES) stop
+
+services-status: ## say whether the local Kafka and PostgreSQL are running
+	@$(SERVICES) status
+
+lint: venv ## ruff: lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv ## ruff: apply fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: venv ## mypy (strict for worker/)
+	$(BIN)/mypy
+
+unit: venv ## unit tests only; no services needed
+	$(BIN)/pytest tests/unit
+
+test: venv lint typecheck ## the whole suite: lint, types, then every test against real services
+	@$(call with_services,$(BIN)/pytest)
+
+schemas: venv ## regenerate schemas/ from the model (a test fails when they drift)
+	$(BIN)/roi-worker schema --write schemas
+
+migrate: venv ## apply the migrations to the local (or configured) database
+	@$(call with_services,$(BIN)/roi-worker migrate)
+
+clean: ## remove the virtualenv and tool caches (the services and their data stay)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,105 @@
+"""The command line as users run it: one line and a non-zero exit for every kind of mistake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.strategies import example_document
+from worker import json_codec, schemas
+
+ROOT = Path(__file__).parents[2]
+
+
+def run(*args: str, stdin: bytes = b"", **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ROI_")}
+    environment.update(env)
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", *args],
+        input=stdin.decode(),
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--bogus",), ("migrate", "--bogus"), ("no-such-command",), ()],
+)
+def test_bad_arguments_get_one_line_and_exit_2(args: tuple[str, ...]) -> None:
+    """Unknown flags and commands print one line pointing at --help, exit code 2."""
+    result = run(*args)
+    assert result.returncode == 2
+    assert "--help" in one_line(result.stderr)
+
+
+def test_missing_setting_gets_one_line_and_exit_2() -> None:
+    """A command needing ROI_DATABASE_URL says so in one line, exit code 2."""
+    result = run("migrate")
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        "roi-worker: error: configuration error: ROI_DATABASE_URL is required but not set"
+    )
+
+
+def test_unreachable_database_gets_one_line_without_the_password() -> None:
+    """migrate against a closed port prints one line naming the server, and exits 1."""
+    result = run("migrate", ROI_DATABASE_URL="postgresql://roi:hunter2@127.0.0.1:1/roi")
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert "cannot connect to PostgreSQL at postgresql://roi:***@127.0.0.1:1/roi" in line
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_schema_prints_the_published_schema() -> None:
+    """`roi-worker schema` prints exactly what schemas/ holds."""
+    result = run("schema")
+    assert result.returncode == 0
+    assert result.stdout == schemas.published()[schemas.EXECUTION_EVENT_V1]
+
+
+def test_check_events_reports_each_invalid_line() -> None:
+    """check-events validates JSON Lines, names file:line and reason, and exits 1 on any error."""
+    lines = [
+        json_codec.dumps(example_document()),
+        json_codec.dumps(example_document(success="yes")),
+        "not json",
+    ]
+    result = run("check-events", "-", stdin="\n".join(lines).encode())
+    assert result.returncode == 1
+    out = result.stdout.splitlines()
+    assert out[0].startswith("<stdin>:2: schema_violation: success: must be true or false")
+    assert out[1].startswith("<stdin>:3: invalid_json")
+    assert out[-1] == "1 valid, 2 invalid"
+
+
+def test_check_events_passes_valid_files(tmp_path: Path) -> None:
+    """A file of valid events exits 0."""
+    path = tmp_path / "events.jsonl"
+    path.write_text(json_codec.dumps(example_document()) + "\n")
+    result = run("check-events", str(path))
+    assert result.returncode == 0
+    assert result.stdout.strip() == "1 valid, 0 invalid"
+
+
+def test_check_events_unreadable_file_is_a_usage_error(tmp_path: Path) -> None:
+    """A missing input file is one line and exit 2."""
+    result = run("check-events", str(tmp_path / "missing.jsonl"))
+    assert result.returncode == 2
+    assert "cannot read" in one_line(result.stderr)

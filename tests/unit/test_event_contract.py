@@ -1,0 +1,350 @@
+"""Event contract v1: what is accepted, exactly how it round-trips, and how each rule rejects."""
+
+from __future__ import annotations
+
+import json
+import string
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from tests.strategies import (
+    NOW,
+    REQUIRED_FIELDS,
+    example_document,
+    json_values,
+    valid_documents,
+)
+from worker import json_codec
+from worker.errors import InvalidEventError, InvalidReason
+from worker.event import MAX_USD, PATTERN_ID_RE, ExecutionEvent
+from worker.validate import parse_event, validate
+
+
+def wire(document: dict[str, Any]) -> bytes:
+    return json_codec.dumps(document).encode()
+
+
+def rejection(value: bytes | dict[str, Any]) -> InvalidEventError:
+    """The error parse_event raises for `value` (a document is encoded first)."""
+    raw = value if isinstance(value, bytes) else wire(value)
+    with pytest.raises(InvalidEventError) as caught:
+        parse_event(raw, now=NOW)
+    return caught.value
+
+
+def assert_names(error: InvalidEventError, field: str, rule: str | None = None) -> None:
+    assert error.reason is InvalidReason.SCHEMA_VIOLATION, error
+    matching = [e for e in error.errors if e.field == field and (rule is None or e.rule == rule)]
+    assert matching, f"expected an error on {field} ({rule}), got: {error}"
+    assert field in str(error)
+
+
+# --------------------------------------------------------------------------- valid events
+
+
+@given(valid_documents())
+def test_every_valid_event_is_accepted_with_exact_values(document: dict[str, Any]) -> None:
+    """Any event within the contract is accepted, money and times to the last digit."""
+    event = parse_event(wire(document), now=NOW)
+    assert event.event_id == uuid.UUID(document["event_id"])
+    assert event.pattern_id == document["pattern_id"]
+    for name in (
+        "actual_cost",
+        "estimated_cost",
+        "execution_time_seconds",
+        "estimated_time_seconds",
+    ):
+        sent = document[name]
+        expected = Decimal(sent)
+        assert getattr(event, name) == expected
+        assert getattr(event, name).as_tuple() == expected.as_tuple()
+    for name in ("workflow_id", "error_message", "actual_tokens", "attributes"):
+        assert getattr(event, name) == document.get(name)
+    unknown = {k: v for k, v in document.items() if k not in ExecutionEvent.model_fields}
+    assert event.unknown_fields == unknown
+
+
+@given(valid_documents())
+def test_events_round_trip_exactly(document: dict[str, Any]) -> None:
+    """Encoding an event and parsing it back yields the same event, digit for digit."""
+    event = parse_event(wire(document), now=NOW)
+    again = parse_event(event.to_json(), now=NOW)
+    assert again == event
+    assert again.to_json() == event.to_json()
+    assert again.actual_cost.as_tuple() == event.actual_cost.as_tuple()
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["0.30000000000000004", "12345678901234.000000000000000001", "999999999.999999999999999999"],
+)
+def test_money_never_passes_through_float(amount: str) -> None:
+    """Amounts a binary float cannot hold survive intact, as strings and as JSON numbers."""
+    if Decimal(amount) > MAX_USD:
+        document = example_document(actual_cost=amount)
+        assert_names(rejection(document), "actual_cost", "le")
+        return
+    as_string = parse_event(wire(example_document(actual_cost=amount)), now=NOW)
+    as_number = parse_event(wire(example_document(actual_cost=Decimal(amount))), now=NOW)
+    assert str(as_string.actual_cost) == amount
+    assert str(as_number.actual_cost) == amount
+    assert float(amount) != Decimal(amount) or amount == "0"
+
+
+def test_nanosecond_timestamps_keep_microseconds() -> None:
+    """Nine fractional digits (Go, Java) are accepted; PostgreSQL's microseconds are kept."""
+    event = parse_event(wire(example_document(executed_at="2026-05-01T12:30:00.123456789+02:00")))
+    assert event.executed_at == datetime(2026, 5, 1, 10, 30, 0, 123456, tzinfo=UTC)
+
+
+def test_optional_fields_may_be_null() -> None:
+    """A null optional field means the same as an absent one."""
+    event = parse_event(wire(example_document(workflow_id=None, attributes=None)), now=NOW)
+    assert event.workflow_id is None
+    assert event.attributes is None
+
+
+# --------------------------------------------------------------------------- bytes and JSON
+
+
+@given(st.binary(max_size=40), st.sampled_from([b"\xff", b"\xc0\xaf", b"\x80", b"\xed\xa0\x80"]))
+def test_bytes_that_are_not_utf8_are_rejected(prefix: bytes, bad: bytes) -> None:
+    """Any value containing an invalid UTF-8 sequence is `not_utf8`."""
+    error = rejection(prefix + bad)
+    assert error.reason is InvalidReason.NOT_UTF8
+    assert "UTF-8" in str(error)
+
+
+@given(st.text(max_size=40))
+def test_text_that_is_not_json_is_rejected(text: str) -> None:
+    """UTF-8 text that is not JSON is `invalid_json`."""
+    try:
+        json.loads(text)
+    except ValueError:
+        pass
+    else:
+        assume(False)
+    error = rejection(text.encode())
+    assert error.reason is InvalidReason.INVALID_JSON
+
+
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        (b"", "empty"),
+        (b'{"a": NaN}', "NaN"),
+        (b'{"a": Infinity}', "Infinity"),
+        (b'{"a": -Infinity}', "-Infinity"),
+        (b'{"success": true, "success": false}', "duplicate key 'success'"),
+        (b"{'single': 'quotes'}", "line 1 column 2"),
+        (b'{"a": 1,}', "line 1 column"),
+        (b"[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_malformed_json_is_rejected_with_the_reason(raw: bytes, detail: str) -> None:
+    """NaN, Infinity, duplicate keys and syntax errors are `invalid_json`, saying which."""
+    error = rejection(raw)
+    assert error.reason is InvalidReason.INVALID_JSON
+    assert detail in str(error)
+
+
+@given(json_values.filter(lambda value: not isinstance(value, dict)))
+def test_json_that_is_not_an_object_is_rejected(value: Any) -> None:
+    """Arrays, strings, numbers, booleans and null are `not_an_object`."""
+    error = rejection(json_codec.dumps(value).encode())
+    assert error.reason is InvalidReason.NOT_AN_OBJECT
+
+
+# --------------------------------------------------------------------------- schema violations
+
+
+@pytest.mark.parametrize("field", REQUIRED_FIELDS[1:])
+def test_each_missing_required_field_is_named(field: str) -> None:
+    """Leaving out a required field is a schema violation naming that field."""
+    assert_names(rejection(example_document(**{field: ...})), field, "missing")
+
+
+def test_missing_schema_version_is_a_violation() -> None:
+    """An event without schema_version is rejected naming it (not guessed to be v1)."""
+    assert_names(rejection(example_document(schema_version=...)), "schema_version", "missing")
+
+
+def test_all_broken_rules_are_reported_at_once() -> None:
+    """Every invalid field is reported, so a producer fixes them in one go."""
+    error = rejection(example_document(success="yes", actual_cost="-1", pattern_id="a b"))
+    assert set(error.fields) == {"success", "actual_cost", "pattern_id"}
+
+
+# Each field's JSON types: any value of another type is rejected naming the field.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "event_id": (str,),
+    "pattern_id": (str,),
+    "executed_at": (str,),
+    "success": (bool,),
+    "execution_time_seconds": (int, Decimal),
+    "estimated_time_seconds": (int, Decimal),
+    "actual_cost": (int, Decimal, str),
+    "estimated_cost": (int, Decimal, str),
+    "workflow_id": (str, type(None)),
+    "error_message": (str, type(None)),
+    "correlation_id": (str, type(None)),
+    "quality_score": (int, Decimal, type(None)),
+    "actual_tokens": (int, type(None)),
+    "baseline_tokens": (int, type(None)),
+    "source": (str, type(None)),
+    "attributes": (dict, type(None)),
+}
+
+
+def _json_type(value: Any) -> type:
+    """JSON Schema's view of a value's type: 2.0 is an integer, like 2."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int
+    return bool if isinstance(value, bool) else type(value)
+
+
+@given(st.sampled_from(sorted(_TYPES)), json_values)
+def test_wrong_types_are_rejected_naming_the_field(field: str, value: Any) -> None:
+    """A value of a JSON type the field does not take is rejected naming the field."""
+    assume(_json_type(value) not in _TYPES[field])
+    assert_names(rejection(example_document(**{field: value})), field)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("event_id", "6f1c2b8e4d3a4f5b9c2d1e0f3a4b5c6d", "uuid"),
+        ("event_id", "{6f1c2b8e-4d3a-4f5b-9c2d-1e0f3a4b5c6d}", "uuid"),
+        ("event_id", "00000000-0000-0000-0000-000000000000", "uuid"),
+        ("success", 1, "bool_type"),
+        ("success", "true", "bool_type"),
+        ("execution_time_seconds", "12.5", "number_type"),
+        ("execution_time_seconds", Decimal("31622400.000001"), "le"),
+        ("actual_cost", "1e5", "decimal_string"),
+        ("actual_cost", "12,50", "decimal_string"),
+        ("actual_cost", " 1", "decimal_string"),
+        ("actual_cost", Decimal("1E-19"), "decimal_places"),
+        ("actual_cost", Decimal("1000000000.01"), "le"),
+        ("quality_score", Decimal("1.01"), "le"),
+        ("actual_tokens", Decimal("1.5"), "integer_type"),
+        ("actual_tokens", 2**63, "le"),
+        ("workflow_id", "", "string_too_short"),
+        ("error_message", "x" * 8193, "string_too_long"),
+        ("attributes", {"blob": "x" * 9000}, "object_too_large"),
+        ("executed_at", "2026-05-01", "rfc3339"),
+        ("executed_at", "2026-02-30T00:00:00Z", "rfc3339"),
+        ("executed_at", "2026-05-01T25:00:00Z", "rfc3339"),
+        ("executed_at", "1 May 2026", "rfc3339"),
+    ],
+)
+def test_rule_violations_name_field_and_rule(field: str, value: Any, rule: str) -> None:
+    """Each rule rejects its example with a stable rule code on the right field."""
+    assert_names(rejection(example_document(**{field: value})), field, rule)
+
+
+def test_unknown_fields_are_kept_but_bounded() -> None:
+    """Unknown fields are stored as sent, up to a size that protects the database."""
+    kept = parse_event(wire(example_document(team="platform")), now=NOW)
+    assert kept.unknown_fields == {"team": "platform"}
+    error = rejection(example_document(blob="x" * 20_000))
+    assert_names(error, "(event)", "unknown_fields_too_large")
+
+
+@given(
+    st.sampled_from(["execution_time_seconds", "estimated_time_seconds", "actual_cost"]),
+    st.decimals(max_value=Decimal("-1E-18"), allow_nan=False, allow_infinity=False, places=6),
+)
+def test_negative_times_and_costs_are_rejected(field: str, value: Decimal) -> None:
+    """Durations and amounts below zero are rejected naming the field."""
+    assume(value < 0)
+    assert_names(rejection(example_document(**{field: value})), field, "ge")
+
+
+@given(
+    st.sampled_from(["actual_cost", "execution_time_seconds", "quality_score"]),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "sNaN"]),
+)
+def test_nan_and_infinity_from_python_callers_are_rejected(field: str, text: str) -> None:
+    """Non-finite Decimals, which JSON cannot carry, are refused when passed directly."""
+    with pytest.raises(InvalidEventError) as caught:
+        validate(example_document(**{field: Decimal(text)}), now=NOW)
+    assert_names(caught.value, field, "finite_number")
+
+
+def test_floats_from_python_callers_are_rejected() -> None:
+    """A binary float is refused, so money can never be rounded on its way in."""
+    with pytest.raises(InvalidEventError) as caught:
+        validate(example_document(actual_cost=0.1), now=NOW)
+    assert_names(caught.value, "actual_cost", "float_not_allowed")
+
+
+@given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2026, 5, 1)))
+def test_naive_timestamps_are_rejected(moment: datetime) -> None:
+    """A time without a UTC offset is ambiguous, so it is rejected as timezone_naive."""
+    text = moment.isoformat()
+    assert_names(rejection(example_document(executed_at=text)), "executed_at", "timezone_naive")
+
+
+@given(
+    st.one_of(
+        st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(1999, 12, 31)),
+        st.datetimes(min_value=datetime(2026, 6, 2, 0, 0, 1), max_value=datetime(9999, 12, 30)),
+    )
+)
+def test_absurd_timestamps_are_rejected(moment: datetime) -> None:
+    """Before 2000 or more than a day ahead of now is a clock or unit bug, not an execution."""
+    text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"  # strftime does not pad years < 1000
+    error = rejection(example_document(executed_at=text))
+    assert_names(error, "executed_at")
+    assert error.errors[0].rule in {"too_early", "in_future"}
+
+
+def test_the_future_bound_follows_the_clock() -> None:
+    """executed_at may be up to a day ahead of now (clock skew), not more."""
+    ahead = (NOW + timedelta(hours=23)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert parse_event(wire(example_document(executed_at=ahead)), now=NOW)
+    too_far = (NOW + timedelta(days=1, seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert_names(rejection(example_document(executed_at=too_far)), "executed_at", "in_future")
+
+
+@given(st.one_of(st.integers().filter(lambda v: v != 1), st.text(), st.booleans(), st.none()))
+def test_unknown_schema_versions_are_unsupported(version: Any) -> None:
+    """Any schema_version but the integer 1 is `unsupported_schema_version`, naming the value."""
+    error = rejection(example_document(schema_version=version))
+    assert error.reason is InvalidReason.UNSUPPORTED_SCHEMA_VERSION
+    assert error.fields == ("schema_version",)
+
+
+@given(
+    st.sampled_from(["pattern_id", "workflow_id", "correlation_id", "source"]),
+    st.integers(201, 1000),
+)
+def test_over_long_identifiers_are_rejected(field: str, length: int) -> None:
+    """Identifiers longer than 200 characters are rejected naming the field."""
+    assert_names(rejection(example_document(**{field: "p" * length})), field)
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_pattern_ids_outside_the_alphabet_are_rejected(pattern_id: str) -> None:
+    """A pattern_id with any character outside [A-Za-z0-9._:/-] is rejected."""
+    allowed = set(string.ascii_letters + string.digits + "._:/-")
+    assume(not set(pattern_id) <= allowed)
+    assert_names(rejection(example_document(pattern_id=pattern_id)), "pattern_id", "pattern_id")
+
+
+def test_pattern_id_rule_matches_the_published_regex() -> None:
+    """The documented regex is the one enforced (both ends anchored, 1-200 characters)."""
+    assert PATTERN_ID_RE == r"^[A-Za-z0-9._:/-]{1,200}$"
+
+
+def test_error_messages_quote_the_offending_value_as_json() -> None:
+    """An error says field, rule and the value received, the way the producer wrote it."""
+    error = rejection(example_document(success="yes"))
+    assert str(error.errors[0]) == 'success: must be true or false, not a string (got "yes")'
+    assert error.errors[0].rule == "bool_type"

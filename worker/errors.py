@@ -1,0 +1,77 @@
+"""The error hierarchy, split by what the consuming loop does with an error.
+
+- `InvalidEventError`: the event is bad; dead-letter it with its reason and go on.
+- `RetryableError`: a dependency is unavailable; back off and keep the partition.
+- `FatalError`: stop cleanly with a one-line message (bad configuration, refused migration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class RoiWorkerError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class InvalidReason(StrEnum):
+    """Why an event was rejected. Stable codes: dead-letter headers and metrics labels use them."""
+
+    NOT_UTF8 = "not_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    SCHEMA_VIOLATION = "schema_violation"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One broken rule: which field, which rule (a stable code), a message, the offending value.
+
+    `value` is a short `repr` of what was received, or None when the field was missing.
+    """
+
+    field: str
+    rule: str
+    message: str
+    value: str | None = None
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return f"{self.field}: {self.message}"
+        return f"{self.field}: {self.message} (got {self.value})"
+
+
+class InvalidEventError(RoiWorkerError):
+    """An event that breaks the contract. Never retried: it goes to the dead-letter topic."""
+
+    def __init__(self, reason: InvalidReason, errors: tuple[FieldError, ...]) -> None:
+        self.reason = reason
+        self.errors = errors
+        super().__init__(f"{reason}: " + "; ".join(str(error) for error in errors))
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields named by the errors, in order."""
+        return tuple(error.field for error in self.errors)
+
+
+class RetryableError(RoiWorkerError):
+    """A dependency is unavailable for now; the same work may succeed later."""
+
+
+class DatabaseUnavailableError(RetryableError):
+    """PostgreSQL cannot be reached (refused, timed out, authentication failed)."""
+
+
+class FatalError(RoiWorkerError):
+    """Stop: retrying cannot help until an operator acts. The message says what to do."""
+
+
+class ConfigurationError(FatalError):
+    """A setting is missing or invalid. The message names the environment variable."""
+
+
+class MigrationError(FatalError):
+    """The schema cannot be brought up to date safely (changed, unknown or failing migration)."""

@@ -1,0 +1,405 @@
+"""Event contract v1: one execution of an automation pattern, as producers publish it.
+
+The rules live here and only here: the validate stage, the JSON Schema in `schemas/` and the
+documentation (docs/event-contract.md) all derive from this model. Numbers that feed money or
+sums are `Decimal` end to end, so a value is stored exactly as the producer wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from worker import json_codec
+
+SCHEMA_VERSION: Final = 1
+
+PATTERN_ID_RE: Final = r"^[A-Za-z0-9._:/-]{1,200}$"
+MAX_ID_LENGTH: Final = 200  # characters, for workflow_id, correlation_id and source
+MAX_ERROR_MESSAGE_LENGTH: Final = 8192  # characters
+MAX_ATTRIBUTES_BYTES: Final = 8192  # compact JSON, UTF-8
+MAX_UNKNOWN_FIELDS_BYTES: Final = 16384  # compact JSON, UTF-8, all unknown fields together
+MAX_SECONDS: Final = Decimal(366 * 24 * 3600)  # no single run takes or replaces more than a year
+MAX_USD: Final = Decimal(1_000_000_000)  # per execution; larger is a unit bug (cents? micros?)
+MAX_DECIMAL_PLACES: Final = 18  # enough for every float a producer prints (at most 17)
+MAX_TOKENS: Final = 2**63 - 1  # PostgreSQL bigint
+EARLIEST_EXECUTED_AT: Final = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW: Final = timedelta(days=1)  # executed_at may be this far ahead of our clock
+
+_PATTERN_ID = re.compile(PATTERN_ID_RE)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DECIMAL_STRING_RE: Final = r"^[0-9]+(\.[0-9]+)?$"
+_DECIMAL_STRING = re.compile(_DECIMAL_STRING_RE)
+_RFC3339_RE: Final = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+_RFC3339 = re.compile(_RFC3339_RE)
+_RFC3339_NAIVE = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?$"
+)
+
+
+def _fail(rule: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(rule, message)
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        Decimal: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def _decimal(value: object, *, strings: bool) -> Decimal:
+    """Coerces a JSON number (int or Decimal) or, for money, a decimal string; never a float."""
+    if isinstance(value, bool):
+        raise _fail("number_type", "must be a number, not a boolean")
+    if isinstance(value, float):
+        raise _fail(
+            "float_not_allowed", "must be an int, a Decimal or a decimal string, not a float"
+        )
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str) and strings:
+        if not _DECIMAL_STRING.match(value):
+            raise _fail("decimal_string", 'must be a plain decimal string such as "12.50"')
+        return Decimal(value)
+    if not isinstance(value, Decimal):
+        expected = "a number or a decimal string" if strings else "a number"
+        raise _fail("number_type", f"must be {expected}, not {_type_name(value)}")
+    if not value.is_finite():
+        raise _fail("finite_number", "must be a finite number")
+    return value
+
+
+def _bounded_decimal(value: object, *, strings: bool, maximum: Decimal, unit: str) -> Decimal:
+    number = _decimal(value, strings=strings)
+    if number < 0:
+        raise _fail("ge", "must be >= 0")
+    if number > maximum:
+        raise _fail("le", f"must be <= {maximum}{unit}")
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
+        raise _fail("decimal_places", f"must have at most {MAX_DECIMAL_PLACES} decimal places")
+    return number
+
+
+def _seconds(value: object) -> Decimal:
+    return _bounded_decimal(value, strings=False, maximum=MAX_SECONDS, unit=" seconds")
+
+
+def _usd(value: object) -> Decimal:
+    return _bounded_decimal(value, strings=True, maximum=MAX_USD, unit=" USD")
+
+
+def _quality_score(value: object) -> Decimal:
+    return _bounded_decimal(value, strings=False, maximum=Decimal(1), unit="")
+
+
+def _tokens(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise _fail("integer_type", f"must be an integer, not {_type_name(value)}")
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value != value.to_integral_value():
+            raise _fail("integer_type", "must be an integer")
+        value = int(value)
+    if value < 0:
+        raise _fail("ge", "must be >= 0")
+    if value > MAX_TOKENS:
+        raise _fail("le", f"must be <= {MAX_TOKENS}")
+    return value
+
+
+_SECONDS_SCHEMA = {"type": "number", "minimum": 0, "maximum": int(MAX_SECONDS)}
+_USD_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": int(MAX_USD)},
+        {"type": "string", "pattern": _DECIMAL_STRING_RE},
+    ],
+}
+
+Seconds = Annotated[Decimal, PlainValidator(_seconds), WithJsonSchema(_SECONDS_SCHEMA)]
+Usd = Annotated[Decimal, PlainValidator(_usd), WithJsonSchema(_USD_SCHEMA)]
+QualityScore = Annotated[
+    Decimal,
+    PlainValidator(_quality_score),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1}),
+]
+Tokens = Annotated[
+    int,
+    PlainValidator(_tokens),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_TOKENS}),
+]
+
+
+# --------------------------------------------------------------------------- identifiers and text
+
+
+def _event_id(value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        parsed = value
+    elif isinstance(value, str):
+        if not _UUID.match(value):
+            raise _fail("uuid", "must be a UUID like 8-4-4-4-12 hexadecimal digits")
+        parsed = uuid.UUID(value)
+    else:
+        raise _fail("uuid", f"must be a UUID string, not {_type_name(value)}")
+    if parsed.int == 0:
+        raise _fail("uuid", "must not be the nil UUID (producers generate a new one per event)")
+    return parsed
+
+
+EventId = Annotated[
+    uuid.UUID,
+    PlainValidator(_event_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "uuid",
+            "pattern": _UUID.pattern,
+            "not": {"const": "00000000-0000-0000-0000-000000000000"},
+        }
+    ),
+]
+
+
+def _pattern_id(value: object) -> str:
+    if not isinstance(value, str):
+        raise _fail("string_type", f"must be a string, not {_type_name(value)}")
+    if not _PATTERN_ID.match(value):
+        raise _fail("pattern_id", "must be 1-200 characters of A-Z a-z 0-9 . _ : / -")
+    return value
+
+
+PatternId = Annotated[
+    str,
+    PlainValidator(_pattern_id),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": PATTERN_ID_RE}),
+]
+
+
+def _text(max_length: int, *, allow_empty: bool) -> Callable[[object], str]:
+    def validate(value: object) -> str:
+        if not isinstance(value, str):
+            raise _fail("string_type", f"must be a string, not {_type_name(value)}")
+        if not value and not allow_empty:
+            raise _fail("string_too_short", "must not be empty")
+        if len(value) > max_length:
+            raise _fail("string_too_long", f"must be at most {max_length} characters")
+        return value
+
+    return validate
+
+
+Identifier = Annotated[
+    str,
+    PlainValidator(_text(MAX_ID_LENGTH, allow_empty=False)),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}),
+]
+ErrorMessage = Annotated[
+    str,
+    PlainValidator(_text(MAX_ERROR_MESSAGE_LENGTH, allow_empty=True)),
+    WithJsonSchema({"type": "string", "maxLength": MAX_ERROR_MESSAGE_LENGTH}),
+]
+
+
+def _success(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _fail("bool_type", f"must be true or false, not {_type_name(value)}")
+    return value
+
+
+Success = Annotated[bool, PlainValidator(_success), WithJsonSchema({"type": "boolean"})]
+
+
+def _schema_version(value: object) -> int:
+    if isinstance(value, bool) or value != SCHEMA_VERSION:
+        raise _fail("schema_version", f"must be {SCHEMA_VERSION}")
+    return SCHEMA_VERSION
+
+
+SchemaVersion = Annotated[
+    int, PlainValidator(_schema_version), WithJsonSchema({"const": SCHEMA_VERSION})
+]
+
+
+def _attributes(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail("object_type", f"must be an object, not {_type_name(value)}")
+    try:
+        size = len(json_codec.dumps(value).encode())
+    except (TypeError, ValueError) as exc:
+        raise _fail("json_value", f"must hold only JSON values ({exc})") from None
+    if size > MAX_ATTRIBUTES_BYTES:
+        raise _fail("object_too_large", f"must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+    return value
+
+
+Attributes = Annotated[
+    dict[str, Any],
+    PlainValidator(_attributes),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": f"Free-form; at most {MAX_ATTRIBUTES_BYTES} bytes as compact JSON.",
+        }
+    ),
+]
+
+
+# --------------------------------------------------------------------------- time
+
+
+def _executed_at(value: object, info: ValidationInfo) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise _fail("timezone_naive", "must include a UTC offset such as Z or +02:00")
+        moment = value
+    elif isinstance(value, str):
+        if not _RFC3339.match(value):
+            if _RFC3339_NAIVE.match(value):
+                raise _fail("timezone_naive", "must include a UTC offset such as Z or +02:00")
+            raise _fail("rfc3339", "must be an RFC 3339 date-time such as 2026-05-01T12:30:00Z")
+        moment = _parse_rfc3339(value)
+    else:
+        raise _fail("rfc3339", f"must be an RFC 3339 date-time string, not {_type_name(value)}")
+    now = _now(info)
+    if moment < EARLIEST_EXECUTED_AT:
+        raise _fail("too_early", f"must not be before {EARLIEST_EXECUTED_AT:%Y-%m-%d}")
+    if moment > now + MAX_CLOCK_SKEW:
+        raise _fail("in_future", "must not be more than 1 day in the future")
+    return moment
+
+
+def _parse_rfc3339(text: str) -> datetime:
+    normalized = text[:10] + "T" + text[11:]
+    if normalized[-1] in "Zz":
+        normalized = normalized[:-1] + "+00:00"
+    # Nanosecond producers (Go, Java) send 9 digits; PostgreSQL keeps microseconds.
+    if "." in normalized:
+        head, rest = normalized.split(".", 1)
+        digits = len(rest) - 6  # the offset is always 6 characters: +hh:mm
+        normalized = f"{head}.{rest[: min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
+    try:
+        return datetime.fromisoformat(normalized)
+    except ValueError:
+        raise _fail(
+            "rfc3339", "is not a valid date-time (check the day, hour and offset)"
+        ) from None
+
+
+def _now(info: ValidationInfo) -> datetime:
+    context = info.context if isinstance(info.context, dict) else {}
+    now = context.get("now")
+    return now if isinstance(now, datetime) else datetime.now(UTC)
+
+
+ExecutedAt = Annotated[
+    datetime,
+    PlainValidator(_executed_at),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": _RFC3339_RE}),
+]
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class ExecutionEvent(BaseModel):
+    """One run of an automation pattern (event contract v1).
+
+    Published as a UTF-8 JSON object, message key = pattern_id. Unknown fields are kept.
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="allow",
+        title="ExecutionEvent",
+        json_schema_extra={"additionalProperties": True},
+    )
+
+    schema_version: SchemaVersion = Field(description="Contract version; this schema is 1.")
+    event_id: EventId = Field(description="Made by the producer; the idempotency key.")
+    pattern_id: PatternId = Field(description="The automation pattern that ran.")
+    executed_at: ExecutedAt = Field(
+        description="When it ran: RFC 3339 with an offset, from 2000-01-01 to 1 day ahead of now."
+    )
+    success: Success = Field(description="Whether the run achieved its goal.")
+    execution_time_seconds: Seconds = Field(description="How long the automated run took.")
+    estimated_time_seconds: Seconds = Field(description="How long the manual work would take.")
+    actual_cost: Usd = Field(description="USD the run cost. Decimal number or decimal string.")
+    estimated_cost: Usd = Field(description="USD the manual work would cost. Number or string.")
+
+    workflow_id: Identifier | None = Field(default=None, description="The workflow run.")
+    error_message: ErrorMessage | None = Field(default=None, description="Why a run failed.")
+    correlation_id: Identifier | None = Field(default=None, description="Ties related events.")
+    quality_score: QualityScore | None = Field(default=None, description="0 to 1.")
+    actual_tokens: Tokens | None = Field(default=None, description="LLM tokens the run used.")
+    baseline_tokens: Tokens | None = Field(default=None, description="Tokens without automation.")
+    source: Identifier | None = Field(default=None, description="Who published the event.")
+    attributes: Attributes | None = Field(default=None, description="Small free-form object.")
+
+    @model_validator(mode="after")
+    def _unknown_fields_are_small(self) -> ExecutionEvent:
+        if self.__pydantic_extra__:
+            try:
+                size = len(json_codec.dumps(self.__pydantic_extra__).encode())
+            except (TypeError, ValueError) as exc:
+                raise _fail(
+                    "json_value", f"unknown fields must hold only JSON values ({exc})"
+                ) from None
+            if size > MAX_UNKNOWN_FIELDS_BYTES:
+                raise _fail(
+                    "unknown_fields_too_large",
+                    f"unknown fields must total at most {MAX_UNKNOWN_FIELDS_BYTES} bytes as JSON",
+                )
+        return self
+
+    @property
+    def unknown_fields(self) -> dict[str, Any]:
+        """Fields this version does not define, kept as received."""
+        return dict(self.__pydantic_extra__ or {})
+
+    def to_document(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict (Decimals stay Decimals; see json_codec.dumps)."""
+        document: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, uuid.UUID):
+                value = str(value)
+            elif isinstance(value, datetime):
+                value = value.isoformat()
+            document[name] = value
+        document.update(self.unknown_fields)
+        return document
+
+    def to_json(self) -> bytes:
+        """The event as the UTF-8 JSON a producer publishes: exact numbers, no floats."""
+        return json_codec.dumps(self.to_document()).encode()

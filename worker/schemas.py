@@ -1,0 +1,42 @@
+"""The published JSON Schemas, generated from the pydantic models (never edited by hand)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from worker.event import ExecutionEvent
+
+EXECUTION_EVENT_V1 = "execution-event.v1.json"
+
+
+def execution_event_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of event contract v1."""
+    schema = ExecutionEvent.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:roi-worker:schema:execution-event:v1",
+        **schema,
+    }
+
+
+def render(schema: dict[str, Any]) -> str:
+    """The stable text of a schema file: sorted keys, two-space indent, final newline."""
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def published() -> dict[str, str]:
+    """File name under schemas/ -> the text it must hold."""
+    return {EXECUTION_EVENT_V1: render(execution_event_schema())}
+
+
+def write_all(directory: Path) -> list[Path]:
+    """Writes every published schema into `directory`; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in published().items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
