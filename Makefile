@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SERVICES := deploy/local/services.sh
-ENV_FILE := .local/services.env
+ENV_FILE := $(or $(ROI_SERVICES_ENV_FILE),.local/services.env)
 
 # Runs $(1) with ROI_KAFKA_BOOTSTRAP_SERVERS and ROI_DATABASE_URL set: taken from the environment
 # when both are already there, otherwise from the local services, started first if needed.

@@ -18,6 +18,9 @@ REQUIRED_FIELDS = tuple(
     name for name, field in ExecutionEvent.model_fields.items() if field.is_required()
 )
 
+# Text PostgreSQL can store: no NUL, no unpaired surrogates (those are rejected, see the tests).
+storable = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
+
 json_scalars = (
     st.none()
     | st.booleans()
@@ -25,12 +28,13 @@ json_scalars = (
     | st.decimals(
         allow_nan=False, allow_infinity=False, places=4, min_value=-(10**6), max_value=10**6
     )
-    | st.text(max_size=20)
+    | st.text(storable, max_size=20)
 )
 json_values = st.recursive(
     json_scalars,
     lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(storable, max_size=8), children, max_size=3)
     ),
     max_leaves=8,
 )
@@ -84,13 +88,13 @@ def valid_documents(draw: st.DrawFn) -> dict[str, Any]:
     }
     optional = {
         "workflow_id": identifiers,
-        "error_message": st.text(max_size=300),
+        "error_message": st.text(storable, max_size=300),
         "correlation_id": identifiers,
         "quality_score": st.decimals(min_value=0, max_value=1, places=3),
         "actual_tokens": st.integers(0, 2**63 - 1),
         "baseline_tokens": st.integers(0, 2**63 - 1),
         "source": identifiers,
-        "attributes": st.dictionaries(st.text(max_size=10), json_values, max_size=4),
+        "attributes": st.dictionaries(st.text(storable, max_size=10), json_values, max_size=4),
     }
     for name, strategy in optional.items():
         if draw(st.booleans()):

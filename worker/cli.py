@@ -7,6 +7,7 @@ events); 2 usage or configuration error. Every failure is one line on stderr, ne
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -84,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"configuration error: {exc}", EXIT_USAGE)
     except RoiWorkerError as exc:
         return _fail(str(exc), EXIT_FAILED)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):  # e.g. `roi-worker check-events | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_FAILED
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
     except KeyboardInterrupt:
         return 130
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from worker.errors import DatabaseUnavailableError
+from worker.errors import ConfigurationError, DatabaseUnavailableError
 from worker.settings import redact_url
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -25,6 +25,8 @@ def connect(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
         raise DatabaseUnavailableError(
             f"cannot connect to PostgreSQL at {redact_url(conninfo)}: {first_line(exc)}"
         ) from None
+    except psycopg.ProgrammingError:  # unparseable conninfo; libpq's message would quote it
+        raise ConfigurationError("ROI_DATABASE_URL is not a valid PostgreSQL URL") from None
 
 
 def first_line(exc: BaseException) -> str:

@@ -36,7 +36,7 @@ MAX_ATTRIBUTES_BYTES: Final = 8192  # compact JSON, UTF-8
 MAX_UNKNOWN_FIELDS_BYTES: Final = 16384  # compact JSON, UTF-8, all unknown fields together
 MAX_SECONDS: Final = Decimal(366 * 24 * 3600)  # no single run takes or replaces more than a year
 MAX_USD: Final = Decimal(1_000_000_000)  # per execution; larger is a unit bug (cents? micros?)
-MAX_DECIMAL_PLACES: Final = 18  # enough for every float a producer prints (at most 17)
+MAX_DECIMAL_PLACES: Final = 40  # admits any float printed by a producer down to ~1e-23
 MAX_TOKENS: Final = 2**63 - 1  # PostgreSQL bigint
 EARLIEST_EXECUTED_AT: Final = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW: Final = timedelta(days=1)  # executed_at may be this far ahead of our clock
@@ -47,7 +47,7 @@ _DECIMAL_STRING_RE: Final = r"^[0-9]+(\.[0-9]+)?$"
 _DECIMAL_STRING = re.compile(_DECIMAL_STRING_RE)
 _RFC3339_RE: Final = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 _RFC3339 = re.compile(_RFC3339_RE)
 _RFC3339_NAIVE = re.compile(
@@ -87,7 +87,7 @@ def _decimal(value: object, *, strings: bool) -> Decimal:
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, str) and strings:
-        if not _DECIMAL_STRING.match(value):
+        if not _DECIMAL_STRING.fullmatch(value):
             raise _fail("decimal_string", 'must be a plain decimal string such as "12.50"')
         return Decimal(value)
     if not isinstance(value, Decimal):
@@ -125,15 +125,14 @@ def _quality_score(value: object) -> Decimal:
 def _tokens(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise _fail("integer_type", f"must be an integer, not {_type_name(value)}")
-    if isinstance(value, Decimal):
-        if not value.is_finite() or value != value.to_integral_value():
-            raise _fail("integer_type", "must be an integer")
-        value = int(value)
+    if isinstance(value, Decimal) and (not value.is_finite() or value != value.to_integral_value()):
+        raise _fail("integer_type", "must be an integer")
+    # Range first: int() of a Decimal like 1E+999999999 would build a billion-digit integer.
     if value < 0:
         raise _fail("ge", "must be >= 0")
     if value > MAX_TOKENS:
         raise _fail("le", f"must be <= {MAX_TOKENS}")
-    return value
+    return int(value)
 
 
 _SECONDS_SCHEMA = {"type": "number", "minimum": 0, "maximum": int(MAX_SECONDS)}
@@ -165,7 +164,7 @@ def _event_id(value: object) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         parsed = value
     elif isinstance(value, str):
-        if not _UUID.match(value):
+        if not _UUID.fullmatch(value):
             raise _fail("uuid", "must be a UUID like 8-4-4-4-12 hexadecimal digits")
         parsed = uuid.UUID(value)
     else:
@@ -192,7 +191,7 @@ EventId = Annotated[
 def _pattern_id(value: object) -> str:
     if not isinstance(value, str):
         raise _fail("string_type", f"must be a string, not {_type_name(value)}")
-    if not _PATTERN_ID.match(value):
+    if not _PATTERN_ID.fullmatch(value):
         raise _fail("pattern_id", "must be 1-200 characters of A-Z a-z 0-9 . _ : / -")
     return value
 
@@ -208,6 +207,9 @@ def _text(max_length: int, *, allow_empty: bool) -> Callable[[object], str]:
     def validate(value: object) -> str:
         if not isinstance(value, str):
             raise _fail("string_type", f"must be a string, not {_type_name(value)}")
+        problem = json_codec.unstorable(value)
+        if problem:
+            raise _fail("invalid_character", f"must not contain {problem}")
         if not value and not allow_empty:
             raise _fail("string_too_short", "must not be empty")
         if len(value) > max_length:
@@ -239,7 +241,7 @@ Success = Annotated[bool, PlainValidator(_success), WithJsonSchema({"type": "boo
 
 
 def _schema_version(value: object) -> int:
-    if isinstance(value, bool) or value != SCHEMA_VERSION:
+    if type(value) is not int or value != SCHEMA_VERSION:
         raise _fail("schema_version", f"must be {SCHEMA_VERSION}")
     return SCHEMA_VERSION
 
@@ -282,8 +284,8 @@ def _executed_at(value: object, info: ValidationInfo) -> datetime:
             raise _fail("timezone_naive", "must include a UTC offset such as Z or +02:00")
         moment = value
     elif isinstance(value, str):
-        if not _RFC3339.match(value):
-            if _RFC3339_NAIVE.match(value):
+        if not _RFC3339.fullmatch(value):
+            if _RFC3339_NAIVE.fullmatch(value):
                 raise _fail("timezone_naive", "must include a UTC offset such as Z or +02:00")
             raise _fail("rfc3339", "must be an RFC 3339 date-time such as 2026-05-01T12:30:00Z")
         moment = _parse_rfc3339(value)

@@ -1,7 +1,8 @@
 """Strict JSON for events: numbers are Decimals, never binary floats.
 
-`loads` rejects what RFC 8259 does not define (NaN, Infinity) and duplicate keys (RFC 7493), so
-a value means one thing. `dumps` writes Decimals as JSON numbers with every digit kept.
+`loads` rejects what RFC 8259 does not define (NaN, Infinity), duplicate keys (RFC 7493) and
+nesting deeper than MAX_DEPTH, so a value means one thing and costs bounded work. `dumps` writes
+Decimals as JSON numbers with every digit kept, and refuses strings PostgreSQL cannot store.
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from typing import Any
+
+MAX_DEPTH = (
+    64  # nested arrays/objects; deeper is never a real event and recursion must stay bounded
+)
 
 
 class JsonError(ValueError):
@@ -35,7 +40,7 @@ def loads(text: str) -> Any:
     4300 digits and nesting deeper than the interpreter's recursion limit.
     """
     try:
-        return json.loads(
+        value = json.loads(
             text,
             parse_float=Decimal,
             parse_constant=_reject_constant,
@@ -49,42 +54,81 @@ def loads(text: str) -> Any:
         raise JsonError("nested too deeply") from None
     except ValueError as exc:  # e.g. an integer literal beyond the interpreter's digit limit
         raise JsonError(str(exc)) from None
+    if _depth(value) > MAX_DEPTH:
+        raise JsonError(f"nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of arrays and objects, computed without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def unstorable(text: str) -> str | None:
+    """What in `text` PostgreSQL cannot store (NUL, unpaired surrogates), or None."""
+    if "\x00" in text:
+        return "the NUL character (U+0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "an unpaired UTF-16 surrogate"
+    return None
 
 
 def dumps(value: Any) -> str:
     """Serialises JSON values (dict, list, str, int, Decimal, bool, None) compactly.
 
     Decimals become JSON numbers with their exact digits: str() of a finite Decimal is always a
-    valid JSON number. Raises ValueError for NaN/Infinity, TypeError for floats and other types.
+    valid JSON number. Raises ValueError for NaN/Infinity, unstorable strings and nesting deeper
+    than MAX_DEPTH; TypeError for floats and other types.
     """
     parts: list[str] = []
-    _write(value, parts)
+    _write(value, parts, 1)
     return "".join(parts)
 
 
-def _write(value: Any, out: list[str]) -> None:
+def _write(value: Any, out: list[str], depth: int) -> None:
+    if isinstance(value, dict | list | tuple) and depth > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         out.append("{")
         for index, (key, item) in enumerate(value.items()):
             if not isinstance(key, str):
                 raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
-            out.append(("," if index else "") + json.dumps(key, ensure_ascii=False) + ":")
-            _write(item, out)
+            out.append(("," if index else "") + _string(key) + ":")
+            _write(item, out, depth + 1)
         out.append("}")
     elif isinstance(value, list | tuple):
         out.append("[")
         for index, item in enumerate(value):
             if index:
                 out.append(",")
-            _write(item, out)
+            _write(item, out, depth + 1)
         out.append("]")
     else:
         out.append(_scalar(value))
 
 
+def _string(text: str) -> str:
+    problem = unstorable(text)
+    if problem:
+        raise ValueError(f"a string contains {problem}")
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _scalar(value: Any) -> str:
-    if value is None or isinstance(value, bool | str):
-        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return _string(value)
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, Decimal):

@@ -75,10 +75,14 @@ def load_migrations(directory: Path | None = None) -> tuple[Migration, ...]:
             raise MigrationError(
                 f"{path.name}: version {version} is also {migrations[version].name}"
             )
+        if not path.is_file():
+            raise MigrationError(f"{path.name}: not a regular file")
         data = path.read_bytes()
-        migrations[version] = Migration(
-            version, path.name, data.decode("utf-8"), hashlib.sha256(data).hexdigest()
-        )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MigrationError(f"{path.name}: not UTF-8") from None
+        migrations[version] = Migration(version, path.name, text, hashlib.sha256(data).hexdigest())
     if not migrations:
         raise MigrationError(f"no migrations in {directory}")
     return tuple(migrations[version] for version in sorted(migrations))
@@ -98,6 +102,10 @@ def migrate(
     rolls everything back. Raises DatabaseUnavailableError or MigrationError.
     """
     with connect(conninfo, autocommit=True, application_name="roi-worker migrate") as conn:
+        # Whatever the server's defaults: each statement must see what the lock holder before us
+        # committed (REPEATABLE READ would freeze the ledger at BEGIN), and DDL must be allowed.
+        conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+        conn.read_only = False
         try:
             with conn.transaction():
                 conn.execute(
@@ -117,15 +125,18 @@ def migrate(
             raise MigrationError(
                 f"another migration held the lock for more than {lock_timeout_seconds:g} s"
             ) from None
-        except psycopg.OperationalError as exc:
-            raise MigrationError(f"lost the database connection: {first_line(exc)}") from None
+        except psycopg.Error as exc:
+            raise _database_error(exc) from None
 
 
 def migration_status(conninfo: str, migrations: tuple[Migration, ...]) -> list[MigrationState]:
     """Every known migration with its applied time; raises MigrationError on a changed file."""
     with connect(conninfo, autocommit=True, application_name="roi-worker migrate") as conn:
-        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-        applied = _applied(conn) if exists and exists[0] else {}
+        try:
+            exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+            applied = _applied(conn) if exists and exists[0] else {}
+        except psycopg.Error as exc:
+            raise _database_error(exc) from None
     _check_applied(applied, migrations)
     return [
         MigrationState(m, applied[m.version][2] if m.version in applied else None)
@@ -133,8 +144,20 @@ def migration_status(conninfo: str, migrations: tuple[Migration, ...]) -> list[M
     ]
 
 
+def _database_error(exc: psycopg.Error) -> MigrationError:
+    if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
+        return MigrationError(f"lost the database connection: {first_line(exc)}")
+    return MigrationError(f"the database refused: {first_line(exc)}; nothing was applied")
+
+
 def _applied(conn: psycopg.Connection[Any]) -> dict[int, tuple[str, str, datetime]]:
-    rows = conn.execute("SELECT version, name, checksum, applied_at FROM schema_migrations")
+    try:
+        rows = conn.execute("SELECT version, name, checksum, applied_at FROM schema_migrations")
+    except psycopg.errors.UndefinedColumn:
+        raise MigrationError(
+            "a schema_migrations table exists but roi-worker did not create it (another "
+            "migration tool?); give roi-worker its own database or schema"
+        ) from None
     return {version: (name, checksum, at) for version, name, checksum, at in rows}
 
 
@@ -156,6 +179,13 @@ def _check_applied(
             )
 
 
+def _line_of(text: str, position: str | None) -> str:
+    """' line N' for PostgreSQL's 1-based character position of an error, or ''."""
+    if not position or not position.isdigit():
+        return ""
+    return f" line {text[: int(position)].count(chr(10)) + 1}"
+
+
 def _apply(conn: psycopg.Connection[Any], migration: Migration) -> None:
     try:
         # No parameters: psycopg sends the file as one simple query, so it may hold many statements.
@@ -163,10 +193,9 @@ def _apply(conn: psycopg.Connection[Any], migration: Migration) -> None:
     except psycopg.errors.DatabaseError as exc:
         if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
             raise
-        position = f" ({exc.diag.context.strip()})" if exc.diag.context else ""
         raise MigrationError(
-            f"{migration.name} failed: {exc.diag.message_primary or first_line(exc)}{position}; "
-            "nothing was applied"
+            f"{migration.name}{_line_of(migration.sql, exc.diag.statement_position)} failed: "
+            f"{exc.diag.message_primary or first_line(exc)}; nothing was applied"
         ) from None
     conn.execute(
         "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",

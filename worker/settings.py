@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -17,10 +19,10 @@ from worker.errors import ConfigurationError
 
 ENV_PREFIX = "ROI_"
 _URL_PASSWORD = re.compile(r"(?<=://)([^:/@]+):[^@/]*@")
+_QUERY_PASSWORD = re.compile(r"(?<=[?&])(password|sslpassword)=[^&]*", re.IGNORECASE)
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 class Settings(BaseSettings):
@@ -43,8 +45,6 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     kafka_ssl_password: SecretStr | None = None
     kafka_ssl_check_hostname: bool = True
-    topic: str = Field(default="adw.pattern-executions", min_length=1, max_length=249)
-    log_level: LogLevel = "INFO"
 
     @field_validator("database_url")
     @classmethod
@@ -52,6 +52,14 @@ class Settings(BaseSettings):
         url = value.get_secret_value()
         if not url.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
+        try:
+            conninfo_to_dict(url)
+        except psycopg.ProgrammingError:
+            # libpq's message quotes the URL, password included, so it is not passed on.
+            raise ValueError(
+                "is not a valid PostgreSQL URL (check the percent-encoding of special characters "
+                "and the query parameters)"
+            ) from None
         return value
 
     @field_validator("kafka_bootstrap_servers")
@@ -114,8 +122,8 @@ class Settings(BaseSettings):
 
 
 def redact_url(url: str) -> str:
-    """Replaces the password of a URL's user-info part with ***."""
-    return _URL_PASSWORD.sub(r"\1:***@", url)
+    """Replaces the passwords of a URL (user-info part and query parameters) with ***."""
+    return _QUERY_PASSWORD.sub(r"\1=***", _URL_PASSWORD.sub(r"\1:***@", url))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -29,7 +29,7 @@ def validate(document: Mapping[str, Any], *, now: datetime | None = None) -> Exe
     `now` bounds how far in the future `executed_at` may be; it defaults to the current time.
     """
     version = document.get("schema_version")
-    if "schema_version" in document and (isinstance(version, bool) or version != SCHEMA_VERSION):
+    if "schema_version" in document and (type(version) is not int or version != SCHEMA_VERSION):
         raise InvalidEventError(
             InvalidReason.UNSUPPORTED_SCHEMA_VERSION,
             (

@@ -16,7 +16,9 @@
 #   the checkout because the PostgreSQL server runs as the `postgres` user, which must reach its
 #   data directory, and so that every clone on the machine shares one broker and one server.
 #   ROI_SERVICES_DEADLINE (120): seconds each service may take to become ready.
-set -euo pipefail
+#   ROI_SERVICES_ENV_FILE (.local/services.env): where `start` writes the connection variables.
+set -Eeuo pipefail
+umask 022 # the postgres user must be able to enter the directories this script creates
 
 KAFKA_VERSION=3.9.2
 
@@ -30,7 +32,7 @@ PG_DATABASE=${ROI_PG_DATABASE:-roi}
 DEADLINE=${ROI_SERVICES_DEADLINE:-120}
 SERVICES_DIR=${ROI_SERVICES_DIR:-/var/tmp/roi-worker-services-$(id -un)}
 CACHE_DIR="$REPO_DIR/.cache"
-ENV_FILE="$REPO_DIR/.local/services.env"
+ENV_FILE=${ROI_SERVICES_ENV_FILE:-$REPO_DIR/.local/services.env}
 
 KAFKA_HOME="$SERVICES_DIR/kafka-$KAFKA_PORT"
 KAFKA_LIBS="$CACHE_DIR/kafka-$KAFKA_VERSION/libs"
@@ -52,6 +54,9 @@ fail() {
   exit 1
 }
 
+# Any command failing unexpectedly still ends with a one-line reason.
+trap 'fail "unexpected failure at line $LINENO: $BASH_COMMAND"' ERR
+
 is_root() { [[ $(id -u) -eq 0 ]]; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -68,17 +73,22 @@ apt_install() {
 
 # ---------------------------------------------------------------------------- Kafka
 
+# The broker's pid, if the pid file names a live process that is this broker (pid files in
+# /var/tmp survive reboots, when the number may belong to an unrelated process).
 kafka_pid() {
   local pid
   [[ -f $KAFKA_HOME/kafka.pid ]] || return 1
   pid=$(<"$KAFKA_HOME/kafka.pid")
-  kill -0 "$pid" 2>/dev/null || return 1
+  if [[ ! $pid =~ ^[0-9]+$ ]] || ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
+    grep -qF "kafka.Kafka $KAFKA_HOME/server.properties"; then
+    return 1
+  fi
   echo "$pid"
 }
 
 fetch_kafka() {
   [[ -f $KAFKA_LIBS/.complete ]] && return 0
-  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  command -v java >/dev/null || apt_install default-jre-headless
   command -v mvn >/dev/null || apt_install maven
   say "fetching Kafka $KAFKA_VERSION from Maven Central into ${KAFKA_LIBS#"$REPO_DIR"/}"
   local tmp="$KAFKA_LIBS.partial"
@@ -142,7 +152,9 @@ start_kafka() {
     say "kafka: already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
     return 0
   fi
-  [[ -n ${pid:-} ]] && fail "kafka: process $pid is running but 127.0.0.1:$KAFKA_PORT does not answer; run 'make services-stop' first" "$KAFKA_HOME/logs/server.log"
+  if pid=$(kafka_pid); then
+    fail "kafka: process $pid is running but 127.0.0.1:$KAFKA_PORT does not answer; run 'make services-stop' first" "$KAFKA_HOME/logs/server.log"
+  fi
   port_open "$KAFKA_PORT" && fail "kafka: port $KAFKA_PORT is taken by another process; set ROI_KAFKA_PORT"
   port_open "$KAFKA_CONTROLLER_PORT" && fail "kafka: controller port $KAFKA_CONTROLLER_PORT is taken by another process; set ROI_KAFKA_CONTROLLER_PORT"
 
@@ -161,8 +173,9 @@ start_kafka() {
   say "kafka: starting $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
   : >"$KAFKA_HOME/logs/server.log"
   # setsid and closed descriptors: the broker outlives this script and never holds its output open.
+  # 9>&-: the broker must not inherit (and so hold forever) this script's lock.
   setsid "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_HOME/server.properties" \
-    </dev/null >"$KAFKA_HOME/logs/stdout.log" 2>&1 &
+    </dev/null >"$KAFKA_HOME/logs/stdout.log" 2>&1 9>&- &
   echo $! >"$KAFKA_HOME/kafka.pid"
 
   local waited=0
@@ -186,7 +199,7 @@ stop_kafka() {
     return 0
   fi
   say "kafka: stopping (pid $pid)"
-  kill -TERM "$pid"
+  kill -TERM "$pid" 2>/dev/null || true
   local waited=0
   while kill -0 "$pid" 2>/dev/null; do
     if ((waited >= 60)); then
@@ -203,10 +216,20 @@ stop_kafka() {
 
 # ---------------------------------------------------------------------------- PostgreSQL
 
+# The server binaries: those of the version that made the data directory, else Debian's newest,
+# else whichever pg_ctl is on PATH (other distributions).
 PG_BIN=""
 find_pg_bin() {
-  local dir
-  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  local dir=""
+  if [[ -f $PG_DATA/PG_VERSION ]]; then
+    dir=/usr/lib/postgresql/$(<"$PG_DATA/PG_VERSION")/bin
+  fi
+  if [[ ! -x $dir/pg_ctl ]]; then
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  fi
+  if [[ ! -x $dir/pg_ctl ]] && command -v pg_ctl >/dev/null; then
+    dir=$(dirname "$(command -v pg_ctl)")
+  fi
   [[ -n $dir && -x $dir/pg_ctl ]] || return 1
   PG_BIN=$dir
 }
@@ -230,6 +253,11 @@ pg_psql() {
 
 start_postgres() {
   find_pg_bin || {
+    # Debian's package would also create (and under systemd start) a cluster on port 5432.
+    if is_root; then
+      mkdir -p /etc/postgresql-common/createcluster.d
+      echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/roi-worker.conf
+    fi
     apt_install postgresql
     find_pg_bin || fail "postgresql: installed, but no server binaries under /usr/lib/postgresql"
   }
@@ -241,6 +269,9 @@ start_postgres() {
     say "postgresql: already running on 127.0.0.1:$PG_PORT"
   else
     port_open "$PG_PORT" && fail "postgresql: port $PG_PORT is taken by another process; set ROI_PG_PORT"
+    if is_root && ! runuser -u postgres -- test -x "$SERVICES_DIR"; then
+      fail "postgresql: the postgres user cannot enter $SERVICES_DIR; set ROI_SERVICES_DIR outside private directories (e.g. under /var/tmp)"
+    fi
     mkdir -p "$PG_HOME"
     is_root && chown postgres: "$PG_HOME"
     as_pg mkdir -p "$PG_RUN"
@@ -255,7 +286,7 @@ start_postgres() {
     say "postgresql: starting $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT"
     if ! as_pg "$PG_BIN/pg_ctl" start -D "$PG_DATA" -l "$PG_HOME/server.log" -w -t "$DEADLINE" \
       -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$PG_RUN -c max_connections=200" \
-      >"$PG_HOME/pg_ctl.log" 2>&1; then
+      >"$PG_HOME/pg_ctl.log" 2>&1 9>&-; then
       cat "$PG_HOME/pg_ctl.log" >>"$PG_HOME/server.log"
       fail "postgresql: the server did not become ready within ${DEADLINE}s" "$PG_HOME/server.log"
     fi
@@ -287,12 +318,22 @@ stop_postgres() {
 
 write_env_file() {
   mkdir -p "$(dirname "$ENV_FILE")"
-  cat >"$ENV_FILE" <<EOF
-# Written by 'make services' ($(date -u +%Y-%m-%dT%H:%M:%SZ)). Load with: set -a; . $ENV_FILE; set +a
+  local content
+  content="# Written by 'make services'. Load with: set -a; . $ENV_FILE; set +a
 ROI_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
-ROI_DATABASE_URL=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DATABASE
-EOF
+ROI_DATABASE_URL=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DATABASE"
+  if [[ -f $ENV_FILE && $(<"$ENV_FILE") == "$content" ]]; then
+    return 0
+  fi
+  printf '%s\n' "$content" >"$ENV_FILE"
   say "wrote ${ENV_FILE#"$REPO_DIR"/}"
+}
+
+# The names go unquoted into a URL and a shell-sourced file, so they keep to safe characters.
+check_names() {
+  [[ $PG_USER =~ ^[a-z_][a-z0-9_]*$ ]] || fail "ROI_PG_USER must match [a-z_][a-z0-9_]*"
+  [[ $PG_DATABASE =~ ^[a-z_][a-z0-9_]*$ ]] || fail "ROI_PG_DATABASE must match [a-z_][a-z0-9_]*"
+  [[ $PG_PASSWORD =~ ^[A-Za-z0-9_.-]+$ ]] || fail "ROI_PG_PASSWORD must match [A-Za-z0-9_.-]+"
 }
 
 status() {
@@ -314,8 +355,12 @@ status() {
 
 main() {
   mkdir -p "$SERVICES_DIR"
+  # One start or stop at a time per services directory.
+  exec 9>"$SERVICES_DIR/.lock"
+  flock -w 300 9 || fail "another services.sh run holds $SERVICES_DIR/.lock"
   case ${1:-} in
   start)
+    check_names
     start_postgres
     start_kafka
     write_env_file
@@ -324,7 +369,7 @@ main() {
     stop_kafka
     stop_postgres
     ;;
-  status) status ;;
+  status) status || exit 1 ;;
   *)
     echo "usage: $0 start|stop|status" >&2
     exit 2

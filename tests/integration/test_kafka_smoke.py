@@ -7,7 +7,7 @@ import uuid
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.conftest import Services
-from tests.strategies import example_document
+from tests.strategies import NOW, example_document
 from worker import json_codec
 from worker.validate import parse_event
 
@@ -47,7 +47,7 @@ def test_an_event_goes_through_the_broker_intact(services: Services, topic: str)
         metadata.offset,
     )
     assert record.headers == [("source", b"smoke")]
-    assert parse_event(record.value).pattern_id == "test-retry-automation"
+    assert parse_event(record.value, now=NOW).pattern_id == "test-retry-automation"
 
 
 def test_broker_speaks_the_apis_the_worker_needs(services: Services, topic: str) -> None:

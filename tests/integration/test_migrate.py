@@ -225,21 +225,29 @@ def test_failing_migration_applies_nothing(fresh_database: str, tmp_path: Path) 
     directory = tmp_path / "migrations"
     shutil.copytree(default_migrations_dir(), directory)
     (directory / "9998_broken.sql").write_text("CREATE TABLE ok (id int);\nSELEC broken;")
-    with pytest.raises(MigrationError, match=re.escape("9998_broken.sql failed")):
+    with pytest.raises(MigrationError, match=re.escape("9998_broken.sql line 2 failed")):
         migrate(fresh_database, load_migrations(directory))
     with psycopg.connect(fresh_database) as conn:
         row = conn.execute("SELECT to_regclass('pattern_executions'), to_regclass('ok')").fetchone()
     assert row == (None, None)
 
 
-def test_three_concurrent_migrations_end_with_one_schema(fresh_database: str) -> None:
+@pytest.mark.parametrize("isolation", ["read committed", "repeatable read"])
+def test_three_concurrent_migrations_end_with_one_schema(
+    fresh_database: str, isolation: str
+) -> None:
     """Three `roi-worker migrate` processes at once all succeed and apply each file once.
 
-    The test holds the migration lock until all three are queued on it, so they truly race.
+    The test holds the migration lock until all three are queued on it, so they truly race; it
+    does so under both common server defaults for the transaction isolation level.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROI_")}
     env["ROI_DATABASE_URL"] = fresh_database
     with psycopg.connect(fresh_database, autocommit=True) as holder:
+        dbname = holder.info.dbname
+        holder.execute(
+            f"ALTER DATABASE \"{dbname}\" SET default_transaction_isolation = '{isolation}'"
+        )
         holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         processes = [
             subprocess.Popen(
@@ -277,3 +285,33 @@ def test_three_concurrent_migrations_end_with_one_schema(fresh_database: str) ->
         ).fetchone()
     assert ledger == [(m.version, m.checksum) for m in load_migrations()]
     assert tables == (5,)
+
+
+def test_a_foreign_ledger_is_named(fresh_database: str) -> None:
+    """Another tool's schema_migrations table is reported as such, not as a crash."""
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version bigint, dirty boolean)")
+    with pytest.raises(MigrationError, match="roi-worker did not create it"):
+        migrate(fresh_database, load_migrations())
+
+
+def test_a_refusing_database_gets_one_line(fresh_database: str) -> None:
+    """When the server refuses the DDL (here: no usable schema), migrate says so in one line."""
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        dbname = conn.info.dbname
+        conn.execute(f'ALTER DATABASE "{dbname}" SET search_path = no_such_schema')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROI_")}
+    env["ROI_DATABASE_URL"] = fresh_database
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "nothing was applied" in lines[0]

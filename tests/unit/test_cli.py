@@ -103,3 +103,36 @@ def test_check_events_unreadable_file_is_a_usage_error(tmp_path: Path) -> None:
     result = run("check-events", str(tmp_path / "missing.jsonl"))
     assert result.returncode == 2
     assert "cannot read" in one_line(result.stderr)
+
+
+def test_bad_url_is_a_configuration_error_without_the_password() -> None:
+    """An unparseable ROI_DATABASE_URL gets one line naming it, exit 2, and no password."""
+    result = run("migrate", ROI_DATABASE_URL="postgresql://roi:hunter2@[::1/roi")
+    assert result.returncode == 2
+    assert "ROI_DATABASE_URL" in one_line(result.stderr)
+    assert "hunter2" not in result.stderr
+
+
+def test_writing_schemas_onto_a_file_is_one_line(tmp_path: Path) -> None:
+    """An unwritable --write target is reported in one line, not a traceback."""
+    target = tmp_path / "a-file"
+    target.write_text("")
+    result = run("schema", "--write", str(target))
+    assert result.returncode == 1
+    assert str(target) in one_line(result.stderr)
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`roi-worker check-events | head -1` stops without a BrokenPipeError traceback."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("not json\n" * 20_000)
+    result = subprocess.run(
+        ["/bin/bash", "-c", f"{sys.executable} -m worker check-events {path} | head -1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.startswith(f"{path}:1: invalid_json")
+    assert result.stderr == ""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.strategies import NOW
 from worker.errors import InvalidEventError
 from worker.validate import parse_event
 
@@ -30,10 +31,10 @@ def test_the_contract_page_has_valid_and_invalid_examples() -> None:
 def test_contract_examples_get_the_documented_verdict(body: str, verdict: str) -> None:
     """Each example is accepted, or rejected with exactly the error the page prints."""
     if verdict == "Accepted.":
-        parse_event(body.encode())
+        parse_event(body.encode(), now=NOW)
         return
     match = re.fullmatch(r"Rejected: `(?P<error>.+)`", verdict)
     assert match, f"an example must be followed by 'Accepted.' or 'Rejected: `error`': {verdict!r}"
     with pytest.raises(InvalidEventError) as caught:
-        parse_event(body.encode())
+        parse_event(body.encode(), now=NOW)
     assert str(caught.value) == match["error"]

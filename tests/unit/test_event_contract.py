@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import string
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,11 +19,12 @@ from tests.strategies import (
     REQUIRED_FIELDS,
     example_document,
     json_values,
+    storable,
     valid_documents,
 )
 from worker import json_codec
 from worker.errors import InvalidEventError, InvalidReason
-from worker.event import MAX_USD, PATTERN_ID_RE, ExecutionEvent
+from worker.event import MAX_USD, ExecutionEvent
 from worker.validate import parse_event, validate
 
 
@@ -99,7 +101,8 @@ def test_money_never_passes_through_float(amount: str) -> None:
 
 def test_nanosecond_timestamps_keep_microseconds() -> None:
     """Nine fractional digits (Go, Java) are accepted; PostgreSQL's microseconds are kept."""
-    event = parse_event(wire(example_document(executed_at="2026-05-01T12:30:00.123456789+02:00")))
+    document = example_document(executed_at="2026-05-01T12:30:00.123456789+02:00")
+    event = parse_event(wire(document), now=NOW)
     assert event.executed_at == datetime(2026, 5, 1, 10, 30, 0, 123456, tzinfo=UTC)
 
 
@@ -229,7 +232,7 @@ def test_wrong_types_are_rejected_naming_the_field(field: str, value: Any) -> No
         ("actual_cost", "1e5", "decimal_string"),
         ("actual_cost", "12,50", "decimal_string"),
         ("actual_cost", " 1", "decimal_string"),
-        ("actual_cost", Decimal("1E-19"), "decimal_places"),
+        ("actual_cost", Decimal("1E-41"), "decimal_places"),
         ("actual_cost", Decimal("1000000000.01"), "le"),
         ("quality_score", Decimal("1.01"), "le"),
         ("actual_tokens", Decimal("1.5"), "integer_type"),
@@ -313,7 +316,9 @@ def test_the_future_bound_follows_the_clock() -> None:
     assert_names(rejection(example_document(executed_at=too_far)), "executed_at", "in_future")
 
 
-@given(st.one_of(st.integers().filter(lambda v: v != 1), st.text(), st.booleans(), st.none()))
+@given(
+    st.one_of(st.integers().filter(lambda v: v != 1), st.text(storable), st.booleans(), st.none())
+)
 def test_unknown_schema_versions_are_unsupported(version: Any) -> None:
     """Any schema_version but the integer 1 is `unsupported_schema_version`, naming the value."""
     error = rejection(example_document(schema_version=version))
@@ -330,7 +335,7 @@ def test_over_long_identifiers_are_rejected(field: str, length: int) -> None:
     assert_names(rejection(example_document(**{field: "p" * length})), field)
 
 
-@given(st.text(min_size=1, max_size=200))
+@given(st.text(storable, min_size=1, max_size=200))
 def test_pattern_ids_outside_the_alphabet_are_rejected(pattern_id: str) -> None:
     """A pattern_id with any character outside [A-Za-z0-9._:/-] is rejected."""
     allowed = set(string.ascii_letters + string.digits + "._:/-")
@@ -338,9 +343,90 @@ def test_pattern_ids_outside_the_alphabet_are_rejected(pattern_id: str) -> None:
     assert_names(rejection(example_document(pattern_id=pattern_id)), "pattern_id", "pattern_id")
 
 
-def test_pattern_id_rule_matches_the_published_regex() -> None:
-    """The documented regex is the one enforced (both ends anchored, 1-200 characters)."""
-    assert PATTERN_ID_RE == r"^[A-Za-z0-9._:/-]{1,200}$"
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pattern_id", "test-retry-automation\n"),
+        ("actual_cost", "12.50\n"),
+        ("event_id", "6f1c2b8e-4d3a-4f5b-9c2d-1e0f3a4b5c6d\n"),
+        ("executed_at", "2026-05-01T12:30:00Z\n"),
+    ],
+)
+def test_a_trailing_newline_is_not_ignored(field: str, value: str) -> None:
+    """Patterns match the whole value: a trailing newline is a different, invalid value."""
+    assert_names(rejection(example_document(**{field: value})), field)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"workflow_id": "wf\u0000"}, "workflow_id"),
+        ({"error_message": "bad \ud800 surrogate"}, "error_message"),
+        ({"attributes": {"k": "nul\u0000"}}, "attributes"),
+        ({"attributes": {"\udc00": 1}}, "attributes"),
+    ],
+)
+def test_strings_postgresql_cannot_store_are_rejected(changes: dict[str, Any], field: str) -> None:
+    """NUL and unpaired surrogates (valid JSON escapes) are refused before reaching the database."""
+    raw = json.dumps(example_document(**changes), default=str).encode()
+    assert_names(rejection(raw), field)
+
+
+def test_huge_exponents_are_rejected_quickly() -> None:
+    """A token count of 1e999999999 is refused by comparison, never expanded to an integer."""
+    result: list[BaseException] = []
+    worker = threading.Thread(
+        target=lambda: result.append(
+            rejection(example_document(actual_tokens=Decimal("1E+999999999")))
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=10)
+    assert result, "validating a huge exponent did not finish within 10 s"
+
+
+@pytest.mark.parametrize("depth", [65, 3000])
+def test_deep_nesting_is_invalid_json(depth: int) -> None:
+    """More than 64 nested levels is rejected the same way on every Python version."""
+    raw = wire(example_document()).replace(
+        b"{", b'{"deep":' + b"[" * depth + b"]" * depth + b",", 1
+    )
+    error = rejection(raw)
+    assert error.reason is InvalidReason.INVALID_JSON
+
+
+def test_deep_attributes_from_python_callers_are_rejected() -> None:
+    """A nested structure too deep to store is a schema violation, not a crash."""
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(100):
+        node["a"] = {}
+        node = node["a"]
+    with pytest.raises(InvalidEventError) as caught:
+        validate(example_document(attributes=deep), now=NOW)
+    assert_names(caught.value, "attributes", "json_value")
+
+
+@pytest.mark.parametrize("version", [Decimal("1.0"), "1", True])
+def test_schema_version_must_be_the_integer_one(version: Any) -> None:
+    """1.0, "1" and true are not the integer 1."""
+    assert rejection(example_document(schema_version=version)).reason is (
+        InvalidReason.UNSUPPORTED_SCHEMA_VERSION
+    )
+
+
+@pytest.mark.parametrize("offset", ["+05:60", "+24:00", "-99:00", "+0530"])
+def test_impossible_offsets_are_rejected(offset: str) -> None:
+    """UTC offsets must be real: hours 00-23, minutes 00-59, with a colon."""
+    document = example_document(executed_at=f"2026-05-01T12:30:00{offset}")
+    assert_names(rejection(document), "executed_at", "rfc3339")
+
+
+def test_tiny_float_amounts_are_accepted_exactly() -> None:
+    """A float a JavaScript producer prints (3e-6 * 7) is stored digit for digit."""
+    raw = wire(example_document()).replace(b'"0.42"', b"2.1000000000000002e-05")
+    assert str(parse_event(raw, now=NOW).actual_cost) == "0.000021000000000000002"
 
 
 def test_error_messages_quote_the_offending_value_as_json() -> None:
