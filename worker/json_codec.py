@@ -11,9 +11,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
-MAX_DEPTH = (
-    64  # nested arrays/objects; deeper is never a real event and recursion must stay bounded
-)
+# Nested arrays/objects: deeper is never a real event, and recursion must stay bounded.
+MAX_DEPTH = 64
 
 
 class JsonError(ValueError):

@@ -144,8 +144,13 @@ def migration_status(conninfo: str, migrations: tuple[Migration, ...]) -> list[M
     ]
 
 
+def _connection_lost(exc: psycopg.Error) -> bool:
+    """True when the connection failed, as opposed to the server answering with an error."""
+    return isinstance(exc, psycopg.OperationalError) and not exc.sqlstate
+
+
 def _database_error(exc: psycopg.Error) -> MigrationError:
-    if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
+    if _connection_lost(exc):
         return MigrationError(f"lost the database connection: {first_line(exc)}")
     return MigrationError(f"the database refused: {first_line(exc)}; nothing was applied")
 
@@ -191,7 +196,7 @@ def _apply(conn: psycopg.Connection[Any], migration: Migration) -> None:
         # No parameters: psycopg sends the file as one simple query, so it may hold many statements.
         conn.execute(migration.sql.encode())
     except psycopg.errors.DatabaseError as exc:
-        if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
+        if _connection_lost(exc):
             raise
         raise MigrationError(
             f"{migration.name}{_line_of(migration.sql, exc.diag.statement_position)} failed: "

@@ -232,6 +232,13 @@ def test_failing_migration_applies_nothing(fresh_database: str, tmp_path: Path) 
     assert row == (None, None)
 
 
+def migrate_env(database_url: str) -> dict[str, str]:
+    """The environment of a `roi-worker migrate` process: ours, with only its own ROI_* setting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROI_")}
+    env["ROI_DATABASE_URL"] = database_url
+    return env
+
+
 @pytest.mark.parametrize("isolation", ["read committed", "repeatable read"])
 def test_three_concurrent_migrations_end_with_one_schema(
     fresh_database: str, isolation: str
@@ -241,8 +248,7 @@ def test_three_concurrent_migrations_end_with_one_schema(
     The test holds the migration lock until all three are queued on it, so they truly race; it
     does so under both common server defaults for the transaction isolation level.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROI_")}
-    env["ROI_DATABASE_URL"] = fresh_database
+    env = migrate_env(fresh_database)
     with psycopg.connect(fresh_database, autocommit=True) as holder:
         dbname = holder.info.dbname
         holder.execute(
@@ -300,11 +306,9 @@ def test_a_refusing_database_gets_one_line(fresh_database: str) -> None:
     with psycopg.connect(fresh_database, autocommit=True) as conn:
         dbname = conn.info.dbname
         conn.execute(f'ALTER DATABASE "{dbname}" SET search_path = no_such_schema')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROI_")}
-    env["ROI_DATABASE_URL"] = fresh_database
     result = subprocess.run(
         [sys.executable, "-m", "worker", "migrate"],
-        env=env,
+        env=migrate_env(fresh_database),
         capture_output=True,
         text=True,
         timeout=60,
