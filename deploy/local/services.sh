@@ -237,7 +237,8 @@ find_pg_bin() {
 # The server refuses to run as root, so as root every server-side command runs as `postgres`.
 as_pg() {
   if is_root; then
-    runuser -u postgres -- "$@"
+    # From /: the caller's directory may be private (mktemp), and every path here is absolute.
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
