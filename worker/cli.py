@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from worker import __version__, schemas
-from worker.errors import ConfigurationError, InvalidEventError, RoiWorkerError
+from worker.errors import (
+    BrokerUnavailableError,
+    ConfigurationError,
+    InvalidEventError,
+    RoiWorkerError,
+)
 from worker.migrate import load_migrations, migrate, migration_status
+from worker.pipeline import Pipeline
+from worker.process import ShutdownWatchdog, configure_logging
 from worker.settings import load_settings
 from worker.validate import parse_event
 
@@ -73,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check_cmd.add_argument("files", nargs="*", type=Path, metavar="FILE")
     check_cmd.set_defaults(handler=_check_events)
+
+    run_cmd = commands.add_parser(
+        "run",
+        help="consume ROI_TOPIC and store every event (the worker)",
+        description="Joins consumer group ROI_GROUP_ID on ROI_TOPIC and stores each event in "
+        "PostgreSQL exactly once; invalid ones go to the dead-letter topic. Serves /metrics, "
+        "/healthz and /readyz on ROI_METRICS_PORT. SIGTERM or Ctrl-C stops it cleanly.",
+    )
+    run_cmd.set_defaults(handler=_run)
     return parser
 
 
@@ -125,6 +141,20 @@ def _schema(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
     else:
         sys.stdout.write(schemas.render(schemas.execution_event_schema()))
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    del args
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    pipeline = Pipeline(settings)
+    watchdog = ShutdownWatchdog(pipeline.stop)
+    watchdog.install()
+    try:
+        pipeline.run()
+    except BrokerUnavailableError as exc:
+        return _fail(f"cannot start: {exc}", EXIT_FAILED)
     return EXIT_OK
 
 

@@ -23,6 +23,8 @@ class InvalidReason(StrEnum):
     NOT_AN_OBJECT = "not_an_object"
     UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
     SCHEMA_VIOLATION = "schema_violation"
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"  # event_id stored with other content
+    DATABASE_REJECTED = "database_rejected"  # a constraint of the database refused the row
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,10 @@ class DatabaseUnavailableError(RetryableError):
     """PostgreSQL cannot be reached (refused, timed out, authentication failed)."""
 
 
+class BrokerUnavailableError(RetryableError):
+    """Kafka did not take or acknowledge a write in time (dead letters, commits)."""
+
+
 class FatalError(RoiWorkerError):
     """Stop: retrying cannot help until an operator acts. The message says what to do."""
 
@@ -75,3 +81,7 @@ class ConfigurationError(FatalError):
 
 class MigrationError(FatalError):
     """The schema cannot be brought up to date safely (changed, unknown or failing migration)."""
+
+
+class CircuitOpenError(FatalError):
+    """Too many invalid messages in a row: stop rather than flood the dead-letter topic."""

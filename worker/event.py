@@ -7,6 +7,7 @@ sums are `Decimal` end to end, so a value is stored exactly as the producer wrot
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Callable
@@ -402,6 +403,27 @@ class ExecutionEvent(BaseModel):
         document.update(self.unknown_fields)
         return document
 
+    def fingerprint(self) -> bytes:
+        """SHA-256 of the event's content, the same however a producer wrote equal values.
+
+        Canonical form: keys sorted, numbers normalized (1.50 and "1.5" are equal amounts),
+        executed_at in UTC. Tells a re-delivered event from a conflicting re-use of its event_id.
+        """
+        document = self.to_document()
+        document["executed_at"] = self.executed_at.astimezone(UTC).isoformat()
+        canonical = json_codec.dumps(_canonical(document))
+        return hashlib.sha256(canonical.encode()).digest()
+
     def to_json(self) -> bytes:
         """The event as the UTF-8 JSON a producer publishes: exact numbers, no floats."""
         return json_codec.dumps(self.to_document()).encode()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return Decimal(value).normalize() if value else Decimal(0)  # 100 == 100.0 == 1E+2
+    return value

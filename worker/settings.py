@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from worker.errors import ConfigurationError
 
 ENV_PREFIX = "ROI_"
+DEFAULT_TOPIC = "adw.pattern-executions"
+_TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"  # Kafka's own rule for topic names
 _URL_PASSWORD = re.compile(r"(?<=://)([^:/@]+):[^@/]*@")
 _QUERY_PASSWORD = re.compile(r"(?<=[?&])(password|sslpassword)=[^&]*", re.IGNORECASE)
 
@@ -25,14 +27,15 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
-class Settings(BaseSettings):
-    """Configuration from the environment. Field `x` is read from `ROI_X`."""
+class KafkaSettings(BaseSettings):
+    """How to reach the broker and which topic carries the events: all a producer needs.
+
+    Field `x` is read from `ROI_X`.
+    """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
-    database_url: SecretStr = Field(
-        description="PostgreSQL URL, e.g. postgresql://roi:secret@db:5432/roi?sslmode=verify-full"
-    )
+    topic: str = Field(default=DEFAULT_TOPIC, pattern=_TOPIC_NAME)
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated host:port list."
     )
@@ -45,22 +48,6 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     kafka_ssl_password: SecretStr | None = None
     kafka_ssl_check_hostname: bool = True
-
-    @field_validator("database_url")
-    @classmethod
-    def _postgres_url(cls, value: SecretStr) -> SecretStr:
-        url = value.get_secret_value()
-        if not url.startswith(("postgresql://", "postgres://")):
-            raise ValueError("must be a postgresql:// URL")
-        try:
-            conninfo_to_dict(url)
-        except psycopg.ProgrammingError:
-            # libpq's message quotes the URL, password included, so it is not passed on.
-            raise ValueError(
-                "is not a valid PostgreSQL URL (check the percent-encoding of special characters "
-                "and the query parameters)"
-            ) from None
-        return value
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -80,7 +67,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _sasl_complete(self) -> Settings:
+    def _sasl_complete(self) -> Self:
         if self.kafka_security_protocol.startswith("SASL_"):
             missing = [
                 f"{ENV_PREFIX}{name.upper()}"
@@ -92,11 +79,6 @@ class Settings(BaseSettings):
                     f"{', '.join(missing)} required with {self.kafka_security_protocol}"
                 )
         return self
-
-    @property
-    def redacted_database_url(self) -> str:
-        """The database URL with its password replaced by ***, safe to print and log."""
-        return redact_url(self.database_url.get_secret_value())
 
     def kafka_config(self) -> dict[str, Any]:
         """Connection and security settings for kafka-python's producer, consumer and admin."""
@@ -121,6 +103,58 @@ class Settings(BaseSettings):
         return config
 
 
+class Settings(KafkaSettings):
+    """Everything the worker and the operator commands read. Field `x` is read from `ROI_X`."""
+
+    database_url: SecretStr = Field(
+        description="PostgreSQL URL, e.g. postgresql://roi:secret@db:5432/roi?sslmode=verify-full"
+    )
+    group_id: str = Field(default="roi-worker", min_length=1, max_length=249)
+    dlq_topic: str | None = Field(default=None, pattern=_TOPIC_NAME)
+    create_topics: bool = False
+    batch_max_messages: int = Field(default=5000, ge=1, le=100_000)
+    batch_max_seconds: float = Field(default=0.5, gt=0, le=60)
+    dlq_max_ratio: float = Field(default=0.5, ge=0, le=1)
+    metrics_host: str = "0.0.0.0"  # noqa: S104  (a pod's probes and Prometheus come from outside)
+    metrics_port: int = Field(default=9108, ge=0, lt=65536)
+    metrics_max_patterns: int = Field(default=500, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        try:
+            conninfo_to_dict(url)
+        except psycopg.ProgrammingError:
+            # libpq's message quotes the URL, password included, so it is not passed on.
+            raise ValueError(
+                "is not a valid PostgreSQL URL (check the percent-encoding of special characters "
+                "and the query parameters)"
+            ) from None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """ROI_DLQ_TOPIC, or `<topic>.dlq` when it is not set."""
+        return self.dlq_topic or f"{self.topic}.dlq"
+
+    @property
+    def redacted_database_url(self) -> str:
+        """The database URL with its password replaced by ***, safe to print and log."""
+        return redact_url(self.database_url.get_secret_value())
+
+
+_S = TypeVar("_S", bound=KafkaSettings)
+
+
 def redact_url(url: str) -> str:
     """Replaces the passwords of a URL (user-info part and query parameters) with ***."""
     return _QUERY_PASSWORD.sub(r"\1=***", _URL_PASSWORD.sub(r"\1:***@", url))
@@ -128,8 +162,17 @@ def redact_url(url: str) -> str:
 
 def load_settings(**overrides: Any) -> Settings:
     """Reads the environment; raises ConfigurationError with one line naming each bad variable."""
+    return _load(Settings, overrides)
+
+
+def load_kafka_settings(**overrides: Any) -> KafkaSettings:
+    """Like load_settings, for code that only talks to Kafka (producers need no database)."""
+    return _load(KafkaSettings, overrides)
+
+
+def _load(kind: type[_S], overrides: dict[str, Any]) -> _S:
     try:
-        return Settings(**overrides)
+        return kind(**overrides)
     except ValidationError as exc:
         raise ConfigurationError("; ".join(_describe(error) for error in exc.errors())) from None
 

@@ -79,7 +79,7 @@ kafka_pid() {
   local pid
   [[ -f $KAFKA_HOME/kafka.pid ]] || return 1
   pid=$(<"$KAFKA_HOME/kafka.pid")
-  if [[ ! $pid =~ ^[0-9]+$ ]] || ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
+  if [[ ! $pid =~ ^[0-9]+$ ]] || ! tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" |
     grep -qF "kafka.Kafka $KAFKA_HOME/server.properties"; then
     return 1
   fi

@@ -1,0 +1,236 @@
+"""Prometheus metrics: the worker's own counters, and per-pattern ROI read from the database.
+
+The metric names are a contract (docs/metrics.md; alerts and dashboards use them). Per-pattern
+and total figures are read from PostgreSQL at scrape time, so every replica reports the same
+numbers: aggregate them across replicas with max(), never sum(). Amounts are exact Decimals in
+the database and become floats only here, at the exposition boundary, as Prometheus requires.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any, Final
+
+import psycopg
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from worker.db import connect, first_line
+from worker.errors import InvalidReason, RetryableError
+
+log = logging.getLogger(__name__)
+
+OUTCOMES: Final = ("inserted", "duplicate", "invalid", "conflict")
+BATCH_SECONDS_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+BATCH_SIZE_BUCKETS: Final = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
+# From "just now" to a week late: replays of old events land in the top buckets.
+DELAY_BUCKETS: Final = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 604800)
+PATTERN_CACHE_SECONDS: Final = 2.0  # scrapes within this window reuse one query
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the output and nobody here reads them
+
+
+class WorkerMetrics:
+    """The roi_worker_* metrics of one process."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages = Counter(
+            "roi_worker_messages",
+            "Messages processed, by outcome: inserted (new event stored), duplicate (already "
+            "stored, nothing written), invalid (dead-lettered by decode or validate), conflict "
+            "(event_id stored with other content; dead-lettered).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "roi_worker_dead_letters",
+            "Messages published to the dead-letter topic, by reason (roi.error.reason).",
+            ["reason"],
+            registry=registry,
+        )
+        self.batch_duration = Histogram(
+            "roi_worker_batch_duration_seconds",
+            "Time to validate, store and commit one batch.",
+            buckets=BATCH_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "roi_worker_batch_size",
+            "Messages per batch.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "roi_worker_consumer_lag",
+            "Messages in the partition not yet stored (end offset minus stored offset); "
+            "0 when caught up.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.event_delay = Histogram(
+            "roi_worker_event_delay_seconds",
+            "Time from executed_at to being stored, per inserted event.",
+            buckets=DELAY_BUCKETS,
+            registry=registry,
+        )
+        self.last_commit = Gauge(
+            "roi_worker_last_commit_timestamp_seconds",
+            "Unix time of the last batch committed to the database.",
+            registry=registry,
+        )
+        self.db_errors = Counter(
+            "roi_worker_db_errors",
+            "PostgreSQL errors: unreachable, failed statements, refused rows.",
+            registry=registry,
+        )
+        self.kafka_errors = Counter(
+            "roi_worker_kafka_errors",
+            "Kafka errors: dead letters not acknowledged, failed commits and offset lookups.",
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "roi_worker_ready",
+            "1 when the worker can store events (database reachable, partitions positioned).",
+            registry=registry,
+        )
+        for outcome in OUTCOMES:
+            self.messages.labels(outcome)
+        for reason in InvalidReason:
+            self.dead_letters.labels(reason.value)
+
+
+_PATTERNS_QUERY: Final = """
+SELECT pattern_id, total_executions, successful_executions, total_cost_saved_usd,
+       total_time_saved_seconds, total_actual_cost_usd
+FROM pattern_roi_summary
+ORDER BY total_executions DESC, pattern_id
+LIMIT %s
+"""
+_TOTALS_QUERY: Final = """
+SELECT coalesce(sum(total_executions), 0), coalesce(sum(successful_executions), 0),
+       coalesce(sum(total_cost_saved_usd), 0), coalesce(sum(total_time_saved_seconds), 0)
+FROM pattern_roi_summary
+"""
+
+
+class PatternCollector(Collector):
+    """roi_pattern_* and roi_* totals, read from pattern_roi_summary at scrape time.
+
+    Exports at most `max_patterns` patterns, the busiest first, to bound label cardinality;
+    the totals cover every pattern. When the database cannot be read, these families are left
+    out of the scrape (and roi_worker_db_errors_total counts it) rather than reporting zeros.
+    """
+
+    def __init__(self, database_url: str, max_patterns: int, errors: Counter) -> None:
+        self._url = database_url
+        self._max_patterns = max_patterns
+        self._errors = errors
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._cache: tuple[float, list[Metric]] = (0.0, [])
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            at, metrics = self._cache
+            if time.monotonic() - at > PATTERN_CACHE_SECONDS:
+                metrics = self._read()
+                self._cache = (time.monotonic(), metrics) if metrics else (0.0, [])
+        yield from metrics
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _read(self) -> list[Metric]:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(self._url, autocommit=True, connect_timeout=3)
+            patterns = self._conn.execute(_PATTERNS_QUERY, (self._max_patterns,)).fetchall()
+            totals = self._conn.execute(_TOTALS_QUERY).fetchone()
+        except (psycopg.Error, RetryableError) as exc:
+            self._errors.inc()
+            log.warning("cannot read pattern summaries for /metrics: %s", _reason(exc))
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            return []
+        return [*_pattern_families(patterns), *_total_families(totals)]
+
+
+def _pattern_families(rows: list[tuple[Any, ...]]) -> list[Metric]:
+    executions = CounterMetricFamily(
+        "roi_pattern_executions", "Executions stored, per pattern.", labels=["pattern_id"]
+    )
+    successes = CounterMetricFamily(
+        "roi_pattern_successful_executions",
+        "Successful executions stored, per pattern.",
+        labels=["pattern_id"],
+    )
+    success_ratio = GaugeMetricFamily(
+        "roi_pattern_success_ratio", "Successful / all executions (0..1).", labels=["pattern_id"]
+    )
+    cost_saved = GaugeMetricFamily(
+        "roi_pattern_cost_saved_usd",
+        "Net USD saved (estimated minus actual cost; failed runs count their cost as lost).",
+        labels=["pattern_id"],
+    )
+    time_saved = GaugeMetricFamily(
+        "roi_pattern_time_saved_seconds",
+        "Net seconds saved (estimated minus actual time; failed runs count their time as lost).",
+        labels=["pattern_id"],
+    )
+    roi_ratio = GaugeMetricFamily(
+        "roi_pattern_roi_ratio",
+        "Net cost saved / actual cost spent (2.0 = 200 %); absent while nothing was spent.",
+        labels=["pattern_id"],
+    )
+    for pattern_id, total, successful, saved_usd, saved_seconds, spent in rows:
+        labels = [pattern_id]
+        executions.add_metric(labels, total)
+        successes.add_metric(labels, successful)
+        success_ratio.add_metric(labels, successful / total if total else 0.0)
+        cost_saved.add_metric(labels, float(saved_usd))
+        time_saved.add_metric(labels, float(saved_seconds))
+        if spent:
+            roi_ratio.add_metric(labels, float(Decimal(saved_usd) / Decimal(spent)))
+    return [executions, successes, success_ratio, cost_saved, time_saved, roi_ratio]
+
+
+def _total_families(row: tuple[Any, ...] | None) -> list[Metric]:
+    total, successful, saved_usd, saved_seconds = row or (0, 0, 0, 0)
+    families: list[Metric] = [
+        GaugeMetricFamily(
+            "roi_cost_saved_usd", "Net USD saved by all patterns.", value=float(saved_usd)
+        ),
+        GaugeMetricFamily(
+            "roi_time_saved_seconds",
+            "Net seconds saved by all patterns.",
+            value=float(saved_seconds),
+        ),
+    ]
+    if total:
+        families.append(
+            GaugeMetricFamily(
+                "roi_success_ratio",
+                "Successful / all executions over every pattern (per execution, not per pattern).",
+                value=successful / total,
+            )
+        )
+    return families
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, RetryableError) else first_line(exc)

@@ -1,0 +1,483 @@
+"""The one place that wires the stages: poll -> decode -> validate -> write -> commit.
+
+One batch at a time, in this order (docs/architecture.md):
+1. poll until ROI_BATCH_MAX_MESSAGES messages or ROI_BATCH_MAX_SECONDS;
+2. decode and validate each message (invalid ones become dead letters; the circuit breaker
+   counts them);
+3. one database transaction stores the new events, increments the summaries and saves the next
+   offset of each partition; just before it commits, the dead letters are published and
+   acknowledged;
+4. only then are the offsets committed to Kafka.
+
+The database, not Kafka, says where each partition resumes: a newly assigned partition stays
+paused until it has been seeked to the offset stored in PostgreSQL. When PostgreSQL or the
+dead-letter topic is unavailable the worker pauses every partition, keeps polling (so it stays
+in the group), retries the same batch with backoff up to 30 s and reports not ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import psycopg
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
+
+from worker.circuit_breaker import CircuitBreaker
+from worker.commit import KafkaCommitter
+from worker.db import connect
+from worker.deadletter import DeadLetter, DeadLetterPublisher, Message
+from worker.errors import (
+    BrokerUnavailableError,
+    DatabaseUnavailableError,
+    FatalError,
+    InvalidEventError,
+    InvalidReason,
+    RetryableError,
+)
+from worker.metrics import PatternCollector, WorkerMetrics
+from worker.migrate import load_migrations, migration_status
+from worker.settings import Settings
+from worker.status_server import StatusServer, WorkerStatus
+from worker.topics import ensure_topics
+from worker.validate import parse_event
+from worker.write import BatchWriter, Partition, Source, ValidEvent, WriteResult
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS: Final = 30.0
+FIRST_BACKOFF_SECONDS: Final = 0.5
+POLL_SLICE_SECONDS: Final = 1.0  # the longest the loop blocks in poll(): how fast it sees stop
+LAG_REFRESH_SECONDS: Final = 5.0
+DEAD_LETTER_TIMEOUT_SECONDS: Final = 10.0
+PROGRESS_LOG_SECONDS: Final = 30.0
+_CONNECT_OPTIONS: Final = {
+    "autocommit": True,
+    "connect_timeout": 3,
+    # A peer that vanished without closing (network partition) is noticed in about 25 s.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
+@dataclass(slots=True)
+class Batch:
+    """Polled messages after decode and validate: what the write stage stores."""
+
+    messages: list[Message]
+    valid: list[ValidEvent]
+    letters: list[DeadLetter]
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def next_offsets(self) -> dict[Partition, int]:
+        offsets: dict[Partition, int] = {}
+        for message in self.messages:
+            key = (message.topic, message.partition)
+            offsets[key] = max(offsets.get(key, 0), message.offset + 1)
+        return offsets
+
+    def without(self, partitions: Collection[TopicPartition]) -> Batch | None:
+        """This batch minus the messages of `partitions`; None when nothing is left."""
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        messages = [m for m in self.messages if (m.topic, m.partition) not in gone]
+        if not messages:
+            return None
+        return replace(
+            self,
+            messages=messages,
+            valid=[v for v in self.valid if (v.source.topic, v.source.partition) not in gone],
+            letters=[d for d in self.letters if (d.message.topic, d.message.partition) not in gone],
+        )
+
+
+class Pipeline:
+    """A consumer-group member that stores events from ROI_TOPIC until `stop()` is called."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+        self._settings = settings
+        self._registry = registry or CollectorRegistry()
+        self._metrics = WorkerMetrics(self._registry)
+        self._status = WorkerStatus()
+        self._breaker = CircuitBreaker(settings.dlq_max_ratio)
+        self._stop = threading.Event()
+        self._pending: list[Message] = []
+        self._batch: Batch | None = None
+        self._unpositioned: set[TopicPartition] = set()
+        self._degraded: str | None = None
+        self._backoff = 0.0
+        self._conn: psycopg.Connection[Any] | None = None
+        self._writer: BatchWriter | None = None
+        self._schema_checked = False
+        self._lag_due = 0.0
+        self._progress = _Progress()
+        self._metrics.ready.set(0)
+
+    @property
+    def status(self) -> WorkerStatus:
+        return self._status
+
+    def stop(self) -> None:
+        """Asks the loop to finish; safe from signal handlers and other threads."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consumes until stopped. Raises FatalError (with an operator-ready message) or
+        BrokerUnavailableError when Kafka cannot be reached at start-up."""
+        settings = self._settings
+        ensure_topics(
+            settings, [settings.topic, settings.dead_letter_topic], create=settings.create_topics
+        )
+        server = StatusServer(
+            settings.metrics_host, settings.metrics_port, self._registry, self._status
+        )
+        patterns = PatternCollector(
+            settings.database_url.get_secret_value(),
+            settings.metrics_max_patterns,
+            self._metrics.db_errors,
+        )
+        self._registry.register(patterns)
+        server.start()
+        log.info("metrics, /healthz and /readyz on http://%s", server.address)
+        try:
+            consumer = self._consumer = KafkaConsumer(
+                **settings.kafka_config(),
+                group_id=settings.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                allow_auto_create_topics=False,
+                max_poll_records=settings.batch_max_messages,
+            )
+        except KafkaError as exc:
+            server.stop()
+            raise BrokerUnavailableError(f"Kafka: {exc}") from exc
+        producer = KafkaProducer(
+            **settings.kafka_config(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_block_ms=5000,
+            request_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000),
+            delivery_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000 * 3),
+        )
+        self._committer = KafkaCommitter(consumer)
+        self._dead_letters = DeadLetterPublisher(
+            producer, settings.dead_letter_topic, timeout=DEAD_LETTER_TIMEOUT_SECONDS
+        )
+        try:
+            consumer.subscribe([settings.topic], listener=_Rebalance(self))
+            log.info(
+                "consuming %s as group %s; dead letters to %s",
+                settings.topic,
+                settings.group_id,
+                settings.dead_letter_topic,
+            )
+            while not self._stop.is_set():
+                self._step()
+            log.info("stopping: abandoning the unstored batch, committing what is stored")
+            if not self._committer.commit():
+                self._metrics.kafka_errors.inc()
+        finally:
+            self._status.set_ready(False, "stopped")
+            self._metrics.ready.set(0)
+            consumer.close(autocommit=False, timeout_ms=3000)  # leaves the group
+            producer.close(timeout=2)
+            self._close_database()
+            patterns.close()
+            server.stop()
+            log.info("stopped")
+
+    # ------------------------------------------------------------------ the loop
+
+    def _step(self) -> None:
+        self._status.tick()
+        try:
+            if not self._committer.commit():  # a commit that failed after the last batch
+                self._metrics.kafka_errors.inc()
+            if self._unpositioned:
+                self._position()
+            if self._batch is None:
+                self._collect()
+            if self._batch is not None:
+                self._store(self._batch)
+                self._batch = None
+            if self._degraded:
+                self._recover()
+            self._refresh_lag()
+            self._progress.maybe_log()
+        except RetryableError as exc:
+            self._degrade(exc)
+
+    def _collect(self) -> None:
+        settings = self._settings
+        limit = settings.batch_max_messages
+        deadline = time.monotonic() + settings.batch_max_seconds
+        while len(self._pending) < limit and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._poll(min(remaining, POLL_SLICE_SECONDS), limit - len(self._pending))
+        if self._pending and not self._stop.is_set():
+            self._batch = self._prepare(self._pending)
+            self._pending = []
+
+    def _poll(self, seconds: float, max_records: int) -> None:
+        polled = self._consumer.poll(
+            timeout_ms=max(1, int(seconds * 1000)), max_records=max_records
+        )
+        for records in polled.values():
+            self._pending.extend(
+                Message(
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.timestamp,
+                    r.key,
+                    r.value,
+                    list(r.headers or ()),
+                )
+                for r in records
+            )
+
+    def _prepare(self, messages: list[Message]) -> Batch:
+        """Decode and validate; feeds the circuit breaker, which may stop the worker here."""
+        now = datetime.now(UTC)
+        valid: list[ValidEvent] = []
+        letters: list[DeadLetter] = []
+        for message in messages:
+            try:
+                event = parse_event(message.value, now=now)
+            except InvalidEventError as exc:
+                self._breaker.record(invalid=True)
+                letters.append(DeadLetter(message, exc.reason.value, str(exc)))
+                continue
+            self._breaker.record(invalid=False)
+            valid.append(
+                ValidEvent.of(event, Source(message.topic, message.partition, message.offset))
+            )
+        return Batch(messages, valid, letters)
+
+    def _store(self, batch: Batch) -> None:
+        writer = self._database()
+        sources = {(m.topic, m.partition, m.offset): m for m in batch.messages}
+        letters = list(batch.letters)
+
+        def publish_dead_letters(result: WriteResult) -> None:
+            for refused in result.refused:
+                source = refused.item.source
+                message = sources[(source.topic, source.partition, source.offset)]
+                letters.append(DeadLetter(message, refused.reason.value, refused.message))
+            self._dead_letters.publish(letters)
+
+        next_offsets = batch.next_offsets
+        result = writer.write(batch.valid, next_offsets, publish_dead_letters)
+        stored_at = time.time()
+        self._record(batch, result, letters, stored_at)
+        self._committer.stored(
+            {TopicPartition(topic, partition): o for (topic, partition), o in next_offsets.items()}
+        )
+        if not self._committer.commit():
+            self._metrics.kafka_errors.inc()
+
+    def _record(
+        self, batch: Batch, result: WriteResult, letters: list[DeadLetter], stored_at: float
+    ) -> None:
+        metrics = self._metrics
+        conflicts = sum(r.reason is InvalidReason.CONFLICTING_DUPLICATE for r in result.refused)
+        metrics.messages.labels("inserted").inc(len(result.inserted))
+        metrics.messages.labels("duplicate").inc(len(result.duplicates))
+        metrics.messages.labels("conflict").inc(conflicts)
+        metrics.messages.labels("invalid").inc(len(letters) - conflicts)
+        for letter in letters:
+            metrics.dead_letters.labels(letter.reason).inc()
+        for item in result.inserted:
+            metrics.event_delay.observe(max(0.0, stored_at - item.event.executed_at.timestamp()))
+        metrics.batch_size.observe(len(batch.messages))
+        metrics.batch_duration.observe(time.monotonic() - batch.started)
+        metrics.last_commit.set(stored_at)
+        self._progress.add(len(result.inserted), len(result.duplicates), len(letters))
+        for letter in letters:
+            log.debug(
+                "dead-lettered %s/%d@%d: %s",
+                letter.message.topic,
+                letter.message.partition,
+                letter.message.offset,
+                letter.error,
+            )
+
+    def _position(self) -> None:
+        """Seeks newly assigned partitions to the offsets stored in PostgreSQL, then resumes."""
+        writer = self._database()
+        partitions = sorted(self._unpositioned)
+        stored = writer.load_offsets(sorted({tp.topic for tp in partitions}))
+        for tp in partitions:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is not None:
+                self._consumer.seek(tp, offset)
+                self._committer.stored({tp: offset})  # Kafka catches up if it was behind
+        self._unpositioned.difference_update(partitions)
+        if not self._degraded:
+            self._consumer.resume(*partitions)
+        self._lag_due = 0.0
+        log.info(
+            "assigned %s",
+            ", ".join(f"{tp.topic}/{tp.partition}@{stored.get(tp, 'start')}" for tp in partitions),
+        )
+
+    # ------------------------------------------------------------------ failures
+
+    def _degrade(self, exc: RetryableError) -> None:
+        if isinstance(exc, DatabaseUnavailableError):
+            self._metrics.db_errors.inc()
+            self._close_database()
+        else:
+            self._metrics.kafka_errors.inc()
+        self._backoff = min(max(self._backoff * 2, FIRST_BACKOFF_SECONDS), MAX_BACKOFF_SECONDS)
+        if self._degraded is None:
+            log.warning("%s; pausing consumption and retrying", exc)
+        else:
+            log.info("still failing (%s); next retry in %.1f s", exc, self._backoff)
+        self._degraded = str(exc)
+        self._status.set_ready(False, str(exc))
+        self._metrics.ready.set(0)
+        self._consumer.pause(*self._consumer.assignment())
+        deadline = time.monotonic() + self._backoff
+        while not self._stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            # Polling with every partition paused returns nothing but keeps us in the group.
+            self._poll(min(remaining, POLL_SLICE_SECONDS), self._settings.batch_max_messages)
+            self._status.tick()
+
+    def _recover(self) -> None:
+        log.warning("recovered; resuming consumption")
+        self._degraded = None
+        self._backoff = 0.0
+        self._consumer.resume(*(set(self._consumer.assignment()) - self._unpositioned))
+        self._mark_ready()
+
+    def _mark_ready(self) -> None:
+        self._status.set_ready(True)
+        self._metrics.ready.set(1)
+
+    def _database(self) -> BatchWriter:
+        if self._writer is None:
+            url = self._settings.database_url.get_secret_value()
+            if not self._schema_checked:
+                self._check_schema(url)
+            self._conn = connect(url, **_CONNECT_OPTIONS)
+            self._writer = BatchWriter(self._conn, self._settings.group_id)
+            if not self._degraded:
+                self._mark_ready()
+        return self._writer
+
+    def _check_schema(self, url: str) -> None:
+        migrations = load_migrations()
+        pending = [s.migration.name for s in migration_status(url, migrations) if not s.applied_at]
+        if pending:
+            raise FatalError(
+                f"the database lacks migration {', '.join(pending)}; run `roi-worker migrate`"
+            )
+        self._schema_checked = True
+
+    def _close_database(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+        self._writer = None
+
+    def _refresh_lag(self) -> None:
+        if time.monotonic() < self._lag_due:
+            return
+        self._lag_due = time.monotonic() + LAG_REFRESH_SECONDS
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return
+        try:
+            ends = self._consumer.end_offsets(assigned, timeout_ms=2000)
+            for tp, end in ends.items():
+                base = self._committer.stored_offset(tp)
+                if base is None:
+                    base = self._consumer.committed(tp, timeout_ms=2000) or 0
+                self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                    max(0, end - base)
+                )
+        except KafkaError as exc:
+            self._metrics.kafka_errors.inc()
+            log.warning("cannot read end offsets for the lag metric: %s", exc)
+
+    # ------------------------------------------------------------------ rebalances
+
+    def on_revoked(self, partitions: Iterable[TopicPartition]) -> None:
+        revoked = set(partitions)
+        if not revoked:
+            return
+        self._pending = [
+            m for m in self._pending if TopicPartition(m.topic, m.partition) not in revoked
+        ]
+        if self._batch is not None:
+            self._batch = self._batch.without(revoked)
+        self._unpositioned -= revoked
+        self._committer.forget(revoked)
+        for tp in revoked:
+            with contextlib.suppress(KeyError):  # never measured yet
+                self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        log.info("revoked %s", ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(revoked)))
+
+    def on_assigned(self, partitions: Iterable[TopicPartition]) -> None:
+        assigned = set(partitions)
+        if not assigned:
+            return
+        # Runs on kafka-python's IO thread, which must not block: the seek to the stored
+        # offsets happens in the loop (_position); until then the partitions stay paused.
+        self._unpositioned |= assigned
+        self._consumer.pause(*assigned)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self._pipeline.on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._pipeline.on_assigned(assigned)
+
+
+class _Progress:
+    """An INFO line every PROGRESS_LOG_SECONDS while events flow."""
+
+    def __init__(self) -> None:
+        self._since = time.monotonic()
+        self._counts = [0, 0, 0]
+
+    def add(self, inserted: int, duplicates: int, dead_lettered: int) -> None:
+        self._counts = [
+            a + b for a, b in zip(self._counts, (inserted, duplicates, dead_lettered), strict=True)
+        ]
+
+    def maybe_log(self) -> None:
+        elapsed = time.monotonic() - self._since
+        if elapsed < PROGRESS_LOG_SECONDS:
+            return
+        inserted, duplicates, dead_lettered = self._counts
+        if inserted or duplicates or dead_lettered:
+            log.info(
+                "last %.0f s: %d stored, %d duplicates, %d dead-lettered (%.0f events/s)",
+                elapsed,
+                inserted,
+                duplicates,
+                dead_lettered,
+                (inserted + duplicates + dead_lettered) / elapsed,
+            )
+        self._since = time.monotonic()
+        self._counts = [0, 0, 0]

@@ -1,0 +1,105 @@
+"""The HTTP endpoints operators and orchestrators poll: /metrics, /healthz and /readyz.
+
+- /healthz answers 200 while the consuming loop is alive (it ticked within LIVENESS_SECONDS);
+  a stuck loop answers 503, so Kubernetes restarts the pod.
+- /readyz answers 200 while the worker can store events, 503 otherwise (database down,
+  starting up, shutting down). Not ready is not dead: the worker keeps its partitions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Final
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = logging.getLogger(__name__)
+
+LIVENESS_SECONDS: Final = 60.0
+
+
+class WorkerStatus:
+    """What the consuming loop tells the endpoints. Safe to share across threads."""
+
+    def __init__(self) -> None:
+        self._last_tick = time.monotonic()
+        self._ready = False
+        self._reason = "starting"
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        self._last_tick = time.monotonic()
+
+    def set_ready(self, ready: bool, reason: str = "") -> None:
+        with self._lock:
+            self._ready, self._reason = ready, reason
+
+    def ready(self) -> tuple[bool, str]:
+        with self._lock:
+            return self._ready, self._reason or "ready"
+
+    def alive(self) -> tuple[bool, str]:
+        idle = time.monotonic() - self._last_tick
+        if idle > LIVENESS_SECONDS:
+            return False, f"the consuming loop has not run for {idle:.0f} s"
+        return True, "alive"
+
+
+class StatusServer:
+    """Serves the endpoints from a daemon thread."""
+
+    def __init__(
+        self, host: str, port: int, registry: CollectorRegistry, status: WorkerStatus
+    ) -> None:
+        handler = _handler(registry, status)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="status-server", daemon=True
+        )
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(registry: CollectorRegistry, status: WorkerStatus) -> type[BaseHTTPRequestHandler]:
+    probes: dict[str, Callable[[], tuple[bool, str]]] = {
+        "/healthz": status.alive,
+        "/readyz": status.ready,
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+            elif path in probes:
+                ok, reason = probes[path]()
+                self._send(200 if ok else 503, "text/plain; charset=utf-8", f"{reason}\n".encode())
+            else:
+                self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
+
+        def _send(self, code: int, content_type: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.debug("%s " + format, self.client_address[0], *args)
+
+    return Handler

@@ -1,0 +1,134 @@
+"""The ROI summary columns and how each is aggregated from stored executions.
+
+One definition serves the write stage (incrementing summaries by the rows a batch inserted) and
+the full recompute that checks them, so the two cannot disagree about what a column means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import psycopg
+
+# Per execution (docs/roi-methodology.md): a failed run saved nothing and wasted its run.
+TIME_SAVED: Final = (
+    "CASE WHEN success THEN estimated_time_seconds - execution_time_seconds "
+    "ELSE -execution_time_seconds END"
+)
+COST_SAVED: Final = "CASE WHEN success THEN estimated_cost - actual_cost ELSE -actual_cost END"
+DAY: Final = "(executed_at AT TIME ZONE 'UTC')::date"
+
+# Summary column -> aggregate over execution rows that carry `time_saved` and `cost_saved`.
+# Every one is a count or a sum, so a batch's aggregate is simply added to the stored value.
+SUMS: Final = {
+    "total_executions": "count(*)",
+    "successful_executions": "count(*) FILTER (WHERE success)",
+    "total_time_saved_seconds": "sum(time_saved)",
+    "total_cost_saved_usd": "sum(cost_saved)",
+    "total_actual_cost_usd": "sum(actual_cost)",
+    "total_estimated_cost_usd": "sum(estimated_cost)",
+    "total_execution_time_seconds": "sum(execution_time_seconds)",
+    "total_estimated_time_seconds": "sum(estimated_time_seconds)",
+}
+# Summary column -> (aggregate, how a batch's value merges with the stored one).
+SPANS: Final = {
+    "first_executed_at": ("min(executed_at)", "LEAST"),
+    "last_executed_at": ("max(executed_at)", "GREATEST"),
+}
+
+# The execution columns the aggregates read, with the derived savings.
+EXECUTION_COLUMNS: Final = (
+    "pattern_id, executed_at, success, execution_time_seconds, estimated_time_seconds, "
+    "actual_cost, estimated_cost"
+)
+WITH_SAVINGS: Final = f"{EXECUTION_COLUMNS}, {TIME_SAVED} AS time_saved, {COST_SAVED} AS cost_saved"
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A summary table: its name, its key columns, and the columns it aggregates."""
+
+    name: str
+    keys: tuple[str, ...]
+    key_expressions: tuple[str, ...]
+    spans: bool
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.keys, *SUMS, *(SPANS if self.spans else ()))
+
+    def aggregate_select(self, source: str) -> str:
+        """SELECT of this table's rows aggregated from `source` (rows WITH_SAVINGS), key-ordered.
+
+        The order matters: upserts touch rows in key order, so concurrent workers cannot deadlock.
+        """
+        keys = ", ".join(
+            f"{expr} AS {key}" for key, expr in zip(self.keys, self.key_expressions, strict=True)
+        )
+        sums = ", ".join(f"{agg} AS {column}" for column, agg in SUMS.items())
+        spans = "".join(f", {agg} AS {column}" for column, (agg, _) in SPANS.items())
+        positions = ", ".join(str(index + 1) for index in range(len(self.keys)))
+        return (
+            f"SELECT {keys}, {sums}{spans if self.spans else ''} FROM {source} "
+            f"GROUP BY {positions} ORDER BY {positions}"
+        )
+
+    def increment_sql(self, source: str) -> str:
+        """Upsert adding the aggregate of `source` to the stored rows."""
+        updates = [f"{column} = t.{column} + excluded.{column}" for column in SUMS]
+        if self.spans:
+            updates += [
+                f"{column} = {merge}(t.{column}, excluded.{column})"
+                for column, (_, merge) in SPANS.items()
+            ]
+        updates.append("last_updated = now()")
+        return (
+            f"INSERT INTO {self.name} AS t ({', '.join(self.columns)}) "
+            f"{self.aggregate_select(source)} "
+            f"ON CONFLICT ({', '.join(self.keys)}) DO UPDATE SET {', '.join(updates)}"
+        )
+
+    def recompute_sql(self) -> str:
+        """This table's rows recomputed from every stored execution."""
+        return self.aggregate_select(f"(SELECT {WITH_SAVINGS} FROM pattern_executions) AS e")
+
+
+SUMMARY: Final = Table("pattern_roi_summary", ("pattern_id",), ("pattern_id",), spans=True)
+DAILY: Final = Table("pattern_roi_daily", ("pattern_id", "day"), ("pattern_id", DAY), spans=False)
+TABLES: Final = (SUMMARY, DAILY)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A summary row that differs from the recompute: stored and expected values (None: absent)."""
+
+    table: str
+    key: tuple[Any, ...]
+    stored: dict[str, Any] | None
+    expected: dict[str, Any] | None
+
+
+def find_drift(conn: psycopg.Connection[Any]) -> list[Drift]:
+    """Compares both summary tables with a full recompute, in one snapshot. Empty: no drift."""
+    drift: list[Drift] = []
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        for table in TABLES:
+            columns = ", ".join(table.columns)
+            order = ", ".join(table.keys)
+            stored = _rows(cur, f"SELECT {columns} FROM {table.name} ORDER BY {order}", table)
+            expected = _rows(cur, table.recompute_sql(), table)
+            for key in sorted(stored.keys() | expected.keys(), key=repr):
+                if stored.get(key) != expected.get(key):
+                    drift.append(Drift(table.name, key, stored.get(key), expected.get(key)))
+    return drift
+
+
+def _rows(cur: psycopg.Cursor[Any], query: str, table: Table) -> dict[tuple[Any, ...], Any]:
+    cur.execute(query)  # built from the constants above, never from input
+    width = len(table.keys)
+    return {
+        tuple(row[:width]): dict(zip(table.columns[width:], row[width:], strict=True))
+        for row in cur.fetchall()
+    }

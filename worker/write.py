@@ -1,0 +1,309 @@
+"""Stage 3, write: one PostgreSQL transaction per batch, exactly-once by construction.
+
+In one transaction: COPY the batch's valid events into a session-private staging table, insert
+them into pattern_executions with ON CONFLICT (event_id) DO NOTHING, add only the rows actually
+inserted to pattern_roi_summary and pattern_roi_daily (in key order, so concurrent workers cannot
+deadlock), and store the next offset of every partition in consumer_offsets. A re-delivered
+event therefore changes nothing, and the stored offsets say exactly what has been stored.
+
+An event whose event_id is already stored with other content is a conflicting duplicate; a row
+the database refuses (a data or constraint error) is isolated by splitting the batch under
+savepoints. Both are handed to `before_commit`, which dead-letters them before the transaction
+commits, so a crash in between re-delivers them instead of losing them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from worker import json_codec
+from worker.db import first_line
+from worker.errors import DatabaseUnavailableError, FatalError, InvalidReason
+from worker.event import ExecutionEvent
+from worker.summaries import DAILY, SUMMARY, WITH_SAVINGS
+
+log = logging.getLogger(__name__)
+
+STAGING_TABLE: Final = "roi_staging"
+
+# The columns COPY fills, in order (see _row).
+_COLUMNS: Final = (
+    "event_id",
+    "schema_version",
+    "pattern_id",
+    "executed_at",
+    "success",
+    "execution_time_seconds",
+    "estimated_time_seconds",
+    "actual_cost",
+    "estimated_cost",
+    "workflow_id",
+    "error_message",
+    "correlation_id",
+    "quality_score",
+    "actual_tokens",
+    "baseline_tokens",
+    "source",
+    "attributes",
+    "unknown_fields",
+    "content_sha256",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+)
+_COLUMN_LIST: Final = ", ".join(_COLUMNS)
+
+_CREATE_STAGING: Final = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} "
+    "(LIKE pattern_executions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_COPY: Final = f"COPY {STAGING_TABLE} ({_COLUMN_LIST}) FROM STDIN"
+
+# Inserts in event_id order (concurrent workers with overlapping batches wait, never deadlock),
+# then adds the aggregate of exactly the inserted rows to both summary tables.
+_INSERT: Final = f"""
+WITH inserted AS (
+    INSERT INTO pattern_executions ({_COLUMN_LIST})
+    SELECT {_COLUMN_LIST} FROM {STAGING_TABLE} ORDER BY event_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id, {WITH_SAVINGS}
+), summary AS (
+    {SUMMARY.increment_sql("inserted")}
+), daily AS (
+    {DAILY.increment_sql("inserted")}
+)
+SELECT event_id FROM inserted
+"""
+
+# Staged events whose event_id is stored with different content; then empties the staging
+# table for the next chunk (both see the same snapshot, so the order does not matter).
+_CONFLICTS_AND_CLEAR: Final = f"""
+WITH conflicts AS (
+    SELECT s.event_id FROM {STAGING_TABLE} s JOIN pattern_executions p USING (event_id)
+    WHERE p.content_sha256 <> s.content_sha256
+), cleared AS (
+    DELETE FROM {STAGING_TABLE}
+)
+SELECT event_id FROM conflicts
+"""
+
+# Offsets only move forward: a worker that lost its partition to a rebalance but still
+# finishes a batch cannot rewind the new owner (its events are duplicates anyway).
+_SAVE_OFFSETS: Final = """
+INSERT INTO consumer_offsets AS o (consumer_group, topic, partition, next_offset)
+SELECT %s, topic, partition, next_offset
+FROM unnest(%s::text[], %s::integer[], %s::bigint[]) AS u(topic, partition, next_offset)
+ORDER BY topic, partition
+ON CONFLICT (consumer_group, topic, partition) DO UPDATE
+SET next_offset = GREATEST(o.next_offset, excluded.next_offset), updated_at = now()
+"""
+
+_LOAD_OFFSETS: Final = """
+SELECT topic, partition, next_offset FROM consumer_offsets
+WHERE consumer_group = %s AND topic = ANY(%s)
+"""
+
+Partition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a message came from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    """An event that passed validation, with its content fingerprint and its source."""
+
+    event: ExecutionEvent
+    source: Source
+    fingerprint: bytes
+
+    @classmethod
+    def of(cls, event: ExecutionEvent, source: Source) -> ValidEvent:
+        return cls(event, source, event.fingerprint())
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A valid event the write stage could not store: it goes to the dead-letter topic."""
+
+    item: ValidEvent
+    reason: InvalidReason
+    message: str
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What became of each event of a batch."""
+
+    inserted: list[ValidEvent] = field(default_factory=list)
+    duplicates: list[ValidEvent] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+
+
+def _no_hook(result: WriteResult) -> None:
+    del result
+
+
+class BatchWriter:
+    """Writes batches over one connection (autocommit mode; each batch is one transaction)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], group_id: str) -> None:
+        self._conn = conn
+        self._group_id = group_id
+        self._staging_ready = False
+
+    def write(
+        self,
+        events: Sequence[ValidEvent],
+        next_offsets: Mapping[Partition, int],
+        before_commit: Callable[[WriteResult], None] = _no_hook,
+    ) -> WriteResult:
+        """Stores a batch and the next offset of each partition in it, atomically.
+
+        `before_commit` runs inside the transaction once the outcome is known; if it raises,
+        nothing is stored. Raises DatabaseUnavailableError when PostgreSQL cannot be used.
+        """
+        unique, result = _dedupe_batch(events)
+        with _database_errors(), self._conn.transaction():
+            if not self._staging_ready:
+                self._conn.execute(_CREATE_STAGING)
+            self._store(unique, result)
+            self._save_offsets(next_offsets)
+            before_commit(result)
+        self._staging_ready = True  # only now: a rollback also undoes CREATE TEMP TABLE
+        return result
+
+    def load_offsets(self, topics: Sequence[str]) -> dict[Partition, int]:
+        """The stored next offset of every partition of `topics` for this group."""
+        with _database_errors():
+            rows = self._conn.execute(_LOAD_OFFSETS, (self._group_id, list(topics))).fetchall()
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    def _store(self, events: list[ValidEvent], result: WriteResult) -> None:
+        # Split on data errors until each refused row stands alone: one bad row costs
+        # about 2*log2(batch size) extra statements and never blocks its partition.
+        chunks = [events] if events else []
+        while chunks:
+            chunk = chunks.pop()
+            try:
+                with self._conn.transaction():  # a savepoint
+                    inserted, conflicts = self._insert(chunk)
+            except (pg_errors.DataError, pg_errors.IntegrityError) as exc:
+                if len(chunk) > 1:
+                    middle = len(chunk) // 2
+                    chunks += [chunk[middle:], chunk[:middle]]
+                else:
+                    message = f"PostgreSQL refused the row: {first_line(exc)}"
+                    result.refused.append(
+                        Refused(chunk[0], InvalidReason.DATABASE_REJECTED, message)
+                    )
+                continue
+            for item in chunk:
+                event_id = item.event.event_id
+                if event_id in inserted:
+                    result.inserted.append(item)
+                elif event_id in conflicts:
+                    result.refused.append(_conflict(item))
+                else:
+                    result.duplicates.append(item)
+
+    def _insert(self, chunk: list[ValidEvent]) -> tuple[set[Any], set[Any]]:
+        with self._conn.cursor() as cur:
+            with cur.copy(_COPY) as copy:
+                for item in chunk:
+                    copy.write_row(_row(item))
+            cur.execute(_INSERT)
+            inserted = {row[0] for row in cur.fetchall()}
+            cur.execute(_CONFLICTS_AND_CLEAR)
+            conflicts = {row[0] for row in cur.fetchall()}
+        return inserted, conflicts
+
+    def _save_offsets(self, next_offsets: Mapping[Partition, int]) -> None:
+        if not next_offsets:
+            return
+        topics, partitions, offsets = zip(
+            *((topic, partition, offset) for (topic, partition), offset in next_offsets.items()),
+            strict=True,
+        )
+        self._conn.execute(
+            _SAVE_OFFSETS, (self._group_id, list(topics), list(partitions), list(offsets))
+        )
+
+
+def _dedupe_batch(events: Sequence[ValidEvent]) -> tuple[list[ValidEvent], WriteResult]:
+    """Keeps the first occurrence of each event_id; later ones are duplicates or conflicts."""
+    result = WriteResult()
+    first: dict[Any, ValidEvent] = {}
+    for item in events:
+        earlier = first.setdefault(item.event.event_id, item)
+        if earlier is item:
+            continue
+        if earlier.fingerprint == item.fingerprint:
+            result.duplicates.append(item)
+        else:
+            result.refused.append(_conflict(item))
+    return list(first.values()), result
+
+
+def _conflict(item: ValidEvent) -> Refused:
+    return Refused(
+        item,
+        InvalidReason.CONFLICTING_DUPLICATE,
+        f"event_id {item.event.event_id} is already stored with different content; "
+        "the first one stays",
+    )
+
+
+def _row(item: ValidEvent) -> tuple[Any, ...]:
+    event, source = item.event, item.source
+    unknown = event.unknown_fields
+    return (
+        event.event_id,
+        event.schema_version,
+        event.pattern_id,
+        event.executed_at,
+        event.success,
+        event.execution_time_seconds,
+        event.estimated_time_seconds,
+        event.actual_cost,
+        event.estimated_cost,
+        event.workflow_id,
+        event.error_message,
+        event.correlation_id,
+        event.quality_score,
+        event.actual_tokens,
+        event.baseline_tokens,
+        event.source,
+        None if event.attributes is None else json_codec.dumps(event.attributes),
+        json_codec.dumps(unknown) if unknown else None,
+        item.fingerprint,
+        source.topic,
+        source.partition,
+        source.offset,
+    )
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Maps psycopg errors to what the consuming loop does about them."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise DatabaseUnavailableError(f"PostgreSQL: {first_line(exc)}") from exc
+    except (pg_errors.UndefinedTable, pg_errors.UndefinedColumn) as exc:
+        raise FatalError(
+            f"the database schema is not up to date ({first_line(exc)}); run `roi-worker migrate`"
+        ) from exc
