@@ -115,17 +115,26 @@ def _safe_name(request: pytest.FixtureRequest) -> str:
     return re.sub(r"[^a-z0-9]+", "_", module.lower())[:30]
 
 
+def create_topic(admin: KafkaAdminClient, prefix: str, partitions: int = 3) -> str:
+    """A new topic with a unique name; the caller deletes it (see delete_topic)."""
+    name = f"roi-test-{prefix}-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    wait_until(lambda: name in admin.list_topics(), timeout=SERVICE_TIMEOUT, what=f"topic {name}")
+    return name
+
+
+def delete_topics(admin: KafkaAdminClient, *names: str) -> None:
+    existing = set(admin.list_topics())
+    with contextlib.suppress(Exception):
+        admin.delete_topics([name for name in names if name in existing])
+
+
 @pytest.fixture(scope="module")
 def topic(kafka_admin: KafkaAdminClient, request: pytest.FixtureRequest) -> Iterator[str]:
     """A new three-partition topic for this test module, deleted afterwards."""
-    name = f"roi-test-{_safe_name(request)}-{uuid.uuid4().hex[:8]}"
-    kafka_admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
-    wait_until(
-        lambda: name in kafka_admin.list_topics(), timeout=SERVICE_TIMEOUT, what=f"topic {name}"
-    )
+    name = create_topic(kafka_admin, _safe_name(request))
     yield name
-    with contextlib.suppress(Exception):
-        kafka_admin.delete_topics([name])
+    delete_topics(kafka_admin, name)
 
 
 def _admin_connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
@@ -140,17 +149,26 @@ def _admin_connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
     )
 
 
+@contextlib.contextmanager
+def new_database(services: Services, prefix: str) -> Iterator[str]:
+    """The URL of a new, empty database, dropped afterwards."""
+    name = f"roi_test_{prefix}_{uuid.uuid4().hex[:8]}"
+    with _admin_connect(services.database_url) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield with_database(services.database_url, name)
+    finally:
+        with _admin_connect(services.database_url) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 @pytest.fixture(scope="module")
 def database_url(services: Services, request: pytest.FixtureRequest) -> Iterator[str]:
     """The URL of a new, empty database for this test module, dropped afterwards."""
-    name = f"roi_test_{_safe_name(request)}_{uuid.uuid4().hex[:8]}"
-    with _admin_connect(services.database_url) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield with_database(services.database_url, name)
-    with _admin_connect(services.database_url) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with new_database(services, _safe_name(request)) as url:
+        yield url
 
 
 def with_database(url: str, dbname: str) -> str:

@@ -29,7 +29,7 @@ from typing import Any, Final
 import psycopg
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from worker.circuit_breaker import CircuitBreaker
 from worker.commit import KafkaCommitter
@@ -107,6 +107,7 @@ class Pipeline:
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
         self._settings = settings
         self._registry = registry or CollectorRegistry()
+        ProcessCollector(registry=self._registry)  # process_resident_memory_bytes, CPU, fds
         self._metrics = WorkerMetrics(self._registry)
         self._status = WorkerStatus()
         self._breaker = CircuitBreaker(settings.dlq_max_ratio)
@@ -157,6 +158,8 @@ class Pipeline:
                 auto_offset_reset="earliest",
                 allow_auto_create_topics=False,
                 max_poll_records=settings.batch_max_messages,
+                session_timeout_ms=settings.kafka_session_timeout_ms,
+                heartbeat_interval_ms=settings.kafka_session_timeout_ms // 15,
             )
         except KafkaError as exc:
             server.stop()
@@ -283,11 +286,14 @@ class Pipeline:
         result = writer.write(batch.valid, next_offsets, publish_dead_letters)
         stored_at = time.time()
         self._record(batch, result, letters, stored_at)
-        self._committer.stored(
-            {TopicPartition(topic, partition): o for (topic, partition), o in next_offsets.items()}
-        )
+        stored = {TopicPartition(t, p): o for (t, p), o in next_offsets.items()}
+        self._committer.stored(stored)
         if not self._committer.commit():
             self._metrics.kafka_errors.inc()
+        for tp, offset in stored.items():
+            end = self._consumer.highwater(tp)  # from the last fetch: no round trip
+            if end is not None:
+                self._set_lag(tp, end - offset)
 
     def _record(
         self, batch: Batch, result: WriteResult, letters: list[DeadLetter], stored_at: float
@@ -407,12 +413,13 @@ class Pipeline:
                 base = self._committer.stored_offset(tp)
                 if base is None:
                     base = self._consumer.committed(tp, timeout_ms=2000) or 0
-                self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                    max(0, end - base)
-                )
+                self._set_lag(tp, end - base)
         except KafkaError as exc:
             self._metrics.kafka_errors.inc()
             log.warning("cannot read end offsets for the lag metric: %s", exc)
+
+    def _set_lag(self, tp: TopicPartition, lag: int) -> None:
+        self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, lag))
 
     # ------------------------------------------------------------------ rebalances
 

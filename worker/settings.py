@@ -110,6 +110,7 @@ class Settings(KafkaSettings):
         description="PostgreSQL URL, e.g. postgresql://roi:secret@db:5432/roi?sslmode=verify-full"
     )
     group_id: str = Field(default="roi-worker", min_length=1, max_length=249)
+    kafka_session_timeout_ms: int = Field(default=45000, ge=6000, le=300000)
     dlq_topic: str | None = Field(default=None, pattern=_TOPIC_NAME)
     create_topics: bool = False
     batch_max_messages: int = Field(default=5000, ge=1, le=100_000)

@@ -1,0 +1,110 @@
+"""PostgreSQL going away under a running worker: it pauses, stays in the group, loses nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from kafka import KafkaAdminClient
+
+from tests.conftest import Services, create_topic, delete_topics, new_database
+from tests.helpers import wait_until
+from tests.integration.events import sample_events
+from tests.integration.test_pipeline import assert_stored_exactly
+from tests.tcp_proxy import TcpProxy
+from tests.worker_harness import Stream, WorkerProcess, produce, wait_caught_up
+from worker.migrate import load_migrations, migrate
+
+
+@pytest.fixture
+def stream(services: Services, kafka_admin: KafkaAdminClient) -> Iterator[Stream]:
+    name = create_topic(kafka_admin, "outage")
+    dlq = create_topic(kafka_admin, "outage-dlq", 1)
+    with new_database(services, "outage") as url:
+        migrate(url, load_migrations())
+        yield Stream(services.kafka_bootstrap_servers, name, dlq, f"g-{uuid.uuid4().hex[:8]}", url)
+    delete_topics(kafka_admin, name, dlq)
+
+
+@pytest.fixture
+def proxy(stream: Stream) -> Iterator[TcpProxy]:
+    parts = urlsplit(stream.database_url)
+    tcp_proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    yield tcp_proxy
+    tcp_proxy.close()
+
+
+def through(proxy: TcpProxy, url: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def group_members(admin: KafkaAdminClient, group: str) -> int:
+    return len(admin.describe_groups([group])[group]["members"])
+
+
+def test_database_outage_pauses_and_resumes_without_loss(
+    stream: Stream, proxy: TcpProxy, kafka_admin: KafkaAdminClient, tmp_path: Path
+) -> None:
+    samples = sample_events(6000)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[:2000]])
+    worker = WorkerProcess(
+        stream,
+        tmp_path / "worker.log",
+        ROI_DATABASE_URL=through(proxy, stream.database_url),
+        ROI_BATCH_MAX_MESSAGES="500",
+    )
+    try:
+        worker.wait_ready()
+        wait_caught_up(stream)
+
+        proxy.cut()
+        produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[2000:]])
+        wait_until(
+            lambda: worker.get("/readyz")[0] == 503,
+            timeout=30,
+            what="/readyz to report the outage",
+        )
+        assert worker.sample("roi_worker_ready") == 0
+        assert (worker.sample("roi_worker_db_errors_total") or 0) >= 1
+        assert worker.get("/healthz")[0] == 200  # not ready, but alive: do not restart it
+        assert group_members(kafka_admin, stream.group_id) == 1  # still in the group
+
+        proxy.restore()
+        wait_caught_up(stream)
+        assert_stored_exactly(stream, samples)
+        wait_until(lambda: worker.get("/readyz")[0] == 200, timeout=30, what="ready again")
+        assert worker.stop() == 0
+    finally:
+        worker.close()
+    log = worker.log()
+    assert "pausing consumption" in log
+    assert "recovered; resuming consumption" in log
+
+
+def test_a_worker_started_while_the_database_is_down_waits_for_it(
+    stream: Stream, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    samples = sample_events(500)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    proxy.cut()
+    worker = WorkerProcess(
+        stream, tmp_path / "worker.log", ROI_DATABASE_URL=through(proxy, stream.database_url)
+    )
+    try:
+        wait_until(
+            lambda: "cannot connect to PostgreSQL" in worker.log(),
+            timeout=30,
+            what="the worker to report the database unreachable",
+        )
+        assert worker.get("/readyz")[0] == 503
+        proxy.restore()
+        wait_caught_up(stream)
+        assert_stored_exactly(stream, samples)
+        assert worker.stop() == 0
+    finally:
+        worker.close()

@@ -1,0 +1,324 @@
+"""The worker end to end against the real broker and database: store, dead-letter, survive."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from kafka import KafkaAdminClient
+
+from tests.conftest import Services, create_topic, delete_topics, new_database
+from tests.helpers import wait_until
+from tests.integration.events import Sample, expected_summary, sample_events
+from tests.worker_harness import (
+    Stream,
+    WorkerProcess,
+    produce,
+    query,
+    read_topic,
+    wait_caught_up,
+)
+from worker import json_codec
+from worker.migrate import load_migrations, migrate
+from worker.summaries import find_drift
+
+
+@pytest.fixture
+def stream(
+    services: Services, kafka_admin: KafkaAdminClient, request: pytest.FixtureRequest
+) -> Iterator[Stream]:
+    """A fresh topic (3 partitions), dead-letter topic, group and migrated database."""
+    partitions = getattr(request, "param", 3)
+    name = create_topic(kafka_admin, "pipeline", partitions)
+    dlq = create_topic(kafka_admin, "pipeline-dlq", 1)
+    with new_database(services, "pipeline") as url:
+        migrate(url, load_migrations())
+        yield Stream(services.kafka_bootstrap_servers, name, dlq, f"g-{uuid.uuid4().hex[:8]}", url)
+    delete_topics(kafka_admin, name, dlq)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    """Started workers, stopped at the end of the test whatever happened."""
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.close()
+
+
+def start(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path, **env: str
+) -> WorkerProcess:
+    worker = WorkerProcess(stream, tmp_path / f"worker-{len(workers)}.log", **env)
+    workers.append(worker)
+    return worker
+
+
+def assert_stored_exactly(stream: Stream, samples: list[Sample]) -> None:
+    """Every sample stored once, the summaries equal to the methodology and to a recompute."""
+    ids = {uuid.UUID(s.document["event_id"]) for s in samples}
+    rows = query(stream.database_url, "SELECT event_id FROM pattern_executions")
+    assert len(rows) == len(ids)
+    assert {row[0] for row in rows} == ids
+    summary = query(
+        stream.database_url,
+        "SELECT pattern_id, total_executions, successful_executions, total_time_saved_seconds,"
+        " total_cost_saved_usd FROM pattern_roi_summary",
+    )
+    assert {row[0]: tuple(row[1:]) for row in summary} == expected_summary(samples)
+    with psycopg.connect(stream.database_url) as conn:
+        assert find_drift(conn) == []
+
+
+def test_stores_every_event_once_and_summaries_match(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    samples = sample_events(600)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    worker = start(stream, workers, tmp_path)
+    worker.wait_ready()
+    wait_caught_up(stream)
+    assert_stored_exactly(stream, samples)
+    metrics = worker.metrics()
+    assert metrics['roi_worker_messages_total{outcome="inserted"}'] == 600
+    assert metrics['roi_pattern_executions_total{pattern_id="pattern-0"}'] == 120
+    for partition in range(3):
+        assert (
+            metrics[f'roi_worker_consumer_lag{{partition="{partition}",topic="{stream.topic}"}}']
+            == 0
+        )
+    assert worker.stop() == 0
+
+
+def test_redelivery_reproduction_and_replay_change_nothing(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    samples = sample_events(300)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    worker = start(stream, workers, tmp_path)
+    worker.wait_ready()
+    wait_caught_up(stream)
+    before = query(stream.database_url, "SELECT * FROM pattern_roi_summary ORDER BY pattern_id")
+
+    # The producer publishes the same events again (a retry after a timeout, say).
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    wait_caught_up(stream)
+    assert worker.metrics()['roi_worker_messages_total{outcome="duplicate"}'] == 300
+    assert worker.stop() == 0
+
+    # The stored offsets are rewound: the same messages are delivered again.
+    with psycopg.connect(stream.database_url) as conn:
+        conn.execute("UPDATE consumer_offsets SET next_offset = 0")
+    again = start(stream, workers, tmp_path)
+    wait_until(
+        lambda: again.sample('roi_worker_messages_total{outcome="duplicate"}') == 600,
+        timeout=60,
+        what="600 duplicates after rewinding",
+    )
+    assert again.stop() == 0
+
+    # A replay from the beginning with a new group.
+    replay = start(stream, workers, tmp_path, ROI_GROUP_ID=f"{stream.group_id}-replay")
+    wait_caught_up(stream, group=f"{stream.group_id}-replay")
+    assert replay.metrics()['roi_worker_messages_total{outcome="inserted"}'] == 0
+    assert replay.stop() == 0
+
+    after = query(stream.database_url, "SELECT * FROM pattern_roi_summary ORDER BY pattern_id")
+    assert [row[:-1] for row in after] == [row[:-1] for row in before]  # last_updated aside
+    assert_stored_exactly(stream, samples)
+
+
+def test_invalid_events_go_to_the_dead_letter_topic_with_their_reason(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    valid = sample_events(20)
+    conflicting = dict(valid[0].document, actual_cost="999.99")
+    invalid = {
+        "not_utf8": b"\xff\xfe{}",
+        "invalid_json": b'{"schema_version": 1,',
+        "not_an_object": b"[1, 2, 3]",
+        "unsupported_schema_version": json_codec.dumps(
+            dict(valid[1].document, schema_version=2)
+        ).encode(),
+        "schema_violation": json_codec.dumps(
+            {k: v for k, v in valid[2].document.items() if k != "success"}
+        ).encode(),
+    }
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in valid])
+    headers = [("traceparent", b"00-abc-01")]
+    produce(
+        stream.bootstrap_servers,
+        stream.topic,
+        [(reason.encode(), value) for reason, value in invalid.items()],
+        headers=headers,
+    )
+    produce(
+        stream.bootstrap_servers,
+        stream.topic,
+        [(b"conflict", json_codec.dumps(conflicting).encode())],
+        headers=headers,
+    )
+    worker = start(stream, workers, tmp_path)
+    wait_caught_up(stream)
+
+    letters = read_topic(stream.bootstrap_servers, stream.dlq_topic, expected=6)
+    assert len(letters) == 6
+    by_reason = {}
+    for record in letters:
+        header = dict(record.headers)
+        by_reason[header["roi.error.reason"].decode()] = (record, header)
+        assert header["traceparent"] == b"00-abc-01"  # the original headers travel along
+        assert header["roi.source.topic"].decode() == stream.topic
+        assert int(header["roi.source.partition"]) in range(3)
+        assert int(header["roi.source.offset"]) >= 0
+        assert int(header["roi.source.timestamp"]) > 0
+        assert header["roi.error.message"]
+    assert set(by_reason) == {*invalid, "conflicting_duplicate"}
+    for reason, value in invalid.items():
+        record, header = by_reason[reason]
+        assert record.key == reason.encode()
+        assert record.value == value
+    record, header = by_reason["conflicting_duplicate"]
+    assert record.value == json_codec.dumps(conflicting).encode()
+    assert b"already stored with different content" in header["roi.error.message"]
+    assert b"success: is required" in by_reason["schema_violation"][1]["roi.error.message"]
+
+    assert_stored_exactly(stream, valid)  # the first version of the conflicting event stays
+    metrics = worker.metrics()
+    assert metrics['roi_worker_messages_total{outcome="invalid"}'] == 5
+    assert metrics['roi_worker_messages_total{outcome="conflict"}'] == 1
+    assert metrics['roi_worker_dead_letters_total{reason="conflicting_duplicate"}'] == 1
+    assert metrics['roi_worker_dead_letters_total{reason="not_utf8"}'] == 1
+
+
+def test_a_row_the_database_refuses_is_isolated(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    samples = sample_events(200)
+    poison = dict(sample_events(1, seed=99)[0].document, workflow_id="poison")
+    with psycopg.connect(stream.database_url) as conn:
+        conn.execute(
+            "ALTER TABLE pattern_executions ADD CONSTRAINT no_poison "
+            "CHECK (workflow_id IS DISTINCT FROM 'poison')"
+        )
+    messages = [s.message for s in samples]
+    messages.insert(100, (b"poison", json_codec.dumps(poison).encode()))
+    produce(stream.bootstrap_servers, stream.topic, messages)
+    worker = start(stream, workers, tmp_path, ROI_BATCH_MAX_SECONDS="2")
+    wait_caught_up(stream)
+
+    [letter] = read_topic(stream.bootstrap_servers, stream.dlq_topic, expected=1)
+    header = dict(letter.headers)
+    assert header["roi.error.reason"] == b"database_rejected"
+    assert b"no_poison" in header["roi.error.message"]
+    assert_stored_exactly(stream, samples)
+    assert worker.metrics()['roi_worker_dead_letters_total{reason="database_rejected"}'] == 1
+
+
+def test_kill_9_mid_stream_then_restart_stores_everything_once(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    samples = sample_events(20_000)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    worker = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES="500")
+    wait_until(
+        lambda: query(stream.database_url, "SELECT count(*) FROM pattern_executions")[0][0] > 0,
+        timeout=60,
+        what="the first batches to be stored",
+    )
+    worker.kill()
+    stored = query(stream.database_url, "SELECT count(*) FROM pattern_executions")[0][0]
+    assert stored < len(samples), "the worker finished before it was killed; kill it sooner"
+
+    start(stream, workers, tmp_path)
+    wait_caught_up(stream)
+    assert_stored_exactly(stream, samples)
+
+
+def test_sigterm_mid_stream_exits_cleanly_and_loses_nothing(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    samples = sample_events(20_000)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    worker = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES="500")
+    wait_until(
+        lambda: query(stream.database_url, "SELECT count(*) FROM pattern_executions")[0][0] > 0,
+        timeout=60,
+        what="the first batches to be stored",
+    )
+    assert worker.stop(signal.SIGTERM, timeout=10) == 0
+    assert "stopped" in worker.log()
+    stored = query(stream.database_url, "SELECT count(*) FROM pattern_executions")[0][0]
+    assert stored < len(samples), "the worker finished before it was stopped; stop it sooner"
+
+    start(stream, workers, tmp_path)
+    wait_caught_up(stream)
+    assert_stored_exactly(stream, samples)
+
+
+@pytest.mark.parametrize("stream", [4], indirect=True)
+def test_two_workers_in_one_group_count_nothing_twice(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    first = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES="200")
+    second = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES="200")
+    first.wait_ready()
+    second.wait_ready()
+    samples = sample_events(8000)
+    # Published in two halves around the second worker joining late, to force a rebalance
+    # while events flow.
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[:4000]])
+    third = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES="200")
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[4000:]])
+    wait_caught_up(stream)
+    assert_stored_exactly(stream, samples)
+    inserted = [
+        w.metrics()['roi_worker_messages_total{outcome="inserted"}'] for w in (first, second, third)
+    ]
+    assert sum(inserted) == len(samples)
+    assert sum(1 for n in inserted if n) >= 2, f"one worker did all the work: {inserted}"
+
+
+def test_a_stream_of_garbage_trips_the_circuit_breaker(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    produce(stream.bootstrap_servers, stream.topic, [b"garbage %d" % i for i in range(300)])
+    worker = start(stream, workers, tmp_path)
+    assert worker.wait_exit(timeout=60) == 1
+    log = worker.log()
+    assert "circuit breaker open" in log
+    assert "ROI_DLQ_MAX_RATIO" in log
+    assert "Traceback" not in log
+    assert query(stream.database_url, "SELECT count(*) FROM consumer_offsets") == [(0,)]
+
+
+def test_invalid_events_spread_thinly_do_not_trip_the_breaker(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    samples = sample_events(1000)
+    messages: list[tuple[bytes, bytes]] = []
+    for index, sample in enumerate(samples):
+        messages.append(sample.message)
+        if index % 10 == 0:
+            messages.append((b"bad", b"not json"))
+    produce(stream.bootstrap_servers, stream.topic, messages)
+    worker = start(stream, workers, tmp_path)
+    wait_caught_up(stream)
+    assert worker.process.poll() is None
+    assert_stored_exactly(stream, samples)
+    assert len(read_topic(stream.bootstrap_servers, stream.dlq_topic, expected=100)) == 100
+
+
+def test_a_missing_topic_is_a_clear_error_at_start_up(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    worker = start(stream, workers, tmp_path, ROI_TOPIC=f"missing-{uuid.uuid4().hex[:6]}")
+    assert worker.wait_exit(timeout=60) == 2
+    log = worker.log().strip()
+    assert "does not exist" in log
+    assert "ROI_CREATE_TOPICS=true" in log
+    assert "Traceback" not in log

@@ -1,0 +1,96 @@
+"""Property: however events are batched, ordered and repeated, summaries equal a recompute."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.strategies import NOW, valid_documents
+from worker.migrate import load_migrations, migrate
+from worker.summaries import find_drift
+from worker.validate import validate
+from worker.write import BatchWriter, Source, ValidEvent
+
+PATTERNS = ("alpha", "beta", "gamma/delta")
+
+
+@pytest.fixture(scope="module")
+def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    migrate(database_url, load_migrations())
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        yield connection
+
+
+@st.composite
+def deliveries(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[int]]]:
+    """Distinct events, and batches of indexes into them: every event at least once, some
+    repeated, in any order, cut into batches at random points."""
+    documents = draw(
+        st.lists(valid_documents(), min_size=1, max_size=25, unique_by=lambda d: d["event_id"])
+    )
+    for document in documents:
+        document["pattern_id"] = draw(st.sampled_from(PATTERNS))
+    indexes = list(range(len(documents)))
+    repeats = draw(st.lists(st.sampled_from(indexes), max_size=10))
+    sequence = draw(st.permutations(indexes + repeats))
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(sequence) - 1)), max_size=6)))
+    bounds = [0, *(c for c in cuts if c < len(sequence)), len(sequence)]
+    batches = [sequence[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    return documents, batches
+
+
+def expected(documents: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    """The methodology in plain Python over distinct events, to compare to the cent."""
+    totals: dict[str, list[Any]] = {}
+    for document in documents:
+        event = validate(document, now=NOW)
+        run_time, cost = event.execution_time_seconds, event.actual_cost
+        time_saved = event.estimated_time_seconds - run_time if event.success else -run_time
+        cost_saved = event.estimated_cost - cost if event.success else -cost
+        row = totals.setdefault(event.pattern_id, [0, 0, Decimal(0), Decimal(0), Decimal(0)])
+        row[0] += 1
+        row[1] += event.success
+        row[2] += time_saved
+        row[3] += cost_saved
+        row[4] += cost
+    return {pattern: tuple(row) for pattern, row in totals.items()}
+
+
+@settings(max_examples=60)
+@given(deliveries())
+def test_incremental_summaries_equal_the_recompute(
+    conn: psycopg.Connection[Any], delivery: tuple[list[dict[str, Any]], list[list[int]]]
+) -> None:
+    documents, batches = delivery
+    conn.execute(
+        "TRUNCATE pattern_executions, pattern_roi_summary, pattern_roi_daily, consumer_offsets"
+    )
+    events = [validate(document, now=NOW) for document in documents]
+    writer = BatchWriter(conn, "property")
+    offset = 0
+    inserted = 0
+    for batch in batches:
+        items = []
+        for index in batch:
+            items.append(ValidEvent.of(events[index], Source("t", 0, offset)))
+            offset += 1
+        result = writer.write(items, {("t", 0): offset})
+        inserted += len(result.inserted)
+        assert not result.refused
+        assert len(result.inserted) + len(result.duplicates) == len(batch)
+
+    assert inserted == len(documents)
+    assert find_drift(conn) == []
+    rows = conn.execute(
+        "SELECT pattern_id, total_executions, successful_executions, total_time_saved_seconds,"
+        " total_cost_saved_usd, total_actual_cost_usd FROM pattern_roi_summary"
+    ).fetchall()
+    assert {row[0]: tuple(row[1:]) for row in rows} == expected(documents)
+    assert conn.execute("SELECT next_offset FROM consumer_offsets").fetchall() == [(offset,)]

@@ -1,0 +1,380 @@
+"""docker-compose.yml, deploy/Dockerfile and the Prometheus config agree with each other and with
+the settings. Nothing here needs Docker: the files are parsed and compared, never run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from psycopg.conninfo import conninfo_to_dict
+
+from worker.settings import ENV_PREFIX, Settings, load_settings
+
+ROOT = Path(__file__).parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+SERVICES_SH = ROOT / "deploy" / "local" / "services.sh"
+PYPROJECT = ROOT / "pyproject.toml"
+
+SERVICES = ("kafka", "postgres", "migrate", "worker", "prometheus")
+WORKER_IMAGE_SERVICES = ("migrate", "worker")
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path.name} is not a YAML mapping"
+    return data
+
+
+def services() -> dict[str, dict[str, Any]]:
+    found = load_yaml(COMPOSE)["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+def service(name: str) -> dict[str, Any]:
+    return services()[name]
+
+
+def environment(svc: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as the strings the container sees (mapping or list form)."""
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
+    return {str(key): _as_env_string(value) for key, value in env.items()}
+
+
+def _as_env_string(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):  # Compose passes YAML booleans as true/false
+        return str(value).lower()
+    return str(value)
+
+
+def published_ports(svc: dict[str, Any]) -> dict[int, tuple[str, int]]:
+    """Container port -> (host address, host port), from `[address:]host:container[/proto]`."""
+    result: dict[int, tuple[str, int]] = {}
+    for entry in svc.get("ports", []):
+        if isinstance(entry, dict):
+            host_ip, host, container = (
+                entry.get("host_ip", ""),
+                entry["published"],
+                entry["target"],
+            )
+        else:
+            *front, container = str(entry).split(":")
+            host_ip, host = (front[0], front[1]) if len(front) == 2 else ("", front[0])
+        result[int(str(container).split("/")[0])] = (str(host_ip), int(host))
+    return result
+
+
+def listeners(value: str) -> dict[str, tuple[str, int]]:
+    """Kafka's `NAME://host:port,...` as {NAME: (host, port)}; an empty host is every interface."""
+    result: dict[str, tuple[str, int]] = {}
+    for item in value.split(","):
+        name, _, address = item.strip().partition("://")
+        host, _, port = address.rpartition(":")
+        result[name] = (host, int(port))
+    return result
+
+
+def host_port(server: str) -> tuple[str, int]:
+    host, _, port = server.strip().rpartition(":")
+    return host, int(port)
+
+
+def settings_of(name: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings a compose service's container would load from its environment."""
+    for variable in list(os.environ):
+        if variable.startswith(ENV_PREFIX):
+            monkeypatch.delenv(variable)
+    for variable, value in environment(service(name)).items():
+        monkeypatch.setenv(variable, value)
+    return load_settings()
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) for each instruction, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    instructions = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            keyword, _, arguments = stripped.partition(" ")
+            instructions.append((keyword.upper(), arguments.strip()))
+    return instructions
+
+
+def instruction_args(keyword: str) -> list[str]:
+    return [arguments for found, arguments in dockerfile() if found == keyword]
+
+
+def services_sh_default(variable: str) -> int:
+    match = re.search(rf"^\w+=\$\{{{variable}:-(\d+)\}}$", SERVICES_SH.read_text(), re.MULTILINE)
+    assert match, f"{variable} default not found in {SERVICES_SH.name}"
+    return int(match[1])
+
+
+# ---------------------------------------------------------------------------- compose services
+
+
+def test_the_stack_has_its_services() -> None:
+    """Kafka, PostgreSQL, the one-shot migration, the worker and Prometheus."""
+    missing = set(SERVICES) - set(services())
+    assert not missing, f"docker-compose.yml lacks {sorted(missing)}"
+
+
+def test_every_roi_variable_is_a_setting() -> None:
+    """A ROI_* variable the settings do not read would be silently ignored."""
+    seen = 0
+    for name, svc in services().items():
+        for variable in environment(svc):
+            if variable.startswith(ENV_PREFIX):
+                seen += 1
+                field = variable.removeprefix(ENV_PREFIX).lower()
+                assert variable == f"{ENV_PREFIX}{field.upper()}"
+                assert field in Settings.model_fields, f"{name}: {variable} is not a setting"
+    assert seen >= 5
+
+
+@pytest.mark.parametrize("name", WORKER_IMAGE_SERVICES)
+def test_the_environment_loads_as_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each roi-worker container's environment passes the settings' own validation."""
+    settings_of(name, monkeypatch)
+
+
+def test_metrics_port_is_published_exposed_scraped_and_probed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ROI_METRICS_PORT is the port published, exposed, scraped and health-checked."""
+    settings = settings_of("worker", monkeypatch)
+    port = settings.metrics_port
+    assert settings.metrics_host not in ("127.0.0.1", "localhost"), "unreachable from outside"
+    assert published_ports(service("worker")) == {port: ("127.0.0.1", port)}
+    assert [str(port)] == instruction_args("EXPOSE")
+    assert f"worker:{port}" in scrape_targets()
+    probe = " ".join(service("worker")["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/healthz" in probe
+
+
+def test_worker_reaches_kafka_by_service_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each bootstrap server is the kafka service on a listener advertised under that name:
+    clients reconnect to the advertised address, so bootstrapping alone is not enough."""
+    kafka_env = environment(service("kafka"))
+    bound = listeners(kafka_env["KAFKA_LISTENERS"])
+    advertised = listeners(kafka_env["KAFKA_ADVERTISED_LISTENERS"])
+    servers = settings_of("worker", monkeypatch).kafka_bootstrap_servers.split(",")
+    for server in servers:
+        host, port = host_port(server)
+        assert host == "kafka"
+        names = [name for name, (_, bound_port) in bound.items() if bound_port == port]
+        assert names, f"{server}: kafka declares no listener on port {port}"
+        assert advertised.get(names[0]) == ("kafka", port), f"{names[0]} is not advertised there"
+
+
+def test_host_reaches_kafka_on_the_published_port() -> None:
+    """The published port is a listener advertised as 127.0.0.1:<host port>, as services.sh."""
+    kafka = service("kafka")
+    kafka_env = environment(kafka)
+    bound = listeners(kafka_env["KAFKA_LISTENERS"])
+    advertised = listeners(kafka_env["KAFKA_ADVERTISED_LISTENERS"])
+    (container_port, (address, published)), *others = published_ports(kafka).items()
+    assert not others
+    assert (address, published) == ("127.0.0.1", services_sh_default("ROI_KAFKA_PORT"))
+    name = next(name for name, (_, port) in bound.items() if port == container_port)
+    assert advertised[name] == ("127.0.0.1", published)
+
+
+def test_kafka_listeners_are_consistent() -> None:
+    """Every listener has a protocol; the controller is bound but never advertised; the
+    health check uses a declared listener."""
+    kafka = service("kafka")
+    kafka_env = environment(kafka)
+    bound = listeners(kafka_env["KAFKA_LISTENERS"])
+    advertised = listeners(kafka_env["KAFKA_ADVERTISED_LISTENERS"])
+    protocols = dict(
+        pair.split(":") for pair in kafka_env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert set(bound) <= set(protocols)
+    assert set(advertised) <= set(bound)
+    controller = kafka_env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert controller in bound
+    assert controller not in advertised
+    assert kafka_env["KAFKA_INTER_BROKER_LISTENER_NAME"] in advertised
+    _, voter = kafka_env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split("@")
+    assert host_port(voter)[1] == bound[controller][1]
+    probe = " ".join(kafka["healthcheck"]["test"])
+    match = re.search(r"--bootstrap-server\s+(\S+)", probe)
+    assert match
+    assert host_port(match[1])[1] in {port for _, port in bound.values()}
+
+
+@pytest.mark.parametrize("name", WORKER_IMAGE_SERVICES)
+def test_database_url_names_the_postgres_service(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ROI_DATABASE_URL is the postgres service, with the user, password and database it sets."""
+    postgres = service("postgres")
+    postgres_env = environment(postgres)
+    url = settings_of(name, monkeypatch).database_url.get_secret_value()
+    params = conninfo_to_dict(url)
+    assert params["host"] == "postgres"
+    assert int(str(params.get("port", 5432))) in published_ports(postgres)
+    assert params["user"] == postgres_env["POSTGRES_USER"]
+    assert params["password"] == postgres_env["POSTGRES_PASSWORD"]
+    assert params["dbname"] == postgres_env["POSTGRES_DB"]
+
+
+def test_host_ports_are_those_of_services_sh() -> None:
+    """The host-side URLs of `make services` work unchanged against the compose services."""
+    assert published_ports(service("postgres")) == {
+        5432: ("127.0.0.1", services_sh_default("ROI_PG_PORT"))
+    }
+    postgres_env = environment(service("postgres"))
+    for setting in ("USER", "PASSWORD", "DATABASE"):
+        default = re.search(rf"\$\{{ROI_PG_{setting}:-(\w+)\}}", SERVICES_SH.read_text())
+        assert default
+        key = "POSTGRES_DB" if setting == "DATABASE" else f"POSTGRES_{setting}"
+        assert postgres_env[key] == default[1]
+
+
+def test_migrate_runs_once_and_the_worker_waits_for_it() -> None:
+    """migrate starts on a healthy database and exits; the worker starts only after it succeeded
+    and once Kafka is healthy."""
+    migrate, worker = service("migrate"), service("worker")
+    assert migrate["command"] == ["migrate"]
+    assert migrate.get("restart", "no") == "no"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert worker["command"] == ["run"]
+    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", WORKER_IMAGE_SERVICES)
+def test_worker_image_is_built_from_deploy_dockerfile(name: str) -> None:
+    """Both roi-worker services build the same image from the repository root."""
+    svc = service(name)
+    assert (ROOT / svc["build"]["context"]).resolve() == ROOT.resolve()
+    assert (ROOT / svc["build"]["context"] / svc["build"]["dockerfile"]).resolve() == DOCKERFILE
+    assert svc["image"] == service("worker")["image"]
+
+
+def test_named_volumes_are_declared_and_mounted_files_exist() -> None:
+    compose = load_yaml(COMPOSE)
+    declared = set(compose.get("volumes") or {})
+    for name, svc in compose["services"].items():
+        for volume in svc.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).is_file(), f"{name}: {source} does not exist"
+            else:
+                assert source in declared, f"{name}: volume {source} is not declared"
+
+
+# ---------------------------------------------------------------------------- Prometheus
+
+
+def scrape_targets() -> list[str]:
+    config = load_yaml(PROMETHEUS)
+    return [
+        target
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    ]
+
+
+def test_prometheus_scrapes_the_worker_every_15_seconds() -> None:
+    config = load_yaml(PROMETHEUS)
+    jobs = [
+        job
+        for job in config["scrape_configs"]
+        if any(t.startswith("worker:") for s in job["static_configs"] for t in s["targets"])
+    ]
+    assert len(jobs) == 1
+    (job,) = jobs
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    assert job.get("scrape_interval", config["global"]["scrape_interval"]) == "15s"
+
+
+def test_prometheus_service_uses_the_config_and_a_pinned_image() -> None:
+    prometheus = service("prometheus")
+    image, _, tag = prometheus["image"].partition(":")
+    assert image == "prom/prometheus"
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", tag), f"pin a version, not {tag!r}"
+    assert (
+        "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        in prometheus["volumes"]
+    )
+    assert published_ports(prometheus) == {9090: ("127.0.0.1", 9090)}
+
+
+# ---------------------------------------------------------------------------- Dockerfile
+
+
+def test_dockerfile_builds_the_wheel_from_pyproject() -> None:
+    """Everything hatchling needs for the wheel is copied in, and the wheel is what gets
+    installed: the package, the force-included migrations, the readme and pyproject.toml."""
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
+    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+    needed = {"pyproject.toml", project["project"]["readme"], *wheel["packages"]}
+    needed |= set(wheel.get("force-include", {}))
+    copied = {
+        source.removeprefix("./").rstrip("/")
+        for arguments in instruction_args("COPY")
+        if "--from=" not in arguments
+        for source in arguments.split()[:-1]
+        if not source.startswith("--")
+    }
+    assert needed <= copied, f"deploy/Dockerfile does not copy {sorted(needed - copied)}"
+    assert any("pip wheel" in run for run in instruction_args("RUN"))
+
+
+def test_dockerfile_is_multi_stage_on_one_slim_python() -> None:
+    """Build and runtime stages share the base image (the virtualenv is copied between them),
+    a slim Python no older than requires-python."""
+    defaults = dict(
+        arguments.split("=", 1) for arguments in instruction_args("ARG") if "=" in arguments
+    )
+    bases = [
+        re.sub(r"\$\{(\w+)\}", lambda match: defaults[match[1]], arguments.split()[0])
+        for arguments in instruction_args("FROM")
+    ]
+    assert len(bases) >= 2
+    assert len(set(bases)) == 1
+    version = re.fullmatch(r"python:(\d+)\.(\d+)-slim", bases[-1])
+    assert version, f"{bases[-1]} is not a python:X.Y-slim image"
+    requires = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["requires-python"]
+    minimum = tuple(int(part) for part in requires.removeprefix(">=").split("."))
+    assert (int(version[1]), int(version[2])) >= minimum
+
+
+def test_dockerfile_runs_roi_worker_as_non_root() -> None:
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
+    (entrypoint,) = instruction_args("ENTRYPOINT")
+    (command,) = instruction_args("CMD")
+    assert json.loads(entrypoint) == ["roi-worker"]
+    assert "roi-worker" in project["project"]["scripts"]
+    assert json.loads(command) == ["run"]
+    users = instruction_args("USER")
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] not in ("root", "0")
+
+
+def test_dockerignore_keeps_out_local_state_but_not_the_sources() -> None:
+    patterns = {
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv", ".local", ".cache"} <= patterns
+    assert not patterns & {"pyproject.toml", "README.md", "worker", "migrations", "*.md"}
