@@ -218,6 +218,8 @@ class Pipeline:
                 self._recover()
             self._refresh_lag()
             self._progress.maybe_log()
+        except KafkaError as exc:  # poll() and seek() surface few errors; back off on any
+            self._degrade(BrokerUnavailableError(f"Kafka: {type(exc).__name__}: {exc}"))
         except RetryableError as exc:
             self._degrade(exc)
 
