@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .PHONY: help venv services services-stop services-status lint format typecheck unit test \
-	schemas migrate clean
+	schemas migrate demo clean
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -66,6 +66,9 @@ schemas: venv ## regenerate schemas/ from the model (a test fails when they drif
 
 migrate: venv ## apply the migrations to the local (or configured) database
 	@$(call with_services,$(BIN)/roi-worker migrate)
+
+demo: venv ## run the worker on a sample stream, print the ROI per pattern (DEMO_SECONDS=N: stop after N s)
+	@$(call with_services,$(BIN)/roi-worker migrate && $(BIN)/roi-worker demo)
 
 clean: ## remove the virtualenv and tool caches (the services and their data stay)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

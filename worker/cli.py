@@ -7,6 +7,7 @@ events); 2 usage or configuration error. Every failure is one line on stderr, ne
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from worker import __version__, schemas
+from worker.demo import run_demo
 from worker.errors import (
     BrokerUnavailableError,
     ConfigurationError,
@@ -89,7 +91,35 @@ def build_parser() -> argparse.ArgumentParser:
         "/healthz and /readyz on ROI_METRICS_PORT. SIGTERM or Ctrl-C stops it cleanly.",
     )
     run_cmd.set_defaults(handler=_run)
+
+    demo_cmd = commands.add_parser(
+        "demo",
+        help="run the worker against the local services and publish a sample stream",
+        description="Starts `roi-worker run` (creating the topics, endpoints on 127.0.0.1, log "
+        "in .local/demo-worker.log), publishes two weeks of sample events of six patterns plus a "
+        "few invalid and duplicated messages, waits until the worker has processed them all, "
+        "prints the ROI per pattern and keeps the worker running until Ctrl-C.",
+    )
+    demo_cmd.add_argument(
+        "--seconds",
+        type=_seconds,
+        default=None,
+        metavar="N",
+        help="stop after N seconds, 0: right after the table (default: DEMO_SECONDS, else "
+        "run until Ctrl-C)",
+    )
+    demo_cmd.set_defaults(handler=_demo)
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,6 +186,18 @@ def _run(args: argparse.Namespace) -> int:
     except BrokerUnavailableError as exc:
         return _fail(f"cannot start: {exc}", EXIT_FAILED)
     return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    seconds: float | None = args.seconds
+    if seconds is None and os.environ.get("DEMO_SECONDS", "").strip():
+        try:
+            seconds = _seconds(os.environ["DEMO_SECONDS"].strip())
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigurationError(f"DEMO_SECONDS: {exc}") from None
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return run_demo(settings, seconds)
 
 
 def _check_events(args: argparse.Namespace) -> int:

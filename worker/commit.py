@@ -7,6 +7,7 @@ behind after a failed commit, which only means re-delivery of events that are th
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 
 from kafka import KafkaConsumer, TopicPartition
@@ -16,6 +17,7 @@ from kafka.structs import OffsetAndMetadata
 log = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT_MS = 5000
+RETRY_SECONDS = 5.0
 
 
 class KafkaCommitter:
@@ -25,6 +27,7 @@ class KafkaCommitter:
         self._consumer = consumer
         self._stored: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self._retry_at = 0.0
 
     def stored(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Records next offsets the database has just committed."""
@@ -33,15 +36,14 @@ class KafkaCommitter:
     def stored_offset(self, partition: TopicPartition) -> int | None:
         return self._stored.get(partition)
 
-    def commit(self, partitions: Iterable[TopicPartition] | None = None) -> bool:
-        """Commits the stored offsets Kafka does not have yet. False if Kafka refused."""
-        wanted = (
-            self._stored
-            if partitions is None
-            else {tp: self._stored[tp] for tp in partitions if tp in self._stored}
-        )
-        pending = {tp: o for tp, o in wanted.items() if self._committed.get(tp) != o}
-        if not pending:
+    def commit(self, *, force: bool = False) -> bool:
+        """Commits the stored offsets Kafka does not have yet. False if Kafka refused.
+
+        After a failure, further attempts wait RETRY_SECONDS (unless `force`), so a flaky
+        coordinator does not stall every batch for the commit timeout.
+        """
+        pending = {tp: o for tp, o in self._stored.items() if self._committed.get(tp) != o}
+        if not pending or (not force and time.monotonic() < self._retry_at):
             return True
         try:
             self._consumer.commit(
@@ -50,6 +52,7 @@ class KafkaCommitter:
             )
         except KafkaError as exc:
             log.warning("committing offsets to Kafka failed (the database has them): %s", exc)
+            self._retry_at = time.monotonic() + RETRY_SECONDS
             return False
         self._committed.update(pending)
         return True

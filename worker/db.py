@@ -11,6 +11,18 @@ from worker.settings import redact_url
 
 CONNECT_TIMEOUT_SECONDS = 10
 
+# Long-running connections of the worker: fail fast instead of hanging. A peer that vanished
+# without closing (network partition) is noticed in about 25 s; no statement or lock wait
+# holds a batch (or a scrape) for long.
+WORKER_SESSION: dict[str, Any] = {
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "options": "-c statement_timeout=60s -c lock_timeout=30s",
+}
+
 
 def connect(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
     """Opens a connection; raises DatabaseUnavailableError with a one-line reason on failure.

@@ -6,7 +6,9 @@ stable code, see InvalidReason), `roi.error.message`, `roi.source.topic`,
 epoch). Publishing waits for the broker's acknowledgement of every letter: only then may the
 source offsets be committed. Delivery to the dead-letter topic is at least once: a crash
 between the acknowledgement and the database commit publishes the letter again on
-re-delivery; readers can tell repeats by their source headers.
+re-delivery; readers can tell repeats by their source headers. A value too large to forward
+with the headers added is dropped and `roi.error.value_dropped_bytes` gives its size; the source
+headers still say where to find the original.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
-from worker.errors import BrokerUnavailableError
+from worker.errors import BrokerUnavailableError, FatalError
 
 HEADER_PREFIXES: Final = ("roi.error.", "roi.source.")
 MAX_MESSAGE_BYTES: Final = 4096  # of roi.error.message; field errors can be long
+HEADROOM_BYTES: Final = 16384  # for our headers and the record overhead
 
 Headers = list[tuple[str, bytes]]
+SourceHeaders = list[tuple[str, bytes | None]]  # as consumed: Kafka allows null values
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +40,7 @@ class Message:
     timestamp: int  # milliseconds since the epoch
     key: bytes | None
     value: bytes | None
-    headers: Headers
+    headers: SourceHeaders
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +52,11 @@ class DeadLetter:
     def headers(self) -> Headers:
         """The original headers (minus any stale roi.error/roi.source ones), then ours."""
         source = self.message
-        kept = [(k, v) for k, v in source.headers if not k.startswith(HEADER_PREFIXES)]
+        kept = [
+            (k, v if v is not None else b"")  # Kafka allows null header values; the client not
+            for k, v in source.headers
+            if not k.startswith(HEADER_PREFIXES)
+        ]
         error = self.error.encode("utf-8", "replace")
         if len(error) > MAX_MESSAGE_BYTES:
             error = error[: MAX_MESSAGE_BYTES - 3].decode("utf-8", "ignore").encode() + b"..."
@@ -76,23 +84,57 @@ class DeadLetterPublisher:
         return self._topic
 
     def publish(self, letters: Sequence[DeadLetter]) -> None:
-        """Raises BrokerUnavailableError unless every letter was acknowledged in time."""
+        """Returns once every letter is acknowledged.
+
+        Raises BrokerUnavailableError when the broker did not acknowledge in time (retry
+        later), FatalError when it never will (e.g. no permission to write the topic).
+        """
         if not letters:
             return
         try:
-            futures: list[Any] = [
-                self._producer.send(
-                    self._topic,
-                    key=letter.message.key,
-                    value=letter.message.value,
-                    headers=letter.headers(),
-                )
-                for letter in letters
-            ]
+            sent = [(letter, self._send(letter, drop_value=False)) for letter in letters]
             self._producer.flush(timeout=self._timeout)
-            for future in futures:
+            too_large = [letter for letter, future in sent if _failed_for_size(future)]
+            if too_large:
+                resent = [self._send(letter, drop_value=True) for letter in too_large]
+                self._producer.flush(timeout=self._timeout)
+                sent = [(letter, f) for letter, f in sent if letter not in too_large]
+                sent += zip(too_large, resent, strict=True)
+            for _, future in sent:
                 future.get(timeout=0)
         except KafkaError as exc:
-            raise BrokerUnavailableError(
-                f"dead-letter topic {self._topic}: {type(exc).__name__}: {exc}"
-            ) from exc
+            where = f"dead-letter topic {self._topic}"
+            if exc.retriable:
+                raise BrokerUnavailableError(f"{where}: {exc}") from exc
+            raise FatalError(f"{where}: {exc}; fix the topic or the worker's rights") from exc
+
+    def _send(self, letter: DeadLetter, *, drop_value: bool) -> Any:
+        """Sends one letter; a value too large to forward is replaced by a header saying so."""
+        value = letter.message.value
+        headers = letter.headers()
+        if drop_value or _too_large(value, self._producer):
+            headers.append(("roi.error.value_dropped_bytes", str(len(value or b"")).encode()))
+            value = b""
+        if letter.message.key is None and value is None:
+            value = b""  # the client refuses a record with neither key nor value
+        try:
+            return self._producer.send(
+                self._topic, key=letter.message.key, value=value, headers=headers
+            )
+        except MessageSizeTooLargeError:
+            if drop_value:
+                raise
+            return self._send(letter, drop_value=True)
+
+
+def _too_large(value: bytes | None, producer: KafkaProducer) -> bool:
+    limit: int = producer.config["max_request_size"]
+    return value is not None and len(value) + HEADROOM_BYTES > limit
+
+
+def _failed_for_size(future: Any) -> bool:
+    return bool(
+        future.is_done
+        and future.failed()
+        and isinstance(future.exception, MessageSizeTooLargeError | RecordListTooLargeError)
+    )

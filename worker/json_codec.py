@@ -48,7 +48,7 @@ def loads(text: str) -> Any:
     except JsonError:
         raise
     except json.JSONDecodeError as exc:
-        raise JsonError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise JsonError(f"{exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
         raise JsonError("nested too deeply") from None
     except ValueError as exc:  # e.g. an integer literal beyond the interpreter's digit limit

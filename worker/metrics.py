@@ -26,7 +26,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from worker.db import connect, first_line
+from worker.db import WORKER_SESSION, connect, first_line
 from worker.errors import InvalidReason, RetryableError
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ BATCH_SIZE_BUCKETS: Final = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 
 # From "just now" to a week late: replays of old events land in the top buckets.
 DELAY_BUCKETS: Final = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 604800)
 PATTERN_CACHE_SECONDS: Final = 2.0  # scrapes within this window reuse one query
+LOCK_WAIT_SECONDS: Final = 5.0
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the output and nobody here reads them
 
@@ -91,7 +92,7 @@ class WorkerMetrics:
         )
         self.db_errors = Counter(
             "roi_worker_db_errors",
-            "PostgreSQL errors: unreachable, failed statements, refused rows.",
+            "PostgreSQL errors: unreachable, connection lost, summaries unreadable for /metrics.",
             registry=registry,
         )
         self.kafka_errors = Counter(
@@ -110,17 +111,19 @@ class WorkerMetrics:
             self.dead_letters.labels(reason.value)
 
 
-_PATTERNS_QUERY: Final = """
-SELECT pattern_id, total_executions, successful_executions, total_cost_saved_usd,
-       total_time_saved_seconds, total_actual_cost_usd
-FROM pattern_roi_summary
-ORDER BY total_executions DESC, pattern_id
-LIMIT %s
-"""
-_TOTALS_QUERY: Final = """
-SELECT coalesce(sum(total_executions), 0), coalesce(sum(successful_executions), 0),
-       coalesce(sum(total_cost_saved_usd), 0), coalesce(sum(total_time_saved_seconds), 0)
-FROM pattern_roi_summary
+# The busiest patterns, and the totals over all of them, from one snapshot: the totals row
+# (pattern_id NULL) comes first.
+_QUERY: Final = """
+(SELECT NULL::text, coalesce(sum(total_executions), 0), coalesce(sum(successful_executions), 0),
+        coalesce(sum(total_cost_saved_usd), 0), coalesce(sum(total_time_saved_seconds), 0),
+        coalesce(sum(total_actual_cost_usd), 0)
+ FROM pattern_roi_summary)
+UNION ALL
+(SELECT pattern_id, total_executions, successful_executions, total_cost_saved_usd,
+        total_time_saved_seconds, total_actual_cost_usd
+ FROM pattern_roi_summary
+ ORDER BY total_executions DESC, pattern_id
+ LIMIT %s)
 """
 
 
@@ -141,11 +144,17 @@ class PatternCollector(Collector):
         self._cache: tuple[float, list[Metric]] = (0.0, [])
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
+        # Scrapes that arrive while one is reading the database wait briefly, then answer
+        # without these families rather than piling up threads behind a slow query.
+        if not self._lock.acquire(timeout=LOCK_WAIT_SECONDS):
+            return
+        try:
             at, metrics = self._cache
             if time.monotonic() - at > PATTERN_CACHE_SECONDS:
                 metrics = self._read()
                 self._cache = (time.monotonic(), metrics) if metrics else (0.0, [])
+        finally:
+            self._lock.release()
         yield from metrics
 
     def close(self) -> None:
@@ -157,9 +166,8 @@ class PatternCollector(Collector):
     def _read(self) -> list[Metric]:
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = connect(self._url, autocommit=True, connect_timeout=3)
-            patterns = self._conn.execute(_PATTERNS_QUERY, (self._max_patterns,)).fetchall()
-            totals = self._conn.execute(_TOTALS_QUERY).fetchone()
+                self._conn = connect(self._url, autocommit=True, **WORKER_SESSION)
+            totals, *patterns = self._conn.execute(_QUERY, (self._max_patterns,)).fetchall()
         except (psycopg.Error, RetryableError) as exc:
             self._errors.inc()
             log.warning("cannot read pattern summaries for /metrics: %s", _reason(exc))
@@ -209,8 +217,8 @@ def _pattern_families(rows: list[tuple[Any, ...]]) -> list[Metric]:
     return [executions, successes, success_ratio, cost_saved, time_saved, roi_ratio]
 
 
-def _total_families(row: tuple[Any, ...] | None) -> list[Metric]:
-    total, successful, saved_usd, saved_seconds = row or (0, 0, 0, 0)
+def _total_families(row: tuple[Any, ...]) -> list[Metric]:
+    _, total, successful, saved_usd, saved_seconds, _ = row
     families: list[Metric] = [
         GaugeMetricFamily(
             "roi_cost_saved_usd", "Net USD saved by all patterns.", value=float(saved_usd)

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from worker.circuit_breaker import CircuitBreaker
 from worker.commit import KafkaCommitter
-from worker.db import connect
+from worker.db import WORKER_SESSION, connect
 from worker.deadletter import DeadLetter, DeadLetterPublisher, Message
 from worker.errors import (
     BrokerUnavailableError,
@@ -57,17 +57,9 @@ MAX_BACKOFF_SECONDS: Final = 30.0
 FIRST_BACKOFF_SECONDS: Final = 0.5
 POLL_SLICE_SECONDS: Final = 1.0  # the longest the loop blocks in poll(): how fast it sees stop
 LAG_REFRESH_SECONDS: Final = 5.0
-DEAD_LETTER_TIMEOUT_SECONDS: Final = 10.0
+DEAD_LETTER_TIMEOUT_SECONDS: Final = 5.0
+KAFKA_TIMEOUT_MS: Final = 5000  # offset lookups
 PROGRESS_LOG_SECONDS: Final = 30.0
-_CONNECT_OPTIONS: Final = {
-    "autocommit": True,
-    "connect_timeout": 3,
-    # A peer that vanished without closing (network partition) is noticed in about 25 s.
-    "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 3,
-}
 
 
 @dataclass(slots=True)
@@ -77,7 +69,8 @@ class Batch:
     messages: list[Message]
     valid: list[ValidEvent]
     letters: list[DeadLetter]
-    started: float = field(default_factory=time.monotonic)
+    started: float  # time.monotonic() when the batch closed
+    letters_published: bool = False
 
     @property
     def next_offsets(self) -> dict[Partition, int]:
@@ -115,6 +108,7 @@ class Pipeline:
         self._pending: list[Message] = []
         self._batch: Batch | None = None
         self._unpositioned: set[TopicPartition] = set()
+        self._start_offsets: dict[TopicPartition, int] = {}  # where unstored partitions start
         self._degraded: str | None = None
         self._backoff = 0.0
         self._conn: psycopg.Connection[Any] | None = None
@@ -139,45 +133,50 @@ class Pipeline:
         ensure_topics(
             settings, [settings.topic, settings.dead_letter_topic], create=settings.create_topics
         )
-        server = StatusServer(
-            settings.metrics_host, settings.metrics_port, self._registry, self._status
-        )
-        patterns = PatternCollector(
-            settings.database_url.get_secret_value(),
-            settings.metrics_max_patterns,
-            self._metrics.db_errors,
-        )
-        self._registry.register(patterns)
-        server.start()
-        log.info("metrics, /healthz and /readyz on http://%s", server.address)
-        try:
-            consumer = self._consumer = KafkaConsumer(
-                **settings.kafka_config(),
-                group_id=settings.group_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                allow_auto_create_topics=False,
-                max_poll_records=settings.batch_max_messages,
-                session_timeout_ms=settings.kafka_session_timeout_ms,
-                heartbeat_interval_ms=settings.kafka_session_timeout_ms // 15,
+        with contextlib.ExitStack() as cleanup:  # closed in reverse order, whatever happens
+            server = StatusServer(
+                settings.metrics_host, settings.metrics_port, self._registry, self._status
             )
-        except KafkaError as exc:
-            server.stop()
-            raise BrokerUnavailableError(f"Kafka: {exc}") from exc
-        producer = KafkaProducer(
-            **settings.kafka_config(),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_block_ms=5000,
-            request_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000),
-            delivery_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000 * 3),
-        )
-        self._committer = KafkaCommitter(consumer)
-        self._dead_letters = DeadLetterPublisher(
-            producer, settings.dead_letter_topic, timeout=DEAD_LETTER_TIMEOUT_SECONDS
-        )
-        try:
+            server.start()
+            cleanup.callback(server.stop)
+            log.info("metrics, /healthz and /readyz on http://%s", server.address)
+            patterns = PatternCollector(
+                settings.database_url.get_secret_value(),
+                settings.metrics_max_patterns,
+                self._metrics.db_errors,
+            )
+            self._registry.register(patterns)
+            cleanup.callback(patterns.close)
+            cleanup.callback(self._close_database)
+            try:
+                consumer = self._consumer = KafkaConsumer(
+                    **settings.kafka_config(),
+                    group_id=settings.group_id,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    allow_auto_create_topics=False,
+                    max_poll_records=settings.batch_max_messages,
+                    session_timeout_ms=settings.kafka_session_timeout_ms,
+                    heartbeat_interval_ms=settings.kafka_session_timeout_ms // 15,
+                )
+                cleanup.callback(consumer.close, autocommit=False, timeout_ms=3000)  # leaves
+                producer = KafkaProducer(
+                    **settings.kafka_config(),
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=5,
+                    max_block_ms=5000,
+                    request_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000),
+                    delivery_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000 * 3),
+                )
+                cleanup.callback(producer.close, timeout=2)
+            except KafkaError as exc:
+                raise BrokerUnavailableError(f"Kafka: {exc}") from exc
+            cleanup.callback(self._mark_stopped)
+            self._committer = KafkaCommitter(consumer)
+            self._dead_letters = DeadLetterPublisher(
+                producer, settings.dead_letter_topic, timeout=DEAD_LETTER_TIMEOUT_SECONDS
+            )
             consumer.subscribe([settings.topic], listener=_Rebalance(self))
             log.info(
                 "consuming %s as group %s; dead letters to %s",
@@ -187,18 +186,11 @@ class Pipeline:
             )
             while not self._stop.is_set():
                 self._step()
-            log.info("stopping: abandoning the unstored batch, committing what is stored")
-            if not self._committer.commit():
+            if self._batch or self._pending:
+                log.info("stopping: the batch not yet stored is left for re-delivery")
+            if not self._committer.commit(force=True):
                 self._metrics.kafka_errors.inc()
-        finally:
-            self._status.set_ready(False, "stopped")
-            self._metrics.ready.set(0)
-            consumer.close(autocommit=False, timeout_ms=3000)  # leaves the group
-            producer.close(timeout=2)
-            self._close_database()
-            patterns.close()
-            server.stop()
-            log.info("stopped")
+        log.info("stopped")
 
     # ------------------------------------------------------------------ the loop
 
@@ -213,7 +205,6 @@ class Pipeline:
                 self._collect()
             if self._batch is not None:
                 self._store(self._batch)
-                self._batch = None
             if self._degraded:
                 self._recover()
             self._refresh_lag()
@@ -233,7 +224,7 @@ class Pipeline:
                 break
             self._poll(min(remaining, POLL_SLICE_SECONDS), limit - len(self._pending))
         if self._pending and not self._stop.is_set():
-            self._batch = self._prepare(self._pending)
+            self._batch = self._prepare(self._pending, closed=time.monotonic())
             self._pending = []
 
     def _poll(self, seconds: float, max_records: int) -> None:
@@ -254,7 +245,7 @@ class Pipeline:
                 for r in records
             )
 
-    def _prepare(self, messages: list[Message]) -> Batch:
+    def _prepare(self, messages: list[Message], closed: float) -> Batch:
         """Decode and validate; feeds the circuit breaker, which may stop the worker here."""
         now = datetime.now(UTC)
         valid: list[ValidEvent] = []
@@ -270,22 +261,31 @@ class Pipeline:
             valid.append(
                 ValidEvent.of(event, Source(message.topic, message.partition, message.offset))
             )
-        return Batch(messages, valid, letters)
+        return Batch(messages, valid, letters, closed)
 
     def _store(self, batch: Batch) -> None:
         writer = self._database()
+        if not batch.letters_published:
+            # Before the transaction, so that no database lock waits on the broker. Should
+            # the transaction fail, the batch is retried and these are published again:
+            # the dead-letter topic is at least once.
+            self._dead_letters.publish(batch.letters)
+            batch.letters_published = True
         sources = {(m.topic, m.partition, m.offset): m for m in batch.messages}
         letters = list(batch.letters)
 
-        def publish_dead_letters(result: WriteResult) -> None:
-            for refused in result.refused:
-                source = refused.item.source
+        def publish_refused(result: WriteResult) -> None:
+            refused = []
+            for item in result.refused:
+                source = item.item.source
                 message = sources[(source.topic, source.partition, source.offset)]
-                letters.append(DeadLetter(message, refused.reason.value, refused.message))
-            self._dead_letters.publish(letters)
+                refused.append(DeadLetter(message, item.reason.value, item.message))
+            self._dead_letters.publish(refused)  # rare: conflicts and refused rows
+            letters.extend(refused)
 
         next_offsets = batch.next_offsets
-        result = writer.write(batch.valid, next_offsets, publish_dead_letters)
+        result = writer.write(batch.valid, next_offsets, publish_refused)
+        self._batch = None  # stored: whatever happens next must not store it again
         stored_at = time.time()
         self._record(batch, result, letters, stored_at)
         stored = {TopicPartition(t, p): o for (t, p), o in next_offsets.items()}
@@ -324,15 +324,37 @@ class Pipeline:
             )
 
     def _position(self) -> None:
-        """Seeks newly assigned partitions to the offsets stored in PostgreSQL, then resumes."""
+        """Seeks newly assigned partitions to the offsets stored in PostgreSQL, then resumes.
+
+        A partition with no stored offset has nothing stored for this group, so it starts from
+        the beginning (whatever Kafka's committed offset says: the database may be new or
+        restored). A stored offset beyond the partition's end means the topic was recreated or
+        truncated; resuming there would skip events, so the worker stops and says so.
+        """
         writer = self._database()
         partitions = sorted(self._unpositioned)
         stored = writer.load_offsets(sorted({tp.topic for tp in partitions}))
+        ends = self._consumer.end_offsets(partitions, timeout_ms=KAFKA_TIMEOUT_MS)
+        beyond = [
+            f"{tp.topic}/{tp.partition}: stored {stored[tp]}, end {ends[tp]}"
+            for tp in partitions
+            if stored.get(tp, 0) > ends.get(tp, 0)
+        ]
+        if beyond:
+            raise FatalError(
+                f"stored offsets are beyond the end of the topic ({'; '.join(beyond)}): was it "
+                "recreated? See docs/operations.md, 'Stored offsets beyond the end'"
+            )
+        fresh = [tp for tp in partitions if tp not in stored]
+        if fresh:
+            self._consumer.seek_to_beginning(*fresh)
+            self._start_offsets.update(
+                self._consumer.beginning_offsets(fresh, timeout_ms=KAFKA_TIMEOUT_MS)
+            )
         for tp in partitions:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is not None:
-                self._consumer.seek(tp, offset)
-                self._committer.stored({tp: offset})  # Kafka catches up if it was behind
+            if tp in stored:
+                self._consumer.seek(tp, stored[tp])
+                self._committer.stored({tp: stored[tp]})  # Kafka catches up if it was behind
         self._unpositioned.difference_update(partitions)
         if not self._degraded:
             self._consumer.resume(*partitions)
@@ -372,6 +394,10 @@ class Pipeline:
         self._consumer.resume(*(set(self._consumer.assignment()) - self._unpositioned))
         self._mark_ready()
 
+    def _mark_stopped(self) -> None:
+        self._status.set_ready(False, "stopped")
+        self._metrics.ready.set(0)
+
     def _mark_ready(self) -> None:
         self._status.set_ready(True)
         self._metrics.ready.set(1)
@@ -381,7 +407,7 @@ class Pipeline:
             url = self._settings.database_url.get_secret_value()
             if not self._schema_checked:
                 self._check_schema(url)
-            self._conn = connect(url, **_CONNECT_OPTIONS)
+            self._conn = connect(url, autocommit=True, **WORKER_SESSION)
             self._writer = BatchWriter(self._conn, self._settings.group_id)
             if not self._degraded:
                 self._mark_ready()
@@ -414,7 +440,7 @@ class Pipeline:
             for tp, end in ends.items():
                 base = self._committer.stored_offset(tp)
                 if base is None:
-                    base = self._consumer.committed(tp, timeout_ms=2000) or 0
+                    base = self._start_offsets.get(tp, 0)
                 self._set_lag(tp, end - base)
         except KafkaError as exc:
             self._metrics.kafka_errors.inc()
@@ -436,6 +462,8 @@ class Pipeline:
             self._batch = self._batch.without(revoked)
         self._unpositioned -= revoked
         self._committer.forget(revoked)
+        for tp in revoked:
+            self._start_offsets.pop(tp, None)
         for tp in revoked:
             with contextlib.suppress(KeyError):  # never measured yet
                 self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))

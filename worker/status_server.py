@@ -56,7 +56,7 @@ class StatusServer:
         self, host: str, port: int, registry: CollectorRegistry, status: WorkerStatus
     ) -> None:
         handler = _handler(registry, status)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server = _QuietServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="status-server", daemon=True
@@ -73,6 +73,12 @@ class StatusServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A scraper that hangs up mid-response is not worth a traceback on stderr.
+        log.debug("status request from %s failed", client_address, exc_info=True)
 
 
 def _handler(registry: CollectorRegistry, status: WorkerStatus) -> type[BaseHTTPRequestHandler]:

@@ -62,7 +62,7 @@ _COLUMN_LIST: Final = ", ".join(_COLUMNS)
 
 _CREATE_STAGING: Final = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} "
-    "(LIKE pattern_executions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    "(LIKE pattern_executions INCLUDING DEFAULTS INCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS"
 )
 _COPY: Final = f"COPY {STAGING_TABLE} ({_COLUMN_LIST}) FROM STDIN"
 
@@ -193,43 +193,93 @@ class BatchWriter:
         return {(topic, partition): offset for topic, partition, offset in rows}
 
     def _store(self, events: list[ValidEvent], result: WriteResult) -> None:
-        # Split on data errors until each refused row stands alone: one bad row costs
-        # about 2*log2(batch size) extra statements and never blocks its partition.
-        chunks = [events] if events else []
+        if not events:
+            return
+        refused_before = len(result.refused)
+        try:
+            with self._conn.transaction():  # a savepoint
+                staged = self._stage(events, result)
+                if staged:
+                    self._classify(staged, *self._insert_staged(), result)
+            return
+        except (pg_errors.DataError, pg_errors.IntegrityError):
+            # A rule only pattern_executions has (a constraint added after this session made
+            # its staging table, a trigger): find the rows it refuses the slow way.
+            del result.refused[refused_before:]
+        log.warning("a row passed the staging table but not pattern_executions; isolating it")
+        self._store_in_chunks(events, result)
+
+    def _stage(self, events: list[ValidEvent], result: WriteResult) -> list[ValidEvent]:
+        """COPYs the events into the staging table, whose constraints are those of
+        pattern_executions. A refused COPY is split until each refused row stands alone: one
+        bad row costs about 2*log2(batch size) small statements on a private table, takes no
+        shared lock, and never blocks its partition."""
+        staged: list[ValidEvent] = []
+        for chunk, error in self._bisect(events, self._copy):
+            if error is None:
+                staged += chunk
+            else:
+                result.refused.append(_refused(chunk[0], error))
+        return staged
+
+    def _store_in_chunks(self, events: list[ValidEvent], result: WriteResult) -> None:
+        def insert(chunk: list[ValidEvent]) -> None:
+            self._copy(chunk)
+            self._classify(chunk, *self._insert_staged(), result)
+
+        # Chunks lock summary rows out of key order: a deadlock with another worker is
+        # possible here, and is retried like any other database failure.
+        for chunk, error in self._bisect(events, insert):
+            if error is not None:
+                result.refused.append(_refused(chunk[0], error))
+
+    def _bisect(
+        self, events: list[ValidEvent], attempt: Callable[[list[ValidEvent]], None]
+    ) -> Iterator[tuple[list[ValidEvent], Exception | None]]:
+        """Runs `attempt` on the events under savepoints, halving a chunk that fails with a
+        data error; yields each chunk that succeeded, and each single event that failed."""
+        chunks = [events]
         while chunks:
             chunk = chunks.pop()
             try:
-                with self._conn.transaction():  # a savepoint
-                    inserted, conflicts = self._insert(chunk)
+                with self._conn.transaction():
+                    attempt(chunk)
             except (pg_errors.DataError, pg_errors.IntegrityError) as exc:
                 if len(chunk) > 1:
                     middle = len(chunk) // 2
                     chunks += [chunk[middle:], chunk[:middle]]
                 else:
-                    message = f"PostgreSQL refused the row: {first_line(exc)}"
-                    result.refused.append(
-                        Refused(chunk[0], InvalidReason.DATABASE_REJECTED, message)
-                    )
+                    yield chunk, exc
                 continue
-            for item in chunk:
-                event_id = item.event.event_id
-                if event_id in inserted:
-                    result.inserted.append(item)
-                elif event_id in conflicts:
-                    result.refused.append(_conflict(item))
-                else:
-                    result.duplicates.append(item)
+            yield chunk, None
 
-    def _insert(self, chunk: list[ValidEvent]) -> tuple[set[Any], set[Any]]:
+    def _copy(self, chunk: list[ValidEvent]) -> None:
+        with self._conn.cursor() as cur, cur.copy(_COPY) as copy:
+            for item in chunk:
+                copy.write_row(_row(item))
+
+    def _insert_staged(self) -> tuple[set[Any], set[Any]]:
+        """Inserts the staged rows and increments the summaries; empties the staging table.
+        Returns the event_ids inserted and those already stored with other content."""
         with self._conn.cursor() as cur:
-            with cur.copy(_COPY) as copy:
-                for item in chunk:
-                    copy.write_row(_row(item))
             cur.execute(_INSERT)
             inserted = {row[0] for row in cur.fetchall()}
             cur.execute(_CONFLICTS_AND_CLEAR)
             conflicts = {row[0] for row in cur.fetchall()}
         return inserted, conflicts
+
+    @staticmethod
+    def _classify(
+        chunk: list[ValidEvent], inserted: set[Any], conflicts: set[Any], result: WriteResult
+    ) -> None:
+        for item in chunk:
+            event_id = item.event.event_id
+            if event_id in inserted:
+                result.inserted.append(item)
+            elif event_id in conflicts:
+                result.refused.append(_conflict(item))
+            else:
+                result.duplicates.append(item)
 
     def _save_offsets(self, next_offsets: Mapping[Partition, int]) -> None:
         if not next_offsets:
@@ -256,6 +306,11 @@ def _dedupe_batch(events: Sequence[ValidEvent]) -> tuple[list[ValidEvent], Write
         else:
             result.refused.append(_conflict(item))
     return list(first.values()), result
+
+
+def _refused(item: ValidEvent, error: Exception) -> Refused:
+    message = f"PostgreSQL refused the row: {first_line(error)}"
+    return Refused(item, InvalidReason.DATABASE_REJECTED, message)
 
 
 def _conflict(item: ValidEvent) -> Refused:
@@ -298,12 +353,30 @@ def _row(item: ValidEvent) -> tuple[Any, ...]:
 
 @contextmanager
 def _database_errors() -> Iterator[None]:
-    """Maps psycopg errors to what the consuming loop does about them."""
+    """Maps psycopg errors to what the consuming loop does about them: retry the batch
+    (DatabaseUnavailableError) or stop with a one-line message (FatalError)."""
     try:
         yield
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+    except (
+        psycopg.OperationalError,  # connection lost, server shutting down, deadlock, timeouts
+        psycopg.InterfaceError,
+        pg_errors.ReadOnlySqlTransaction,  # a failover left us on a standby for a moment
+        pg_errors.IdleInTransactionSessionTimeout,
+    ) as exc:
         raise DatabaseUnavailableError(f"PostgreSQL: {first_line(exc)}") from exc
     except (pg_errors.UndefinedTable, pg_errors.UndefinedColumn) as exc:
+        if STAGING_TABLE in str(exc):
+            raise DatabaseUnavailableError(
+                f"PostgreSQL: {first_line(exc)} (the session's temporary table vanished: a "
+                "connection pooler in transaction mode? Connect the worker directly)"
+            ) from exc
         raise FatalError(
             f"the database schema is not up to date ({first_line(exc)}); run `roi-worker migrate`"
         ) from exc
+    except pg_errors.InsufficientPrivilege as exc:
+        raise FatalError(
+            f"PostgreSQL: {first_line(exc)}; the worker's role needs INSERT, UPDATE and SELECT "
+            "on the roi tables and TEMPORARY on the database"
+        ) from exc
+    except psycopg.Error as exc:
+        raise FatalError(f"PostgreSQL: {type(exc).__name__}: {first_line(exc)}") from exc

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from tests.conftest import Services, create_topic, delete_topics, new_database
 from tests.helpers import wait_until
@@ -23,6 +24,7 @@ from tests.worker_harness import (
     wait_caught_up,
 )
 from worker import json_codec
+from worker.deadletter import DeadLetter, DeadLetterPublisher, Message
 from worker.migrate import load_migrations, migrate
 from worker.summaries import find_drift
 
@@ -322,3 +324,88 @@ def test_a_missing_topic_is_a_clear_error_at_start_up(
     assert "does not exist" in log
     assert "ROI_CREATE_TOPICS=true" in log
     assert "Traceback" not in log
+
+
+def test_a_value_too_large_to_forward_is_dead_lettered_without_it(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    huge = b"x" * 1_040_000  # fits the broker's limit, not with the dead-letter headers added
+    producer = KafkaProducer(bootstrap_servers=stream.bootstrap_servers, max_request_size=2**21)
+    try:
+        producer.send(stream.topic, key=b"big", value=huge).get(timeout=30)
+    finally:
+        producer.close()
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in sample_events(10)])
+    worker = start(stream, workers, tmp_path)
+    wait_caught_up(stream)
+
+    [letter] = read_topic(stream.bootstrap_servers, stream.dlq_topic, expected=1)
+    headers = dict(letter.headers)
+    assert letter.key == b"big"
+    assert letter.value == b""
+    assert headers["roi.error.value_dropped_bytes"] == str(len(huge)).encode()
+    assert headers["roi.error.reason"] == b"invalid_json"
+    assert worker.process.poll() is None
+    assert query(stream.database_url, "SELECT count(*) FROM pattern_executions") == [(10,)]
+
+
+def test_dead_letters_of_records_kafka_python_cannot_produce(stream: Stream) -> None:
+    """Other clients may publish null header values, or neither key nor value; the consumer
+    hands those over as None, which the producer refuses as they are."""
+    producer = KafkaProducer(bootstrap_servers=stream.bootstrap_servers, acks="all")
+    publisher = DeadLetterPublisher(producer, stream.dlq_topic, timeout=30)
+    try:
+        publisher.publish(
+            [
+                DeadLetter(Message(stream.topic, 0, 1, 0, b"k", b"{", [("h", None)]), "r", "e"),
+                DeadLetter(Message(stream.topic, 0, 2, 0, None, None, []), "r", "e"),
+            ]
+        )
+    finally:
+        producer.close()
+    letters = read_topic(stream.bootstrap_servers, stream.dlq_topic, expected=2)
+    assert dict(letters[0].headers)["h"] == b""
+    assert (letters[1].key, letters[1].value) == (None, b"")
+
+
+def test_a_partition_without_a_stored_offset_starts_from_the_beginning(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    """The database decides: Kafka's committed offsets (here: at the end) are ignored when the
+    database has nothing for the group, e.g. after it was restored empty."""
+    samples = sample_events(100)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    consumer = KafkaConsumer(
+        bootstrap_servers=stream.bootstrap_servers,
+        group_id=stream.group_id,
+        enable_auto_commit=False,
+    )
+    try:
+        partitions = [TopicPartition(stream.topic, p) for p in range(3)]
+        ends = consumer.end_offsets(partitions)
+        consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in ends.items()})
+    finally:
+        consumer.close()
+    start(stream, workers, tmp_path)
+    wait_caught_up(stream)
+    assert_stored_exactly(stream, samples)
+
+
+def test_stored_offsets_beyond_the_end_stop_the_worker(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    """The topic was recreated: resuming at the stored offset would skip its events."""
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in sample_events(10)])
+    with psycopg.connect(stream.database_url) as conn:
+        conn.execute(
+            "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
+            "VALUES (%s, %s, 0, 5000)",
+            (stream.group_id, stream.topic),
+        )
+    worker = start(stream, workers, tmp_path)
+    assert worker.wait_exit(timeout=60) == 1
+    log = worker.log()
+    assert "beyond the end of the topic" in log
+    assert f"{stream.topic}/0: stored 5000" in log
+    assert "Traceback" not in log
+    assert query(stream.database_url, "SELECT count(*) FROM pattern_executions") == [(0,)]

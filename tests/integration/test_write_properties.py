@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.strategies import NOW, valid_documents
+from tests.strategies import NOW, example_document, valid_documents
 from worker.migrate import load_migrations, migrate
 from worker.summaries import find_drift
 from worker.validate import validate
@@ -94,3 +95,32 @@ def test_incremental_summaries_equal_the_recompute(
     ).fetchall()
     assert {row[0]: tuple(row[1:]) for row in rows} == expected(documents)
     assert conn.execute("SELECT next_offset FROM consumer_offsets").fetchall() == [(offset,)]
+
+
+def test_a_constraint_added_after_staging_still_isolates_the_row(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """The staging table copies the constraints it found when the session made it; a rule
+    added later is caught by pattern_executions, and the slow path isolates the row."""
+    conn.execute(
+        "TRUNCATE pattern_executions, pattern_roi_summary, pattern_roi_daily, consumer_offsets"
+    )
+    writer = BatchWriter(conn, "late-constraint")
+    documents = [
+        dict(example_document(), event_id=str(uuid.uuid4()), workflow_id=f"wf-{i}")
+        for i in range(9)
+    ]
+    events = [validate(document, now=NOW) for document in documents]
+    writer.write([ValidEvent.of(events[0], Source("t", 0, 0))], {})  # creates the staging
+    conn.execute("ALTER TABLE pattern_executions ADD CONSTRAINT late CHECK (workflow_id <> 'wf-5')")
+    try:
+        result = writer.write(
+            [ValidEvent.of(e, Source("t", 0, i)) for i, e in enumerate(events[1:], 1)],
+            {("t", 0): 9},
+        )
+    finally:
+        conn.execute("ALTER TABLE pattern_executions DROP CONSTRAINT late")
+    assert [r.item.event.workflow_id for r in result.refused] == ["wf-5"]
+    assert "late" in result.refused[0].message
+    assert len(result.inserted) == 7
+    assert find_drift(conn) == []

@@ -145,8 +145,8 @@ def test_text_that_is_not_json_is_rejected(text: str) -> None:
         (b'{"a": Infinity}', "Infinity"),
         (b'{"a": -Infinity}', "-Infinity"),
         (b'{"success": true, "success": false}', "duplicate key 'success'"),
-        (b"{'single': 'quotes'}", "line 1 column 2"),
-        (b'{"a": 1,}', "line 1 column"),
+        (b"{'single': 'quotes'}", "line 1, column 2"),
+        (b'{"a": 1,}', "line 1, column"),
         (b"[" * 100_000, "nested too deeply"),
     ],
 )

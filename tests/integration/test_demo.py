@@ -1,0 +1,94 @@
+"""`roi-worker demo` end to end: its own worker, the sample stream, the table, a clean exit."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from kafka import KafkaAdminClient
+
+from tests.conftest import Services, delete_topics
+from tests.worker_harness import free_port
+from worker.demo import EVENTS, PROFILES, SEED, plan_stream
+
+DEMO_TIMEOUT = 180.0  # seconds: start-up, 2,000 events and the shutdown, on a slow machine
+
+
+@pytest.fixture(scope="module")
+def demo_topic(kafka_admin: KafkaAdminClient) -> Iterator[str]:
+    """A topic name of its own; the demo's worker creates it and its dead-letter topic."""
+    name = f"roi-test-demo-{uuid.uuid4().hex[:8]}"
+    yield name
+    delete_topics(kafka_admin, name, f"{name}.dlq")
+
+
+def _run(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_demo_stores_the_sample_stream_and_prints_every_pattern(
+    services: Services, database_url: str, demo_topic: str, tmp_path: Path
+) -> None:
+    """`demo --seconds 0` exits 0 after printing every pattern and the metrics URL; the database
+    holds each published event once, duplicates included, invalid and conflicting ones not."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROI_") and k != "DEMO_SECONDS"}
+    env |= {
+        "ROI_KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap_servers,
+        "ROI_DATABASE_URL": database_url,
+        "ROI_TOPIC": demo_topic,
+        "ROI_GROUP_ID": f"roi-test-demo-{uuid.uuid4().hex[:8]}",
+        "ROI_METRICS_PORT": str(port),
+    }
+    migrated = _run(["migrate"], env, tmp_path, timeout=60)
+    assert migrated.returncode == 0, migrated.stderr
+
+    result = _run(["demo", "--seconds", "0"], env, tmp_path, timeout=DEMO_TIMEOUT)
+
+    log = tmp_path / ".local" / "demo-worker.log"
+    worker_log = log.read_text(errors="replace") if log.exists() else "(no worker log)"
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n--- worker log\n{worker_log}"
+    assert "Traceback" not in result.stderr, result.stderr
+    out = result.stdout
+    for profile in PROFILES:
+        assert re.search(rf"^{re.escape(profile.pattern_id)}\s+[0-9,]+\s", out, re.MULTILINE), out
+    assert f"http://127.0.0.1:{port}/metrics" in out
+    planned = Counter(step.kind for step in plan_stream(random.Random(SEED), datetime.now(UTC)))
+    dead_lettered = planned["invalid"] + planned["conflict"]
+    assert f"dead-letter topic {demo_topic}.dlq received {dead_lettered}." in out, out
+
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute(
+            "SELECT count(*), count(DISTINCT event_id), count(DISTINCT pattern_id) "
+            "FROM pattern_executions"
+        ).fetchone()
+        summarised = conn.execute(
+            "SELECT sum(total_executions) FROM pattern_roi_summary"
+        ).fetchone()
+        offsets = conn.execute(
+            "SELECT sum(next_offset) FROM consumer_offsets WHERE topic = %s", (demo_topic,)
+        ).fetchone()
+    assert planned["event"] == EVENTS
+    assert stored == (EVENTS, EVENTS, len(PROFILES))
+    assert summarised == (EVENTS,)
+    assert offsets == (sum(planned.values()),)  # every message processed, none twice
