@@ -1,0 +1,70 @@
+"""Dead-letter headers and the batch bookkeeping around them: pure logic."""
+
+from __future__ import annotations
+
+from kafka import TopicPartition
+
+from tests.strategies import NOW, example_document
+from worker.deadletter import MAX_MESSAGE_BYTES, DeadLetter, Message
+from worker.pipeline import Batch
+from worker.validate import validate
+from worker.write import Source, ValidEvent
+
+
+def message(
+    partition: int = 1, offset: int = 42, headers: list[tuple[str, bytes | None]] | None = None
+) -> Message:
+    return Message("events", partition, offset, 1_700_000_000_000, b"key", b"{", headers or [])
+
+
+def test_headers_keep_the_originals_and_add_reason_and_source() -> None:
+    letter = DeadLetter(message(headers=[("traceparent", b"00-1"), ("empty", None)]), "r", "why")
+    assert letter.headers() == [
+        ("traceparent", b"00-1"),
+        ("empty", b""),
+        ("roi.error.reason", b"r"),
+        ("roi.error.message", b"why"),
+        ("roi.source.topic", b"events"),
+        ("roi.source.partition", b"1"),
+        ("roi.source.offset", b"42"),
+        ("roi.source.timestamp", b"1700000000000"),
+    ]
+
+
+def test_stale_roi_headers_are_replaced_not_repeated() -> None:
+    stale: list[tuple[str, bytes | None]] = [
+        ("roi.error.reason", b"old"),
+        ("roi.source.offset", b"1"),
+        ("roi.redrive", b"1"),
+    ]
+    names = [name for name, _ in DeadLetter(message(headers=stale), "new", "m").headers()]
+    assert names.count("roi.error.reason") == 1
+    assert names.count("roi.source.offset") == 1
+    assert "roi.redrive" in names
+
+
+def test_a_long_message_is_cut_to_its_limit() -> None:
+    headers = dict(DeadLetter(message(), "r", "é" * MAX_MESSAGE_BYTES).headers())
+    text = headers["roi.error.message"]
+    assert len(text) <= MAX_MESSAGE_BYTES
+    assert text.endswith(b"...")
+    text.decode()  # still valid UTF-8
+
+
+def test_a_batch_without_revoked_partitions_keeps_the_rest() -> None:
+    messages = [message(partition=p, offset=o) for p in (0, 1) for o in (5, 6)]
+    event = validate(example_document(), now=NOW)
+    valid = [
+        ValidEvent.of(event, Source("events", 0, 5)),
+        ValidEvent.of(event, Source("events", 1, 5)),
+    ]
+    letters = [DeadLetter(messages[1], "r", "m"), DeadLetter(messages[3], "r", "m")]
+    batch = Batch(messages, valid, letters, started=0.0)
+    assert batch.next_offsets == {("events", 0): 7, ("events", 1): 7}
+
+    kept = batch.without([TopicPartition("events", 1)])
+    assert kept is not None
+    assert kept.next_offsets == {("events", 0): 7}
+    assert [v.source.partition for v in kept.valid] == [0]
+    assert [d.message.partition for d in kept.letters] == [0]
+    assert batch.without([TopicPartition("events", 0), TopicPartition("events", 1)]) is None
