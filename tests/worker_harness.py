@@ -146,6 +146,15 @@ class WorkerProcess:
             raise AssertionError(f"the worker exited with {code}:\n{self.log()[-3000:]}")
 
 
+def start(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path, **env: str
+) -> WorkerProcess:
+    """Starts a worker on `stream`, logging into `tmp_path`, and adds it to `workers`."""
+    worker = WorkerProcess(stream, tmp_path / f"worker-{len(workers)}.log", **env)
+    workers.append(worker)
+    return worker
+
+
 def produce(
     bootstrap_servers: str,
     topic: str,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -10,23 +9,11 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from kafka import KafkaAdminClient
 
-from tests.conftest import Services, create_topic, delete_topics, new_database
 from tests.helpers import wait_until
 from tests.integration.events import sample_events
 from tests.integration.test_pipeline import assert_stored_exactly
 from tests.tcp_proxy import TcpProxy
 from tests.worker_harness import Stream, WorkerProcess, produce, wait_caught_up
-from worker.migrate import load_migrations, migrate
-
-
-@pytest.fixture
-def stream(services: Services, kafka_admin: KafkaAdminClient) -> Iterator[Stream]:
-    name = create_topic(kafka_admin, "outage")
-    dlq = create_topic(kafka_admin, "outage-dlq", 1)
-    with new_database(services, "outage") as url:
-        migrate(url, load_migrations())
-        yield Stream(services.kafka_bootstrap_servers, name, dlq, f"g-{uuid.uuid4().hex[:8]}", url)
-    delete_topics(kafka_admin, name, dlq)
 
 
 @pytest.fixture

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from tests.conftest import Services, create_topic, delete_topics, new_database
 from tests.helpers import wait_until
 from tests.integration.events import Sample, expected_summary, sample_events
 from tests.worker_harness import (
@@ -21,43 +19,12 @@ from tests.worker_harness import (
     produce,
     query,
     read_topic,
+    start,
     wait_caught_up,
 )
 from worker import json_codec
 from worker.deadletter import DeadLetter, DeadLetterPublisher, Message
-from worker.migrate import load_migrations, migrate
 from worker.summaries import find_drift
-
-
-@pytest.fixture
-def stream(
-    services: Services, kafka_admin: KafkaAdminClient, request: pytest.FixtureRequest
-) -> Iterator[Stream]:
-    """A fresh topic (3 partitions), dead-letter topic, group and migrated database."""
-    partitions = getattr(request, "param", 3)
-    name = create_topic(kafka_admin, "pipeline", partitions)
-    dlq = create_topic(kafka_admin, "pipeline-dlq", 1)
-    with new_database(services, "pipeline") as url:
-        migrate(url, load_migrations())
-        yield Stream(services.kafka_bootstrap_servers, name, dlq, f"g-{uuid.uuid4().hex[:8]}", url)
-    delete_topics(kafka_admin, name, dlq)
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    """Started workers, stopped at the end of the test whatever happened."""
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.close()
-
-
-def start(
-    stream: Stream, workers: list[WorkerProcess], tmp_path: Path, **env: str
-) -> WorkerProcess:
-    worker = WorkerProcess(stream, tmp_path / f"worker-{len(workers)}.log", **env)
-    workers.append(worker)
-    return worker
 
 
 def assert_stored_exactly(stream: Stream, samples: list[Sample]) -> None:
@@ -221,20 +188,27 @@ def test_a_row_the_database_refuses_is_isolated(
     assert worker.metrics()['roi_worker_dead_letters_total{reason="database_rejected"}'] == 1
 
 
+def stored_count(stream: Stream) -> int:
+    count: int = query(stream.database_url, "SELECT count(*) FROM pattern_executions")[0][0]
+    return count
+
+
+def start_mid_stream(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path, samples: list[Sample]
+) -> WorkerProcess:
+    """A worker on a long stream, once it has stored its first batches (small ones)."""
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    worker = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES="500")
+    wait_until(lambda: stored_count(stream) > 0, timeout=60, what="the first batches stored")
+    return worker
+
+
 def test_kill_9_mid_stream_then_restart_stores_everything_once(
     stream: Stream, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
     samples = sample_events(20_000)
-    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
-    worker = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES="500")
-    wait_until(
-        lambda: query(stream.database_url, "SELECT count(*) FROM pattern_executions")[0][0] > 0,
-        timeout=60,
-        what="the first batches to be stored",
-    )
-    worker.kill()
-    stored = query(stream.database_url, "SELECT count(*) FROM pattern_executions")[0][0]
-    assert stored < len(samples), "the worker finished before it was killed; kill it sooner"
+    start_mid_stream(stream, workers, tmp_path, samples).kill()
+    assert stored_count(stream) < len(samples), "the worker finished first; kill it sooner"
 
     start(stream, workers, tmp_path)
     wait_caught_up(stream)
@@ -245,17 +219,10 @@ def test_sigterm_mid_stream_exits_cleanly_and_loses_nothing(
     stream: Stream, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
     samples = sample_events(20_000)
-    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
-    worker = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES="500")
-    wait_until(
-        lambda: query(stream.database_url, "SELECT count(*) FROM pattern_executions")[0][0] > 0,
-        timeout=60,
-        what="the first batches to be stored",
-    )
+    worker = start_mid_stream(stream, workers, tmp_path, samples)
     assert worker.stop(signal.SIGTERM, timeout=10) == 0
     assert "stopped" in worker.log()
-    stored = query(stream.database_url, "SELECT count(*) FROM pattern_executions")[0][0]
-    assert stored < len(samples), "the worker finished before it was stopped; stop it sooner"
+    assert stored_count(stream) < len(samples), "the worker finished first; stop it sooner"
 
     start(stream, workers, tmp_path)
     wait_caught_up(stream)
