@@ -6,6 +6,7 @@ from PostgreSQL, the topics and its /metrics endpoint.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -29,10 +30,16 @@ PROCESS_TIMEOUT = 120.0  # the longest a test waits for a worker to store a stre
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free right now (held together while chosen, so none repeats)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ MAX_BACKOFF_SECONDS: Final = 30.0
 FIRST_BACKOFF_SECONDS: Final = 0.5
 POLL_SLICE_SECONDS: Final = 1.0  # the longest the loop blocks in poll(): how fast it sees stop
 LAG_REFRESH_SECONDS: Final = 5.0
+DATABASE_CHECK_SECONDS: Final = 5.0
 DEAD_LETTER_TIMEOUT_SECONDS: Final = 5.0
 KAFKA_TIMEOUT_MS: Final = 5000  # offset lookups
 PROGRESS_LOG_SECONDS: Final = 30.0
@@ -115,6 +116,7 @@ class Pipeline:
         self._writer: BatchWriter | None = None
         self._schema_checked = False
         self._lag_due = 0.0
+        self._database_seen = 0.0  # monotonic time of the last statement that worked
         self._progress = _Progress()
         self._metrics.ready.set(0)
 
@@ -207,6 +209,7 @@ class Pipeline:
                 self._store(self._batch)
             if self._degraded:
                 self._recover()
+            self._check_database()
             self._refresh_lag()
             self._progress.maybe_log()
         except KafkaError as exc:  # poll() and seek() surface few errors; back off on any
@@ -286,6 +289,7 @@ class Pipeline:
         next_offsets = batch.next_offsets
         result = writer.write(batch.valid, next_offsets, publish_refused)
         self._batch = None  # stored: whatever happens next must not store it again
+        self._database_seen = time.monotonic()
         stored_at = time.time()
         self._record(batch, result, letters, stored_at)
         stored = {TopicPartition(t, p): o for (t, p), o in next_offsets.items()}
@@ -427,6 +431,14 @@ class Pipeline:
             self._conn.close()
         self._conn = None
         self._writer = None
+
+    def _check_database(self) -> None:
+        """While idle, pings PostgreSQL now and then, so that readiness tells the truth before
+        the next batch finds out."""
+        if time.monotonic() - self._database_seen < DATABASE_CHECK_SECONDS:
+            return
+        self._database().ping()
+        self._database_seen = time.monotonic()
 
     def _refresh_lag(self) -> None:
         if time.monotonic() < self._lag_due:

@@ -7,13 +7,15 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Final
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_DEADLINE_SECONDS: Final = 9.0  # Kubernetes' default grace period is 30 s; we need <10
+SHUTDOWN_DEADLINE_SECONDS: Final = 9.0
+KAFKA_LOG_INTERVAL_SECONDS: Final = 30.0  # Kubernetes' default grace period is 30 s; we need <10
 
 
 def configure_logging(level: str) -> None:
@@ -25,6 +27,37 @@ def configure_logging(level: str) -> None:
     )
     if level != "DEBUG":
         logging.getLogger("kafka").setLevel(logging.WARNING)
+        limit = RateLimit("kafka", KAFKA_LOG_INTERVAL_SECONDS)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(limit)  # a logger's own filters would miss its children
+
+
+class RateLimit(logging.Filter):
+    """For loggers under `prefix`: at most one record per logger and level per interval; the
+    next one says how many were held back. kafka-python logs every failed reconnect (dozens a
+    second while a broker restarts), which would bury the worker's own lines."""
+
+    def __init__(self, prefix: str, interval: float) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._interval = interval
+        self._last: dict[tuple[str, int], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self._prefix):
+            return True
+        key = (record.name, record.levelno)
+        now = time.monotonic()
+        with self._lock:
+            last, held = self._last.get(key, (-self._interval, 0))
+            if now - last < self._interval:
+                self._last[key] = (last, held + 1)
+                return False
+            self._last[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} similar messages held back)"
+        return True
 
 
 class ShutdownWatchdog:

@@ -186,6 +186,11 @@ class BatchWriter:
         self._staging_ready = True  # only now: a rollback also undoes CREATE TEMP TABLE
         return result
 
+    def ping(self) -> None:
+        """Raises DatabaseUnavailableError unless the connection still works."""
+        with _database_errors():
+            self._conn.execute("SELECT 1")
+
     def load_offsets(self, topics: Sequence[str]) -> dict[Partition, int]:
         """The stored next offset of every partition of `topics` for this group."""
         with _database_errors():

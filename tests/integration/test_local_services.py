@@ -19,15 +19,15 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer
 
+from tests.helpers import wait_until
+from tests.integration.events import sample_events
+from tests.integration.test_pipeline import assert_stored_exactly
+from tests.worker_harness import Stream, WorkerProcess, free_ports, produce, wait_caught_up
+from worker.migrate import load_migrations, migrate
+
 pytestmark = pytest.mark.local_services
 
 SCRIPT = Path(__file__).parents[2] / "deploy" / "local" / "services.sh"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def listening(port: int) -> bool:
@@ -59,7 +59,7 @@ def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Private]:
     # Outside /tmp/pytest-of-*, which is private to this user: the postgres user must reach it.
     state = Path("/var/tmp") / f"roi-worker-services-test-{uuid.uuid4().hex[:8]}"  # noqa: S108
     env_file = tmp_path_factory.mktemp("services") / "services.env"
-    kafka_port, controller_port, pg_port = free_port(), free_port(), free_port()
+    kafka_port, controller_port, pg_port = free_ports(3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROI_")}
     env.update(
         ROI_SERVICES_DIR=str(state),
@@ -124,3 +124,39 @@ def test_a_taken_port_fails_with_one_line_naming_it(private: Private) -> None:
         f"services: FAILED: kafka: port {private.kafka_port} is taken by another process; "
         "set ROI_KAFKA_PORT"
     )
+
+
+def test_a_worker_rides_out_a_restart_of_both_services(private: Private, tmp_path: Path) -> None:
+    """Kafka and PostgreSQL really stopped under a running worker and started again: it
+    reconnects to both and resumes, with every event stored exactly once."""
+    started = private.run("start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    env = read_env(private.env_file)
+    migrate(env["ROI_DATABASE_URL"], load_migrations())
+    stream = Stream(
+        env["ROI_KAFKA_BOOTSTRAP_SERVERS"],
+        "restart-events",
+        "restart-events.dlq",
+        "restart",
+        env["ROI_DATABASE_URL"],
+    )
+    samples = sample_events(1000)
+    worker = WorkerProcess(stream, tmp_path / "worker.log", ROI_CREATE_TOPICS="true")
+    try:
+        worker.wait_ready()
+        produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[:500]])
+        wait_caught_up(stream)
+
+        stopped = private.run("stop")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        wait_until(lambda: worker.get("/readyz")[0] == 503, timeout=60, what="not ready")
+        again = private.run("start")
+        assert again.returncode == 0, again.stdout + again.stderr
+
+        produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[500:]])
+        wait_caught_up(stream, timeout=180)
+        assert worker.process.poll() is None  # the same process, never restarted
+        assert_stored_exactly(stream, samples)
+        assert worker.stop() == 0
+    finally:
+        worker.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from tests.strategies import example_document
 from worker import json_codec, schemas
+from worker.process import RateLimit
 
 ROOT = Path(__file__).parents[2]
 
@@ -136,3 +138,17 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     )
     assert result.stdout.startswith(f"{path}:1: invalid_json")
     assert result.stderr == ""
+
+
+def test_kafka_log_storms_are_rate_limited() -> None:
+    limit = RateLimit("kafka", interval=60)
+
+    def record(name: str, message: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, message, None, None)
+
+    first = record("kafka.net", "refused")
+    assert limit.filter(first)
+    assert not any(limit.filter(record("kafka.net", f"refused {n}")) for n in range(50))
+    assert limit.filter(record("kafka.cluster", "another logger"))
+    assert limit.filter(record("worker.pipeline", "ours are never limited"))
+    assert all(limit.filter(record("worker.pipeline", "again")) for _ in range(5))
