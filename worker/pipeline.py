@@ -2,11 +2,11 @@
 
 One batch at a time, in this order (docs/architecture.md):
 1. poll until ROI_BATCH_MAX_MESSAGES messages or ROI_BATCH_MAX_SECONDS;
-2. decode and validate each message (invalid ones become dead letters; the circuit breaker
-   counts them);
+2. decode and validate each message; the invalid ones are published to the dead-letter topic
+   (the circuit breaker counts them) and acknowledged;
 3. one database transaction stores the new events, increments the summaries and saves the next
-   offset of each partition; just before it commits, the dead letters are published and
-   acknowledged;
+   offset of each partition; conflicting duplicates and rows the database refuses are
+   dead-lettered, and acknowledged, just before it commits;
 4. only then are the offsets committed to Kafka.
 
 The database, not Kafka, says where each partition resumes: a newly assigned partition stays
@@ -207,9 +207,9 @@ class Pipeline:
                 self._collect()
             if self._batch is not None:
                 self._store(self._batch)
+            self._check_database()
             if self._degraded:
                 self._recover()
-            self._check_database()
             self._refresh_lag()
             self._progress.maybe_log()
         except KafkaError as exc:  # poll() and seek() surface few errors; back off on any
@@ -388,7 +388,13 @@ class Pipeline:
         deadline = time.monotonic() + self._backoff
         while not self._stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
             # Polling with every partition paused returns nothing but keeps us in the group.
-            self._poll(min(remaining, POLL_SLICE_SECONDS), self._settings.batch_max_messages)
+            wait = min(remaining, POLL_SLICE_SECONDS)
+            try:
+                self._poll(wait, self._settings.batch_max_messages)
+            except KafkaError as error:
+                self._metrics.kafka_errors.inc()
+                log.debug("poll failed while paused: %s", error)
+                self._stop.wait(wait)  # a poll that fails at once must not spin
             self._status.tick()
 
     def _recover(self) -> None:
