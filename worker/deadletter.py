@@ -48,6 +48,7 @@ class DeadLetter:
     message: Message
     reason: str
     error: str
+    fields: str = ""  # "field:rule,..." for contract violations
 
     def headers(self) -> Headers:
         """The original headers (minus any stale roi.error/roi.source ones), then ours."""
@@ -64,6 +65,7 @@ class DeadLetter:
             *kept,
             ("roi.error.reason", self.reason.encode()),
             ("roi.error.message", error),
+            *([("roi.error.fields", self.fields.encode())] if self.fields else []),
             ("roi.source.topic", source.topic.encode()),
             ("roi.source.partition", str(source.partition).encode()),
             ("roi.source.offset", str(source.offset).encode()),

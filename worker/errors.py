@@ -58,6 +58,11 @@ class InvalidEventError(RoiWorkerError):
         """The fields named by the errors, in order."""
         return tuple(error.field for error in self.errors)
 
+    @property
+    def rules(self) -> str:
+        """`field:rule` of every error, comma-separated: the machine-readable summary."""
+        return ",".join(f"{error.field}:{error.rule}" for error in self.errors)
+
 
 class RetryableError(RoiWorkerError):
     """A dependency is unavailable for now; the same work may succeed later."""

@@ -49,8 +49,8 @@ class WorkerMetrics:
         self.messages = Counter(
             "roi_worker_messages",
             "Messages processed, by outcome: inserted (new event stored), duplicate (already "
-            "stored, nothing written), invalid (dead-lettered by decode or validate), conflict "
-            "(event_id stored with other content; dead-lettered).",
+            "stored, nothing written), invalid (dead-lettered by decode, validate or a database "
+            "constraint), conflict (event_id stored with other content; dead-lettered).",
             ["outcome"],
             registry=registry,
         )
@@ -102,7 +102,8 @@ class WorkerMetrics:
         )
         self.ready = Gauge(
             "roi_worker_ready",
-            "1 when the worker can store events (database reachable, partitions positioned).",
+            "1 when the worker can store events (database reachable, dead letters acknowledged); "
+            "0 while starting, during an outage and when stopping.",
             registry=registry,
         )
         for outcome in OUTCOMES:

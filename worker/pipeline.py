@@ -234,6 +234,7 @@ class Pipeline:
         polled = self._consumer.poll(
             timeout_ms=max(1, int(seconds * 1000)), max_records=max_records
         )
+        self._status.tick()
         for records in polled.values():
             self._pending.extend(
                 Message(
@@ -258,7 +259,7 @@ class Pipeline:
                 event = parse_event(message.value, now=now)
             except InvalidEventError as exc:
                 self._breaker.record(invalid=True)
-                letters.append(DeadLetter(message, exc.reason.value, str(exc)))
+                letters.append(DeadLetter(message, exc.reason.value, str(exc), exc.rules))
                 continue
             self._breaker.record(invalid=False)
             valid.append(
@@ -349,12 +350,23 @@ class Pipeline:
                 f"stored offsets are beyond the end of the topic ({'; '.join(beyond)}): was it "
                 "recreated? See docs/operations.md, 'Stored offsets beyond the end'"
             )
+        starts = self._consumer.beginning_offsets(partitions, timeout_ms=KAFKA_TIMEOUT_MS)
+        for tp in partitions:
+            if tp in stored and stored[tp] < starts[tp]:
+                self._metrics.kafka_errors.inc()
+                log.error(
+                    "%s/%d: offsets %d to %d were deleted by the topic's retention before they "
+                    "were stored; they are lost to this database (docs/operations.md, "
+                    "'Events deleted before they were stored')",
+                    tp.topic,
+                    tp.partition,
+                    stored[tp],
+                    starts[tp] - 1,
+                )
         fresh = [tp for tp in partitions if tp not in stored]
         if fresh:
             self._consumer.seek_to_beginning(*fresh)
-            self._start_offsets.update(
-                self._consumer.beginning_offsets(fresh, timeout_ms=KAFKA_TIMEOUT_MS)
-            )
+            self._start_offsets.update({tp: starts[tp] for tp in fresh})
         for tp in partitions:
             if tp in stored:
                 self._consumer.seek(tp, stored[tp])
@@ -395,7 +407,6 @@ class Pipeline:
                 self._metrics.kafka_errors.inc()
                 log.debug("poll failed while paused: %s", error)
                 self._stop.wait(wait)  # a poll that fails at once must not spin
-            self._status.tick()
 
     def _recover(self) -> None:
         log.warning("recovered; resuming consumption")

@@ -50,6 +50,7 @@ class ExecutionEventProducer:
             "linger_ms": 5,
             **kafka_options,
         }
+        self._failures: list[str] = []  # sends the broker never acknowledged, since the last flush
         try:
             self._producer = KafkaProducer(**options)
         except KafkaError as exc:
@@ -72,6 +73,8 @@ class ExecutionEventProducer:
             future = self._producer.send(
                 self.topic, key=event.pattern_id.encode(), value=event.to_json()
             )
+            event_id = event.event_id
+            future.add_errback(lambda error: self._failures.append(f"{event_id} ({error})"))
             if wait:
                 future.get(timeout=SEND_TIMEOUT_SECONDS)
         except KafkaError as exc:
@@ -119,15 +122,24 @@ class ExecutionEventProducer:
         return event_id
 
     def flush(self, timeout: float = SEND_TIMEOUT_SECONDS) -> None:
-        """Blocks until every sent event is acknowledged."""
+        """Blocks until every sent event is acknowledged; raises BrokerUnavailableError naming
+        the events the broker did not take since the last flush (re-send those)."""
         try:
             self._producer.flush(timeout=timeout)
         except KafkaError as exc:
             raise BrokerUnavailableError(f"Kafka did not acknowledge every event: {exc}") from exc
+        failures, self._failures = self._failures, []
+        if failures:
+            raise BrokerUnavailableError(
+                f"Kafka did not take {len(failures)} event(s), e.g. {failures[0]}"
+            )
 
     def close(self, timeout: float = SEND_TIMEOUT_SECONDS) -> None:
-        """Flushes and closes."""
-        self._producer.close(timeout=timeout)
+        """Flushes (raising like flush) and closes."""
+        try:
+            self.flush(timeout)
+        finally:
+            self._producer.close(timeout=timeout)
 
     def __enter__(self) -> Self:
         return self

@@ -19,7 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 log = logging.getLogger(__name__)
 
-LIVENESS_SECONDS: Final = 60.0
+# Longer than the slowest healthy step: a batch of ROI_BATCH_MAX_SECONDS (at most 60 s) whose
+# statement may run up to the 60 s statement_timeout.
+LIVENESS_SECONDS: Final = 150.0
 
 
 class WorkerStatus:

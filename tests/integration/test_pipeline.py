@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from tests.helpers import wait_until
@@ -16,6 +16,7 @@ from tests.integration.events import Sample, expected_summary, sample_events
 from tests.worker_harness import (
     Stream,
     WorkerProcess,
+    end_offsets,
     produce,
     query,
     read_topic,
@@ -155,6 +156,7 @@ def test_invalid_events_go_to_the_dead_letter_topic_with_their_reason(
     assert record.value == json_codec.dumps(conflicting).encode()
     assert b"already stored with different content" in header["roi.error.message"]
     assert b"success: is required" in by_reason["schema_violation"][1]["roi.error.message"]
+    assert by_reason["schema_violation"][1]["roi.error.fields"] == b"success:missing"
 
     assert_stored_exactly(stream, valid)  # the first version of the conflicting event stays
     metrics = worker.metrics()
@@ -372,3 +374,25 @@ def test_stored_offsets_beyond_the_end_stop_the_worker(
     assert f"{stream.topic}/0: stored 5000" in log
     assert "Traceback" not in log
     assert query(stream.database_url, "SELECT count(*) FROM pattern_executions") == [(0,)]
+
+
+def test_events_deleted_by_retention_before_they_were_stored_are_reported(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path, kafka_admin: KafkaAdminClient
+) -> None:
+    samples = sample_events(30)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    with psycopg.connect(stream.database_url) as conn:
+        conn.execute(
+            "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset) "
+            "VALUES (%s, %s, 0, 0)",
+            (stream.group_id, stream.topic),
+        )
+    deleted = min(3, end_offsets(stream.bootstrap_servers, stream.topic)[0])
+    assert deleted > 0, "no event landed on partition 0; pick other keys"
+    kafka_admin.delete_records({TopicPartition(stream.topic, 0): deleted})  # as retention does
+    worker = start(stream, workers, tmp_path)
+    wait_caught_up(stream)
+    lost = f"{stream.topic}/0: offsets 0 to {deleted - 1} were deleted by the topic's retention"
+    assert lost in worker.log()
+    assert stored_count(stream) == len(samples) - deleted
+    assert (worker.sample("roi_worker_kafka_errors_total") or 0) >= 1
