@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import psycopg
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, ProcessCollector
 
@@ -158,6 +159,9 @@ class Pipeline:
                     auto_offset_reset="earliest",
                     allow_auto_create_topics=False,
                     max_poll_records=settings.batch_max_messages,
+                    # Incremental rebalances: a joining or leaving replica moves only the
+                    # partitions that change owner; the others keep flowing.
+                    partition_assignment_strategy=(CooperativeStickyAssignor,),
                     session_timeout_ms=settings.kafka_session_timeout_ms,
                     heartbeat_interval_ms=settings.kafka_session_timeout_ms // 15,
                 )
