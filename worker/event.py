@@ -8,6 +8,7 @@ sums are `Decimal` end to end, so a value is stored exactly as the producer wrot
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -411,7 +412,9 @@ class ExecutionEvent(BaseModel):
         """
         document = self.to_document()
         document["executed_at"] = self.executed_at.astimezone(UTC).isoformat()
-        canonical = json_codec.dumps(_canonical(document))
+        canonical = json.dumps(
+            _canonical(document), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
         return hashlib.sha256(canonical.encode()).digest()
 
     def to_json(self) -> bytes:
@@ -419,11 +422,16 @@ class ExecutionEvent(BaseModel):
         return json_codec.dumps(self.to_document()).encode()
 
 
+# Numbers become strings with this prefix, so that the C JSON encoder can write them exactly;
+# no string of a valid event contains NUL, so none can pass for a number.
+_NUMBER: Final = "\x00"
+
+
 def _canonical(value: Any) -> Any:
     if isinstance(value, dict):
-        return {key: _canonical(value[key]) for key in sorted(value)}
+        return {key: _canonical(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_canonical(item) for item in value]
     if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        return Decimal(value).normalize() if value else Decimal(0)  # 100 == 100.0 == 1E+2
+        return _NUMBER + str(Decimal(value).normalize() if value else 0)  # 100 == 100.0 == 1E+2
     return value

@@ -434,3 +434,30 @@ def test_error_messages_quote_the_offending_value_as_json() -> None:
     error = rejection(example_document(success="yes"))
     assert str(error.errors[0]) == 'success: must be true or false, not a string (got "yes")'
     assert error.errors[0].rule == "bool_type"
+
+
+def test_the_fingerprint_compares_content_not_spelling() -> None:
+    original = example_document(attributes={"n": 100, "k": "v"}, extra_field=[1, "1"])
+    base = validate(original, now=NOW)
+    same = validate(
+        {
+            "extra_field": [Decimal("1.0"), "1"],
+            **example_document(
+                executed_at="2026-05-01T14:30:00+02:00",  # the same instant
+                actual_cost=Decimal("0.420"),
+                estimated_cost=Decimal("25"),
+                attributes={"k": "v", "n": Decimal("1E+2")},
+            ),
+        },
+        now=NOW,
+    )
+    assert same.fingerprint() == base.fingerprint()
+    for change in (
+        {"actual_cost": "0.43"},
+        {"success": False},
+        {"attributes": {"n": "100", "k": "v"}},  # a string is not a number
+        {"extra_field": [1, 1]},
+        {"workflow_id": "wf"},
+    ):
+        other = validate({**original, **change}, now=NOW)
+        assert other.fingerprint() != base.fingerprint(), change
