@@ -17,6 +17,7 @@ becoming a dead letter later. Connection settings come from ROI_KAFKA_* and ROI_
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import uuid
 from collections.abc import Mapping
@@ -73,10 +74,11 @@ class ExecutionEventProducer:
             future = self._producer.send(
                 self.topic, key=event.pattern_id.encode(), value=event.to_json()
             )
-            event_id = event.event_id
-            future.add_errback(lambda error: self._failures.append(f"{event_id} ({error})"))
             if wait:
                 future.get(timeout=SEND_TIMEOUT_SECONDS)
+            else:  # reported by the next flush() or close()
+                event_id = event.event_id
+                future.add_errback(lambda error: self._failures.append(f"{event_id} ({error})"))
         except KafkaError as exc:
             raise BrokerUnavailableError(
                 f"Kafka did not take event {event.event_id}: {exc}"
@@ -150,7 +152,11 @@ class ExecutionEventProducer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if kind is None:
+            self.close()
+            return
+        with contextlib.suppress(BrokerUnavailableError):  # do not hide the error in flight
+            self.close()
 
 
 def _exact(value: Any, *, money: bool) -> Any:
