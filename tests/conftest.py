@@ -159,9 +159,18 @@ def new_database(services: Services, prefix: str) -> Iterator[str]:
         yield with_database(services.database_url, name)
     finally:
         with _admin_connect(services.database_url) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+
+            def dropped() -> bool:
+                try:
+                    conn.execute(drop)
+                except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+                    # FORCE may not end an autovacuum worker busy in the database for a
+                    # non-superuser; it finishes (or is cancelled by a plain retry) soon.
+                    return False
+                return True
+
+            wait_until(dropped, timeout=SERVICE_TIMEOUT, interval=0.5, what=f"DROP {name}")
 
 
 @pytest.fixture(scope="module")

@@ -237,8 +237,10 @@ def test_two_workers_in_one_group_count_nothing_twice(
 ) -> None:
     samples = sample_events(8000)
     first = start_mid_stream(stream, workers, tmp_path, samples[:4000])
-    # The second joins while events flow: the rebalance moves partitions mid-batch.
+    # The second joins while events flow: the rebalance moves partitions mid-batch. The second
+    # half goes out once it owns partitions; its keys reach all four partitions.
     second = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES="500")
+    wait_until(lambda: "assigned" in second.log(), timeout=60, what="the second's partitions")
     produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[4000:]])
     wait_caught_up(stream)
     assert_stored_exactly(stream, samples)
