@@ -279,10 +279,12 @@ class Pipeline:
             # the dead-letter topic is at least once.
             self._dead_letters.publish(batch.letters)
             batch.letters_published = True
-        sources = {(m.topic, m.partition, m.offset): m for m in batch.messages}
         letters = list(batch.letters)
 
         def publish_refused(result: WriteResult) -> None:
+            if not result.refused:
+                return  # the usual case: no lookup to build, nothing to publish
+            sources = {(m.topic, m.partition, m.offset): m for m in batch.messages}
             refused = []
             for item in result.refused:
                 source = item.item.source
