@@ -45,6 +45,7 @@ from worker.errors import BrokerUnavailableError, ConfigurationError, RoiWorkerE
 from worker.event import SCHEMA_VERSION
 from worker.producer import ExecutionEventProducer
 from worker.settings import Settings
+from worker.write import BatchWriter
 
 LOG_PATH: Final = Path(".local") / "demo-worker.log"
 SEED: Final = 20240614  # the sample's figures; event_ids are fresh uuid4s every run
@@ -459,9 +460,6 @@ def _raw_producer(settings: Settings) -> Any:
 
 # --------------------------------------------------------------------------- PostgreSQL
 
-_STORED_OFFSETS: Final = """
-SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = %s AND topic = %s
-"""
 _STORED_EVENTS: Final = "SELECT count(*) FROM pattern_executions WHERE event_id = ANY(%s)"
 _ROI: Final = """
 SELECT v.pattern_id, v.total_executions, v.successful_executions, v.total_time_saved_seconds,
@@ -476,9 +474,9 @@ def _wait_stored(
 ) -> None:
     """Until the worker's stored offsets reach `ends`, or STORED_TIMEOUT_SECONDS."""
     deadline = time.monotonic() + STORED_TIMEOUT_SECONDS
+    offsets = BatchWriter(conn, settings.group_id)  # the worker's own reader of stored offsets
     while True:
-        rows = conn.execute(_STORED_OFFSETS, (settings.group_id, settings.topic)).fetchall()
-        stored = {int(partition): int(offset) for partition, offset in rows}
+        stored = {p: o for (_, p), o in offsets.load_offsets([settings.topic]).items()}
         behind = sum(max(0, end - stored.get(p, 0)) for p, end in ends.items())
         if behind == 0:
             return
