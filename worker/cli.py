@@ -10,11 +10,17 @@ import argparse
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn, cast
+
+import psycopg
 
 from worker import __version__, schemas
+from worker.analytics import load_analytics, pattern_exists
+from worker.db import connect, first_line
 from worker.demo import run_demo
 from worker.errors import (
     BrokerUnavailableError,
@@ -25,11 +31,20 @@ from worker.errors import (
 from worker.migrate import load_migrations, migrate, migration_status
 from worker.pipeline import Pipeline
 from worker.process import ShutdownWatchdog, configure_logging
+from worker.report import FORMATS, Request, full_report, render
+from worker.report_document import Selection
+from worker.roi import Window
 from worker.settings import load_settings
+from worker.summaries import find_drift, rebuild
 from worker.validate import parse_event
 
 PROG = "roi-worker"
+DEFAULT_REPORT = "roi_report.md"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(ConfigurationError):
+    """Arguments that parse but do not go together; exit 2 like any usage error."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,7 +124,103 @@ def build_parser() -> argparse.ArgumentParser:
         "run until Ctrl-C)",
     )
     demo_cmd.set_defaults(handler=_demo)
+    _add_report(commands)
+
+    rebuild_cmd = commands.add_parser(
+        "rebuild-summaries",
+        help="recompute both summary tables from the stored executions (safe while workers run)",
+        description="Replaces pattern_roi_summary and pattern_roi_daily with a full recompute "
+        "from pattern_executions, in one transaction, and lists the rows it corrected. Workers "
+        "may keep running: their batches wait for the rebuild (seconds per million executions) "
+        "and nothing is lost or counted twice.",
+    )
+    rebuild_cmd.set_defaults(handler=_rebuild)
+
+    verify_cmd = commands.add_parser(
+        "verify",
+        help="check the summaries against a full recompute; exit 1 and show the diff on drift",
+        description="Compares pattern_roi_summary and pattern_roi_daily with a full recompute "
+        "from pattern_executions in one snapshot. Exit 0 when they agree to the cent; exit 1 "
+        "with every differing row and column otherwise (repair: rebuild-summaries).",
+    )
+    verify_cmd.set_defaults(handler=_verify)
     return parser
+
+
+def _add_report(commands: Any) -> None:
+    report_cmd = commands.add_parser(
+        "report",
+        help="per-pattern ROI: top performers, underperformers, one pattern, or a full report",
+        description="Reports success rate, savings, ROI, rating and recommendation per pattern "
+        "from the summaries in PostgreSQL (docs/reports.md). Without a selection: --summary.",
+    )
+    selection = report_cmd.add_mutually_exclusive_group()
+    selection.add_argument(
+        "--summary",
+        dest="selection",
+        action="store_const",
+        const="summary",
+        help="top performers, underperformers and overall metrics (the default)",
+    )
+    selection.add_argument(
+        "--pattern-id", metavar="ID", help="everything about one pattern (exit 1 if unknown)"
+    )
+    selection.add_argument(
+        "--top-performers",
+        dest="selection",
+        action="store_const",
+        const="top_performers",
+        help="the highest ROI among patterns with enough executions",
+    )
+    selection.add_argument(
+        "--underperformers",
+        dest="selection",
+        action="store_const",
+        const="underperformers",
+        help="patterns rated poor or failed",
+    )
+    selection.add_argument(
+        "--report",
+        dest="selection",
+        action="store_const",
+        const="full",
+        help="write the full Markdown report to --output",
+    )
+    report_cmd.add_argument(
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help=f"where --report writes (default {DEFAULT_REPORT})",
+    )
+    report_cmd.add_argument(
+        "--limit", type=_positive, default=10, metavar="N", help="patterns per list (default 10)"
+    )
+    report_cmd.add_argument(
+        "--since",
+        metavar="WINDOW",
+        help="only executions since: 7d, 30d, 90d (today and the N-1 UTC days before) or a "
+        "date YYYY-MM-DD; compared with the previous window of the same length (default: all "
+        "time)",
+    )
+    report_cmd.add_argument("--format", choices=FORMATS, default=None, help="default text")
+    report_cmd.add_argument(
+        "--min-executions",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="executions a pattern needs to be rated (default ROI_MIN_EXECUTIONS, 10)",
+    )
+    report_cmd.set_defaults(handler=_report, selection=None)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -127,18 +238,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except ConfigurationError as exc:
-        return _fail(f"configuration error: {exc}", EXIT_USAGE)
-    except RoiWorkerError as exc:
-        return _fail(str(exc), EXIT_FAILED)
-    except OSError as exc:
-        if isinstance(exc, BrokenPipeError):  # e.g. `roi-worker check-events | head`
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return EXIT_FAILED
-        where = f"{exc.filename}: " if exc.filename else ""
-        return _fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `roi-worker check-events | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except (RoiWorkerError, OSError, psycopg.Error) as exc:
+        return _fail(*_failure(exc))
+
+
+def _failure(exc: Exception) -> tuple[str, int]:
+    """The one-line message and exit code of an error that ends a command."""
+    if isinstance(exc, UsageError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, ConfigurationError):
+        return f"configuration error: {exc}", EXIT_USAGE
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
+        return "the database schema is not up to date: run `roi-worker migrate`", EXIT_FAILED
+    if isinstance(exc, psycopg.Error):
+        return f"database error: {first_line(exc)}", EXIT_FAILED
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}", EXIT_FAILED
+    return str(exc), EXIT_FAILED
 
 
 def _fail(message: str, code: int) -> int:
@@ -227,3 +349,76 @@ def _inputs(files: list[Path]) -> list[tuple[str, BinaryIO]]:
         except OSError as exc:
             raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
     return opened
+
+
+def _report(args: argparse.Namespace) -> int:
+    selection: str = "pattern" if args.pattern_id is not None else args.selection or "summary"
+    if args.output is not None and selection != "full":
+        raise UsageError("--output goes with --report")
+    if args.format is not None and selection == "full":
+        raise UsageError("--report always writes Markdown; --format is for the other selections")
+    settings = load_settings()
+    min_executions = args.min_executions or settings.min_executions
+    now = datetime.now(UTC)
+    try:
+        window = Window.parse(args.since, now.date())
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        if args.pattern_id is not None and not pattern_exists(conn, args.pattern_id):
+            return _fail(f"no pattern {args.pattern_id!r}: no execution of it is stored", 1)
+        analytics = load_analytics(conn, window, min_executions, now, pattern_id=args.pattern_id)
+    if selection == "full":
+        path: Path = args.output or Path(DEFAULT_REPORT)
+        path.write_text(full_report(analytics, args.limit), encoding="utf-8")
+        print(f"wrote {path}: {len(analytics.tracked):,} patterns, {_scope(window)}")
+        return EXIT_OK
+    request = Request(
+        cast(Selection, selection), args.format or "text", args.limit, args.pattern_id
+    )
+    if not analytics.tracked and selection != "pattern":
+        message = f"no executions stored {_scope(window)} yet: nothing to report"
+        if request.format in ("json", "csv"):  # scripts still get a well-formed, empty answer
+            print(message, file=sys.stderr)
+        else:
+            print(message)
+            return EXIT_OK
+    sys.stdout.write(render(analytics, request))
+    return EXIT_OK
+
+
+def _scope(window: Window) -> str:
+    return "over all time" if window.since is None else f"since {window.since}"
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    del args
+    settings = load_settings()
+    started = time.monotonic()
+    with connect(settings.database_url.get_secret_value()) as conn:
+        drift = rebuild(conn)
+    took = time.monotonic() - started
+    for row in drift:
+        print("corrected " + "\n".join(row.describe()))
+    print(
+        f"rebuilt pattern_roi_summary and pattern_roi_daily in {took:.1f} s: "
+        f"{len(drift)} rows corrected"
+    )
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    del args
+    settings = load_settings()
+    with connect(settings.database_url.get_secret_value()) as conn:
+        drift = find_drift(conn)
+    for row in drift:
+        print("\n".join(row.describe()))
+    if drift:
+        print(
+            f"{len(drift)} summary rows differ from the recompute; "
+            "`roi-worker rebuild-summaries` repairs them"
+        )
+        return EXIT_FAILED
+    print("summaries match a full recompute of the stored executions")
+    return EXIT_OK

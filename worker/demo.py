@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Final, Literal
@@ -43,6 +43,7 @@ from worker import json_codec
 from worker.db import connect
 from worker.errors import BrokerUnavailableError, ConfigurationError, RoiWorkerError
 from worker.event import SCHEMA_VERSION
+from worker.formatting import TENTH, number, percent, usd
 from worker.producer import ExecutionEventProducer
 from worker.settings import Settings
 from worker.write import BatchWriter
@@ -61,9 +62,6 @@ STORED_TIMEOUT_SECONDS: Final = 120.0
 POLL_SECONDS: Final = 0.2
 STOP_TIMEOUT_SECONDS: Final = 10.0
 KAFKA_TIMEOUT_MS: Final = 15000
-
-CENT: Final = Decimal("0.01")
-TENTH: Final = Decimal("0.1")
 
 
 class DemoError(RoiWorkerError):
@@ -228,9 +226,9 @@ def plan_stream(
     runs = sorted((_sample_run(rng, now) for _ in range(events)), key=lambda r: r.executed_at)
     after: dict[int, list[Step]] = {}  # index of a run -> the steps that follow it
     originals = rng.sample(range(events), duplicates + conflicts)
-    for number, index in enumerate(originals):
+    for position, index in enumerate(originals):
         run = runs[index]
-        if number < duplicates:
+        if position < duplicates:
             step = Step("duplicate", run)
         else:
             step = Step("conflict", replace(run, actual_cost=run.actual_cost + Decimal("1.00")))
@@ -549,29 +547,12 @@ def _cells(row: PatternRoi) -> tuple[str, ...]:
     return (
         row.pattern_id,
         f"{row.executions:,}",
-        _percent(rate),
-        _number(row.time_saved_seconds, Decimal(1)),
-        _number(row.time_saved_seconds / 3600, TENTH),
+        percent(rate),
+        number(row.time_saved_seconds),
+        number(row.time_saved_seconds / 3600, TENTH),
         usd(row.cost_saved_usd),
-        _percent(roi),
+        percent(roi),
     )
-
-
-def usd(amount: Decimal) -> str:
-    """-$1,234.57: dollars with cents and thousands separators, rounded half up."""
-    cents = amount.quantize(CENT, ROUND_HALF_UP)
-    sign = "-" if cents < 0 else ""
-    return f"{sign}${abs(cents):,.2f}"
-
-
-def _number(value: Decimal, step: Decimal) -> str:
-    rounded = value.quantize(step, ROUND_HALF_UP) + 0  # + 0: no "-0"
-    places = max(0, -int(step.as_tuple().exponent))
-    return f"{rounded:,.{places}f}"
-
-
-def _percent(value: Decimal | None) -> str:
-    return "n/a" if value is None else f"{_number(value, TENTH)} %"
 
 
 def _worker_counts(base_url: str) -> dict[str, int]:

@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any, Final
 
 import psycopg
@@ -26,8 +25,11 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from worker.analytics import totals_from_row
 from worker.db import WORKER_SESSION, connect, first_line
 from worker.errors import InvalidReason, RetryableError
+from worker.roi import COST_ANOMALY_FACTOR, Rating, Totals, rate
+from worker.summaries import SUMS
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +116,11 @@ class WorkerMetrics:
 
 # The busiest patterns, and the totals over all of them, from one snapshot: the totals row
 # (pattern_id NULL) comes first.
-_QUERY: Final = """
-(SELECT NULL::text, coalesce(sum(total_executions), 0), coalesce(sum(successful_executions), 0),
-        coalesce(sum(total_cost_saved_usd), 0), coalesce(sum(total_time_saved_seconds), 0),
-        coalesce(sum(total_actual_cost_usd), 0)
+_QUERY: Final = f"""
+(SELECT NULL::text, {", ".join(f"coalesce(sum({column}), 0)" for column in SUMS)}
  FROM pattern_roi_summary)
 UNION ALL
-(SELECT pattern_id, total_executions, successful_executions, total_cost_saved_usd,
-        total_time_saved_seconds, total_actual_cost_usd
+(SELECT pattern_id, {", ".join(SUMS)}
  FROM pattern_roi_summary
  ORDER BY total_executions DESC, pattern_id
  LIMIT %s)
@@ -136,9 +135,12 @@ class PatternCollector(Collector):
     out of the scrape (and roi_worker_db_errors_total counts it) rather than reporting zeros.
     """
 
-    def __init__(self, database_url: str, max_patterns: int, errors: Counter) -> None:
+    def __init__(
+        self, database_url: str, max_patterns: int, errors: Counter, min_executions: int
+    ) -> None:
         self._url = database_url
         self._max_patterns = max_patterns
+        self._min_executions = min_executions
         self._errors = errors
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
@@ -176,16 +178,30 @@ class PatternCollector(Collector):
                 self._conn.close()
                 self._conn = None
             return []
-        return [*_pattern_families(patterns), *_total_families(totals)]
+        named = [(str(row[0]), totals_from_row(row[1:])) for row in patterns]
+        return [
+            *_pattern_families(named, self._min_executions),
+            *_total_families(totals_from_row(totals[1:])),
+        ]
 
 
-def _pattern_families(rows: list[tuple[Any, ...]]) -> list[Metric]:
+def _pattern_families(patterns: list[tuple[str, Totals]], min_executions: int) -> list[Metric]:
     executions = CounterMetricFamily(
         "roi_pattern_executions", "Executions stored, per pattern.", labels=["pattern_id"]
     )
     successes = CounterMetricFamily(
         "roi_pattern_successful_executions",
         "Successful executions stored, per pattern.",
+        labels=["pattern_id"],
+    )
+    negative_savings = CounterMetricFamily(
+        "roi_pattern_negative_savings_executions",
+        "Successful executions that took longer or cost more than estimated, per pattern.",
+        labels=["pattern_id"],
+    )
+    cost_anomalies = CounterMetricFamily(
+        "roi_pattern_cost_anomaly_executions",
+        f"Executions whose actual cost exceeded {COST_ANOMALY_FACTOR}x the estimate, per pattern.",
         labels=["pattern_id"],
     )
     success_ratio = GaugeMetricFamily(
@@ -206,36 +222,58 @@ def _pattern_families(rows: list[tuple[Any, ...]]) -> list[Metric]:
         "Net cost saved / actual cost spent (2.0 = 200 %); absent while nothing was spent.",
         labels=["pattern_id"],
     )
-    for pattern_id, total, successful, saved_usd, saved_seconds, spent in rows:
+    effectiveness = GaugeMetricFamily(
+        "roi_pattern_effectiveness",
+        "1 for the pattern's current rating, 0 for the others (docs/roi-methodology.md).",
+        labels=["pattern_id", "rating"],
+    )
+    for pattern_id, totals in patterns:
         labels = [pattern_id]
-        executions.add_metric(labels, total)
-        successes.add_metric(labels, successful)
-        success_ratio.add_metric(labels, successful / total if total else 0.0)
-        cost_saved.add_metric(labels, float(saved_usd))
-        time_saved.add_metric(labels, float(saved_seconds))
-        if spent:
-            roi_ratio.add_metric(labels, float(Decimal(saved_usd) / Decimal(spent)))
-    return [executions, successes, success_ratio, cost_saved, time_saved, roi_ratio]
+        executions.add_metric(labels, totals.executions)
+        successes.add_metric(labels, totals.successes)
+        negative_savings.add_metric(labels, totals.negative_savings)
+        cost_anomalies.add_metric(labels, totals.cost_anomalies)
+        success_ratio.add_metric(labels, float(totals.success_rate or 0))
+        cost_saved.add_metric(labels, float(totals.cost_saved_usd))
+        time_saved.add_metric(labels, float(totals.time_saved_seconds))
+        roi = totals.roi_percentage
+        if roi is not None:
+            roi_ratio.add_metric(labels, float(roi / 100))
+        current = rate(totals, min_executions)
+        for rating in Rating:
+            effectiveness.add_metric([pattern_id, rating.value], float(rating is current))
+    return [
+        executions,
+        successes,
+        negative_savings,
+        cost_anomalies,
+        success_ratio,
+        cost_saved,
+        time_saved,
+        roi_ratio,
+        effectiveness,
+    ]
 
 
-def _total_families(row: tuple[Any, ...]) -> list[Metric]:
-    _, total, successful, saved_usd, saved_seconds, _ = row
+def _total_families(totals: Totals) -> list[Metric]:
     families: list[Metric] = [
         GaugeMetricFamily(
-            "roi_cost_saved_usd", "Net USD saved by all patterns.", value=float(saved_usd)
+            "roi_cost_saved_usd",
+            "Net USD saved by all patterns.",
+            value=float(totals.cost_saved_usd),
         ),
         GaugeMetricFamily(
             "roi_time_saved_seconds",
             "Net seconds saved by all patterns.",
-            value=float(saved_seconds),
+            value=float(totals.time_saved_seconds),
         ),
     ]
-    if total:
+    if totals.success_rate is not None:
         families.append(
             GaugeMetricFamily(
                 "roi_success_ratio",
                 "Successful / all executions over every pattern (per execution, not per pattern).",
-                value=successful / total,
+                value=float(totals.success_rate),
             )
         )
     return families

@@ -147,6 +147,7 @@ class Pipeline:
                 settings.database_url.get_secret_value(),
                 settings.metrics_max_patterns,
                 self._metrics.db_errors,
+                settings.min_executions,
             )
             self._registry.register(patterns)
             cleanup.callback(patterns.close)

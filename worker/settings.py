@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigurationError
+from worker.roi import DEFAULT_MIN_EXECUTIONS
 
 ENV_PREFIX = "ROI_"
 DEFAULT_TOPIC = "adw.pattern-executions"
@@ -119,6 +120,7 @@ class Settings(KafkaSettings):
     metrics_host: str = "0.0.0.0"  # noqa: S104  (a pod's probes and Prometheus come from outside)
     metrics_port: int = Field(default=9108, ge=0, lt=65536)
     metrics_max_patterns: int = Field(default=500, ge=0)
+    min_executions: int = Field(default=DEFAULT_MIN_EXECUTIONS, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")

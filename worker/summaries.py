@@ -11,6 +11,8 @@ from typing import Any, Final
 
 import psycopg
 
+from worker.roi import COST_ANOMALY_FACTOR
+
 # Per execution (docs/roi-methodology.md): a failed run saved nothing and wasted its run.
 TIME_SAVED: Final = (
     "CASE WHEN success THEN estimated_time_seconds - execution_time_seconds "
@@ -30,6 +32,13 @@ SUMS: Final = {
     "total_estimated_cost_usd": "sum(estimated_cost)",
     "total_execution_time_seconds": "sum(execution_time_seconds)",
     "total_estimated_time_seconds": "sum(estimated_time_seconds)",
+    # The flags of worker.roi.Totals.of_execution.
+    "negative_savings_executions": (
+        "count(*) FILTER (WHERE success AND (time_saved < 0 OR cost_saved < 0))"
+    ),
+    "cost_anomaly_executions": (
+        f"count(*) FILTER (WHERE actual_cost > {COST_ANOMALY_FACTOR} * estimated_cost)"
+    ),
 }
 # Summary column -> (aggregate, how a batch's value merges with the stored one).
 SPANS: Final = {
@@ -103,25 +112,71 @@ TABLES: Final = (SUMMARY, DAILY)
 class Drift:
     """A summary row that differs from the recompute: stored and expected values (None: absent)."""
 
-    table: str
+    table: Table
     key: tuple[Any, ...]
     stored: dict[str, Any] | None
     expected: dict[str, Any] | None
 
+    def describe(self) -> list[str]:
+        """The row and, indented, each column that differs: readable in a terminal."""
+        where = " ".join(f"{k}={v}" for k, v in zip(self.table.keys, self.key, strict=True))
+        head = f"{self.table.name} {where}"
+        if self.stored is None:
+            return [f"{head}: missing (the executions give {_values(self.expected)})"]
+        if self.expected is None:
+            return [f"{head}: present but no execution has this key ({_values(self.stored)})"]
+        return [head] + [
+            f"  {column}: stored {self.stored[column]}, recomputed {value}"
+            for column, value in self.expected.items()
+            if self.stored[column] != value
+        ]
+
+
+def _values(row: dict[str, Any] | None) -> str:
+    return ", ".join(f"{column} {value}" for column, value in (row or {}).items())
+
 
 def find_drift(conn: psycopg.Connection[Any]) -> list[Drift]:
     """Compares both summary tables with a full recompute, in one snapshot. Empty: no drift."""
-    drift: list[Drift] = []
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return _compare(cur)
+
+
+def rebuild(conn: psycopg.Connection[Any]) -> list[Drift]:
+    """Replaces both summary tables with a full recompute; returns the rows that were wrong.
+
+    One transaction, safe while workers run:
+    1. lock both tables in EXCLUSIVE mode. A worker's batch increments them in the statement
+       that inserts its executions, so every batch that stored executions holds a lock on them
+       until it commits: the lock waits for those batches, and later batches wait for the
+       rebuild (readers do not wait);
+    2. compare with the recompute, which, at READ COMMITTED, sees every batch committed before
+       the lock was granted;
+    3. replace the rows. Batches that waited then add their own rows to the rebuilt sums.
+    """
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        cur.execute(f"LOCK TABLE {', '.join(t.name for t in TABLES)} IN EXCLUSIVE MODE")
+        drift = _compare(cur)
         for table in TABLES:
-            columns = ", ".join(table.columns)
-            order = ", ".join(table.keys)
-            stored = _rows(cur, f"SELECT {columns} FROM {table.name} ORDER BY {order}", table)
-            expected = _rows(cur, table.recompute_sql(), table)
-            for key in sorted(stored.keys() | expected.keys(), key=repr):
-                if stored.get(key) != expected.get(key):
-                    drift.append(Drift(table.name, key, stored.get(key), expected.get(key)))
+            cur.execute(f"DELETE FROM {table.name}")
+            cur.execute(
+                f"INSERT INTO {table.name} ({', '.join(table.columns)}) {table.recompute_sql()}"
+            )
+    return drift
+
+
+def _compare(cur: psycopg.Cursor[Any]) -> list[Drift]:
+    drift: list[Drift] = []
+    for table in TABLES:
+        columns = ", ".join(table.columns)
+        order = ", ".join(table.keys)
+        stored = _rows(cur, f"SELECT {columns} FROM {table.name} ORDER BY {order}", table)
+        expected = _rows(cur, table.recompute_sql(), table)
+        for key in sorted(stored.keys() | expected.keys(), key=repr):
+            if stored.get(key) != expected.get(key):
+                drift.append(Drift(table, key, stored.get(key), expected.get(key)))
     return drift
 
 

@@ -20,7 +20,6 @@ from worker.demo import (
     SampleRun,
     format_table,
     plan_stream,
-    usd,
 )
 from worker.errors import InvalidEventError
 from worker.validate import parse_event, validate
@@ -98,21 +97,6 @@ def test_a_fixed_seed_gives_the_same_figures_with_new_event_ids() -> None:
     assert {s.run.event_id for s in first if s.run}.isdisjoint(
         {s.run.event_id for s in second if s.run}
     )
-
-
-@pytest.mark.parametrize(
-    ("amount", "text"),
-    [
-        (Decimal("1234567.891"), "$1,234,567.89"),
-        (Decimal("-1234.565"), "-$1,234.57"),
-        (Decimal("0.005"), "$0.01"),
-        (Decimal("-0.004"), "$0.00"),
-        (Decimal(0), "$0.00"),
-    ],
-)
-def test_usd_has_cents_and_thousands_separators(amount: Decimal, text: str) -> None:
-    """Rounded half up, sign before the dollar sign, never -$0.00."""
-    assert usd(amount) == text
 
 
 def test_table_has_a_row_per_pattern_and_exact_totals() -> None:

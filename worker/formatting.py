@@ -1,0 +1,44 @@
+"""How exact amounts are shown to people: rounded half up, for display only, never before."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final
+
+CENT: Final = Decimal("0.01")
+TENTH: Final = Decimal("0.1")
+ONE: Final = Decimal(1)
+
+
+def number(value: Decimal, step: Decimal = ONE) -> str:
+    """`value` rounded half up to a multiple of `step` (1, 0.1, 0.01), with thousands separators."""
+    rounded = value.quantize(step, ROUND_HALF_UP) + 0  # + 0: no "-0"
+    places = max(0, -int(step.as_tuple().exponent))
+    return f"{rounded:,.{places}f}"
+
+
+def usd(amount: Decimal) -> str:
+    """-$1,234.57: dollars with cents and thousands separators, rounded half up."""
+    cents = amount.quantize(CENT, ROUND_HALF_UP)
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents):,.2f}"
+
+
+def percent(value: Decimal | None, step: Decimal = TENTH, *, space: str = " ") -> str:
+    """A percentage (already multiplied by 100) such as `98.7 %`; `n/a` for None."""
+    return "n/a" if value is None else f"{number(value, step)}{space}%"
+
+
+def fraction_as_percent(value: Decimal | None, step: Decimal = TENTH, *, space: str = " ") -> str:
+    """A fraction from 0 to 1 shown as a percentage: 0.987 -> `98.7 %`."""
+    return percent(None if value is None else 100 * value, step, space=space)
+
+
+def duration(seconds: Decimal) -> str:
+    """Seconds in the unit a person reads best: `45 s`, `57.5 minutes`, `3.5 hours`."""
+    magnitude = abs(seconds)
+    if magnitude < 60:
+        return f"{number(seconds)} seconds"
+    if magnitude < 3600:
+        return f"{number(seconds / 60, TENTH)} minutes"
+    return f"{number(seconds / 3600, TENTH)} hours"
