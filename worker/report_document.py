@@ -108,8 +108,13 @@ class ExecutionTime(_Model):
     p99: Dec
 
 
-class PatternReport(Figures):
+class _Pattern(_Model):
     pattern_id: str
+
+
+class PatternReport(Figures, _Pattern):  # pattern_id first, then the figures
+    """One pattern: its figures in the window, what they mean, and how they moved."""
+
     rating: Rating
     recommendation: str
     wilson_lower_bound: Dec | None = Field(description="95 % Wilson lower bound of success_rate")

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from worker.event import ExecutionEvent
+from worker.report_document import ReportDocument
 
 EXECUTION_EVENT_V1 = "execution-event.v1.json"
+ROI_REPORT_V1 = "roi-report.v1.json"
 
 
 def execution_event_schema() -> dict[str, Any]:
@@ -21,6 +23,16 @@ def execution_event_schema() -> dict[str, Any]:
     }
 
 
+def roi_report_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of `roi-worker report --format json` (docs/reports.md)."""
+    schema = ReportDocument.model_json_schema(mode="serialization")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:roi-worker:schema:roi-report:v1",
+        **schema,
+    }
+
+
 def render(schema: dict[str, Any]) -> str:
     """The stable text of a schema file: sorted keys, two-space indent, final newline."""
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -28,7 +40,10 @@ def render(schema: dict[str, Any]) -> str:
 
 def published() -> dict[str, str]:
     """File name under schemas/ -> the text it must hold."""
-    return {EXECUTION_EVENT_V1: render(execution_event_schema())}
+    return {
+        EXECUTION_EVENT_V1: render(execution_event_schema()),
+        ROI_REPORT_V1: render(roi_report_schema()),
+    }
 
 
 def write_all(directory: Path) -> list[Path]:
