@@ -211,6 +211,7 @@ CSV_COLUMNS: Final = (
     "recommendation",
     "trend",
     "success_rate_change",
+    "success_rate_change_margin",
     "negative_savings_executions",
     "cost_anomaly_executions",
     "execution_time_p50_seconds",
