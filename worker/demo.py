@@ -685,6 +685,10 @@ def _demo(settings: Settings, seconds: float | None, worker: _Worker, base_url: 
             + ", ".join(f"{outcome} {count:,}" for outcome, count in outcomes.items())
         )
     _say(f"Metrics: {base_url}/metrics   readiness: {base_url}/readyz")
+    _say(
+        "Ratings, recommendations and trends: roi-worker report --summary "
+        "(also --pattern-id ID, --since 7d, --format json; see docs/reports.md)"
+    )
     if seconds == 0:
         return 0
     try:

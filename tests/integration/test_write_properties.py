@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -14,8 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import NOW, example_document, valid_documents
+from worker.analytics import totals_from_row
 from worker.migrate import load_migrations, migrate
-from worker.summaries import find_drift
+from worker.roi import Totals
+from worker.summaries import SUMS, find_drift
 from worker.validate import validate
 from worker.write import BatchWriter, Source, ValidEvent
 
@@ -47,21 +48,20 @@ def deliveries(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[int]]]:
     return documents, batches
 
 
-def expected(documents: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
-    """The methodology in plain Python over distinct events, to compare to the cent."""
-    totals: dict[str, list[Any]] = {}
+def expected(documents: list[dict[str, Any]]) -> dict[str, Totals]:
+    """The methodology of worker.roi over distinct events, to compare with the SQL to the cent."""
+    totals: dict[str, Totals] = {}
     for document in documents:
         event = validate(document, now=NOW)
-        run_time, cost = event.execution_time_seconds, event.actual_cost
-        time_saved = event.estimated_time_seconds - run_time if event.success else -run_time
-        cost_saved = event.estimated_cost - cost if event.success else -cost
-        row = totals.setdefault(event.pattern_id, [0, 0, Decimal(0), Decimal(0), Decimal(0)])
-        row[0] += 1
-        row[1] += event.success
-        row[2] += time_saved
-        row[3] += cost_saved
-        row[4] += cost
-    return {pattern: tuple(row) for pattern, row in totals.items()}
+        run = Totals.of_execution(
+            success=event.success,
+            execution_time_seconds=event.execution_time_seconds,
+            estimated_time_seconds=event.estimated_time_seconds,
+            actual_cost=event.actual_cost,
+            estimated_cost=event.estimated_cost,
+        )
+        totals[event.pattern_id] = totals.get(event.pattern_id, Totals()) + run
+    return totals
 
 
 @settings(max_examples=60)
@@ -69,6 +69,7 @@ def expected(documents: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
 def test_incremental_summaries_equal_the_recompute(
     conn: psycopg.Connection[Any], delivery: tuple[list[dict[str, Any]], list[list[int]]]
 ) -> None:
+    """Every summary column, flags included, equals worker.roi's rules applied in Python."""
     documents, batches = delivery
     conn.execute(
         "TRUNCATE pattern_executions, pattern_roi_summary, pattern_roi_daily, consumer_offsets"
@@ -89,11 +90,8 @@ def test_incremental_summaries_equal_the_recompute(
 
     assert inserted == len(documents)
     assert find_drift(conn) == []
-    rows = conn.execute(
-        "SELECT pattern_id, total_executions, successful_executions, total_time_saved_seconds,"
-        " total_cost_saved_usd, total_actual_cost_usd FROM pattern_roi_summary"
-    ).fetchall()
-    assert {row[0]: tuple(row[1:]) for row in rows} == expected(documents)
+    rows = conn.execute(f"SELECT pattern_id, {', '.join(SUMS)} FROM pattern_roi_summary").fetchall()
+    assert {row[0]: totals_from_row(row[1:]) for row in rows} == expected(documents)
     assert conn.execute("SELECT next_offset FROM consumer_offsets").fetchall() == [(offset,)]
 
 
