@@ -24,7 +24,6 @@ def test_usd_has_cents_and_thousands_separators(amount: Decimal, text: str) -> N
     assert usd(amount) == text
 
 
-
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [
