@@ -76,6 +76,10 @@ class BrokerUnavailableError(RetryableError):
     """Kafka did not take or acknowledge a write in time (dead letters, commits)."""
 
 
+class SummariesBusyError(RetryableError):
+    """rebuild-summaries could not lock the summary tables in time; nothing was changed."""
+
+
 class FatalError(RoiWorkerError):
     """Stop: retrying cannot help until an operator acts. The message says what to do."""
 

@@ -11,7 +11,10 @@ from typing import Any, Final
 
 import psycopg
 
+from worker.errors import SummariesBusyError
 from worker.roi import COST_ANOMALY_FACTOR
+
+REBUILD_LOCK_TIMEOUT_MS: Final = 10_000
 
 # Per execution (docs/roi-methodology.md): a failed run saved nothing and wasted its run.
 TIME_SAVED: Final = (
@@ -143,7 +146,9 @@ def find_drift(conn: psycopg.Connection[Any]) -> list[Drift]:
         return _compare(cur)
 
 
-def rebuild(conn: psycopg.Connection[Any]) -> list[Drift]:
+def rebuild(
+    conn: psycopg.Connection[Any], lock_timeout_ms: int = REBUILD_LOCK_TIMEOUT_MS
+) -> list[Drift]:
     """Replaces both summary tables with a full recompute; returns the rows that were wrong.
 
     One transaction, safe while workers run:
@@ -154,10 +159,20 @@ def rebuild(conn: psycopg.Connection[Any]) -> list[Drift]:
     2. compare with the recompute, which, at READ COMMITTED, sees every batch committed before
        the lock was granted;
     3. replace the rows. Batches that waited then add their own rows to the rebuilt sums.
+    Raises SummariesBusyError when the lock is not granted within `lock_timeout_ms`.
     """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        cur.execute(f"LOCK TABLE {', '.join(t.name for t in TABLES)} IN EXCLUSIVE MODE")
+        # Queued behind a long transaction, the lock request would also hold up every batch.
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_ms}ms",))
+        try:
+            cur.execute(f"LOCK TABLE {', '.join(t.name for t in TABLES)} IN EXCLUSIVE MODE")
+        except psycopg.errors.LockNotAvailable:
+            raise SummariesBusyError(
+                f"could not lock the summary tables within {lock_timeout_ms / 1000:g} s: a long "
+                "transaction holds them (see pg_stat_activity); nothing was changed, try again"
+            ) from None
+        cur.execute("SELECT set_config('lock_timeout', '0', true)")
         drift = _compare(cur)
         for table in TABLES:
             cur.execute(f"DELETE FROM {table.name}")

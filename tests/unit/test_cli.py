@@ -152,3 +152,25 @@ def test_kafka_log_storms_are_rate_limited() -> None:
     assert limit.filter(record("kafka.cluster", "another logger"))
     assert limit.filter(record("worker.pipeline", "ours are never limited"))
     assert all(limit.filter(record("worker.pipeline", "again")) for _ in range(5))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("report", "--output", "x.md"), "--output goes with --report"),
+        (("report", "--report", "--format", "json"), "--report always writes Markdown"),
+        (("report", "--limit", "0"), "must be a whole number >= 1, not '0'"),
+        (("report", "--min-executions", "ten"), "must be a whole number >= 1, not 'ten'"),
+        (("report", "--since", "7 days"), "is neither a number of days (7d, 30d, 90d) nor a date"),
+        (("report", "--since", "2999-01-01"), "is in the future"),
+        (("report", "--summary", "--pattern-id", "a"), "not allowed with argument"),
+        (("report", "--format", "yaml"), "invalid choice: 'yaml'"),
+    ],
+)
+def test_report_arguments_that_do_not_fit_get_one_line_and_exit_2(
+    args: tuple[str, ...], message: str
+) -> None:
+    """Mistakes in report's options are refused before any database is contacted."""
+    result = run(*args, ROI_DATABASE_URL="postgresql://roi@127.0.0.1:1/none")
+    assert result.returncode == 2, result.stderr
+    assert message in one_line(result.stderr)
