@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -15,11 +16,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from jsonschema import Draft202012Validator
 from kafka import KafkaAdminClient
 
 from tests.conftest import Services, delete_topics
 from tests.worker_harness import free_port
+from worker import schemas
 from worker.demo import EVENTS, PROFILES, SEED, plan_stream
+
+ROOT = Path(__file__).parents[2]
 
 DEMO_TIMEOUT = 180.0  # seconds: start-up, 2,000 events and the shutdown, on a slow machine
 
@@ -92,3 +97,22 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
     assert stored == (EVENTS, EVENTS, len(PROFILES))
     assert summarised == (EVENTS,)
     assert offsets == (sum(planned.values()),)  # every message processed, none twice
+
+    # What the issue promises after a demo: the report's layout with the demo's patterns, a JSON
+    # document that validates against its published schema, and summaries that verify.
+    report = _run(["report", "--summary"], env, tmp_path, timeout=60)
+    assert report.returncode == 0, report.stderr
+    for heading in ("PATTERN ROI SUMMARY", "TOP PERFORMERS (by ROI)", "OVERALL METRICS"):
+        assert f"\n{heading}\n" in report.stdout, report.stdout
+    assert f"Total executions: {EVENTS:,}\n" in report.stdout, report.stdout
+    assert "1. Pattern: " in report.stdout
+    as_json = _run(["report", "--summary", "--format", "json"], env, tmp_path, timeout=60)
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    schema = json.loads((ROOT / "schemas" / schemas.ROI_REPORT_V1).read_text(encoding="utf-8"))
+    Draft202012Validator(schema).validate(document)
+    assert sorted(p["pattern_id"] for p in document["patterns"]) == sorted(
+        profile.pattern_id for profile in PROFILES
+    )
+    verified = _run(["verify"], env, tmp_path, timeout=60)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
