@@ -150,8 +150,13 @@ def load_analytics(
     generated_at: datetime,
     *,
     pattern_id: str | None = None,
+    percentiles: bool = True,
 ) -> Analytics:
-    """The analytics of every pattern (or only `pattern_id`) for `window`, from one snapshot."""
+    """The analytics of every pattern (or only `pattern_id`) for `window`, from one snapshot.
+
+    `percentiles=False` skips the execution-time percentiles, the one figure that reads (and
+    sorts) the raw executions rather than the summaries.
+    """
     previous = window.previous
     params: dict[str, Any] = {
         "pattern": pattern_id,
@@ -174,9 +179,10 @@ def load_analytics(
         daily: dict[str, list[DailyCount]] = {}
         for pattern, day, executions, successes in cur.execute(_DAILY, params):
             daily.setdefault(pattern, []).append(DailyCount(day, int(executions), int(successes)))
-        percentiles = {
-            pattern: Percentiles(*values) for pattern, values in cur.execute(_PERCENTILES, params)
-        }
+        timings = {}
+        if percentiles:
+            rows = cur.execute(_PERCENTILES, params)
+            timings = {pattern: Percentiles(*values) for pattern, values in rows}
     patterns = []
     # A pattern asked for by name is shown even without executions in either window.
     named = spans.keys() if pattern_id is not None else set()
@@ -193,7 +199,7 @@ def load_analytics(
                 wilson_lower_bound=wilson_lower_bound(totals.successes, totals.executions),
                 trend=trend(days, min_executions),
                 success_rate_change=success_rate_change(days),
-                execution_time=percentiles.get(pattern),
+                execution_time=timings.get(pattern),
                 first_executed_at=first,
                 last_executed_at=last,
             )

@@ -367,7 +367,15 @@ def _report(args: argparse.Namespace) -> int:
     with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
         if args.pattern_id is not None and not pattern_exists(conn, args.pattern_id):
             return _fail(f"no pattern {args.pattern_id!r}: no execution of it is stored", 1)
-        analytics = load_analytics(conn, window, min_executions, now, pattern_id=args.pattern_id)
+        analytics = load_analytics(
+            conn,
+            window,
+            min_executions,
+            now,
+            pattern_id=args.pattern_id,
+            # The summary's text does not show them, and they are the one costly figure.
+            percentiles=selection in ("pattern", "full") or args.format not in (None, "text"),
+        )
     if selection == "full":
         path: Path = args.output or Path(DEFAULT_REPORT)
         path.write_text(full_report(analytics, args.limit), encoding="utf-8")
