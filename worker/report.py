@@ -417,7 +417,7 @@ def _cost_saved(amount: Decimal) -> str:
 def _roi(totals: Totals) -> str:
     roi = totals.roi_percentage
     if roi is not None:
-        return percent(roi, Decimal(1))
+        return percent(roi, Decimal(1), space="")
     return "unbounded (nothing spent)" if totals.cost_saved_usd > 0 else "n/a (nothing spent)"
 
 
