@@ -28,6 +28,7 @@ from worker.roi import (
     Window,
     ranking_key,
     rate,
+    shortfall_key,
     success_rate_change,
     trend,
     wilson_lower_bound,
@@ -131,7 +132,7 @@ class Analytics:
     def underperformers(self, limit: int) -> list[PatternAnalytics]:
         """Patterns rated poor or failed, the lowest ROI first."""
         weak = [p for p in self.patterns if p.rating in UNDERPERFORMING]
-        return sorted(weak, key=lambda p: ranking_key(p.pattern_id, p.totals), reverse=True)[:limit]
+        return sorted(weak, key=lambda p: shortfall_key(p.pattern_id, p.totals))[:limit]
 
     def find(self, pattern_id: str) -> PatternAnalytics | None:
         return next((p for p in self.patterns if p.pattern_id == pattern_id), None)

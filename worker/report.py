@@ -37,10 +37,15 @@ class Request:
 
 
 def selected(analytics: Analytics, request: Request) -> list[PatternAnalytics]:
-    """The patterns a request is about, in the order it shows them."""
+    """The patterns a request is about, in the order it shows them.
+
+    Raises LookupError for a pattern the analytics do not hold (check `pattern_exists` first).
+    """
     if request.selection == "pattern":
         found = analytics.find(request.pattern_id or "")
-        return [found] if found else []
+        if found is None:
+            raise LookupError(f"pattern {request.pattern_id!r} is not in these analytics")
+        return [found]
     if request.selection == "top_performers":
         return analytics.top_performers(request.limit)
     if request.selection == "underperformers":
@@ -49,7 +54,7 @@ def selected(analytics: Analytics, request: Request) -> list[PatternAnalytics]:
 
 
 def render(analytics: Analytics, request: Request) -> str:
-    """The report as text ending in a newline."""
+    """The report as text ending in a newline. Raises LookupError like `selected`."""
     patterns = selected(analytics, request)
     if request.format == "json":
         document = build_document(analytics, request.selection, patterns, request.limit)
@@ -86,7 +91,8 @@ def _text(analytics: Analytics, request: Request, patterns: list[PatternAnalytic
             "TOP PERFORMERS (by ROI)",
             analytics.top_performers(request.limit),
             analytics,
-            f"None yet: no pattern has {analytics.min_executions} executions in the window.",
+            "None: no pattern is rated acceptable or better (a rating needs "
+            f"{analytics.min_executions} executions in the window).",
         )
     if request.selection in ("summary", "underperformers"):
         lines += _text_section(

@@ -8,7 +8,7 @@ this shape add optional fields only; anything else is a new `report_version`.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Final, Literal
 
@@ -96,6 +96,10 @@ class Change(_Model):
         )
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
+
+
 def _minus(now: Decimal | None, before: Decimal | None) -> Decimal | None:
     return None if now is None or before is None else now - before
 
@@ -148,8 +152,8 @@ class PatternReport(Figures, _Pattern):  # pattern_id first, then the figures
             execution_time_percentiles=None
             if timing is None
             else ExecutionTime(p50=timing.p50, p95=timing.p95, p99=timing.p99),
-            first_executed_at=pattern.first_executed_at,
-            last_executed_at=pattern.last_executed_at,
+            first_executed_at=_utc(pattern.first_executed_at),
+            last_executed_at=_utc(pattern.last_executed_at),
             previous=None if previous is None else Figures.of(previous),
             change=None if previous is None else Change.between(pattern.totals, previous),
         )

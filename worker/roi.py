@@ -207,6 +207,13 @@ def ranking_key(pattern_id: str, totals: Totals) -> tuple[int, Decimal, Decimal,
     return (0 if unbounded else 1, -(roi or ZERO), -totals.cost_saved_usd, pattern_id)
 
 
+def shortfall_key(pattern_id: str, totals: Totals) -> tuple[int, Decimal, Decimal, str]:
+    """Sort key for underperformers: lowest ROI first (unbounded last), then least saved."""
+    roi = totals.roi_percentage
+    unbounded = roi is None and totals.cost_saved_usd > 0
+    return (1 if unbounded else 0, roi or ZERO, totals.cost_saved_usd, pattern_id)
+
+
 # --------------------------------------------------------------------------- confidence
 
 
@@ -220,6 +227,8 @@ def wilson_lower_bound(successes: int, executions: int, z: Decimal = WILSON_Z) -
         return None
     if not 0 <= successes <= executions:
         raise ValueError(f"successes ({successes}) must be between 0 and {executions}")
+    if successes == 0:  # exactly 0; the formula would leave rounding noise above it
+        return ZERO
     with localcontext() as context:
         context.prec = 34
         n = Decimal(executions)
@@ -302,6 +311,8 @@ def trend(days: list[DailyCount], min_executions: int = DEFAULT_MIN_EXECUTIONS) 
 # --------------------------------------------------------------------------- windows
 
 _RELATIVE = re.compile(r"^([1-9][0-9]{0,4})d$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+EARLIEST: Final = date(1970, 1, 1)  # windows start no earlier (and their previous ones can)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,19 +340,25 @@ class Window:
     def parse(cls, text: str | None, today: date) -> Window:
         """`7d` (today and the 6 days before), a date `YYYY-MM-DD`, or None: all time.
 
-        Raises ValueError with a message naming the accepted forms.
+        Raises ValueError with a one-line message saying what is wrong.
         """
         if text is None:
             return cls(None, today)
-        relative = _RELATIVE.match(text.strip())
+        text = text.strip()
+        relative = _RELATIVE.match(text)
         if relative:
-            return cls(today - timedelta(days=int(relative[1]) - 1), today)
-        try:
-            since = date.fromisoformat(text.strip())
-        except ValueError:
+            since = today - timedelta(days=int(relative[1]) - 1)
+        elif _DATE.match(text):
+            try:
+                since = date.fromisoformat(text)
+            except ValueError as exc:
+                raise ValueError(f"{text!r} is not a valid date: {exc}") from None
+        else:
             raise ValueError(
                 f"{text!r} is neither a number of days (7d, 30d, 90d) nor a date (YYYY-MM-DD)"
-            ) from None
+            )
         if since > today:
             raise ValueError(f"{text} is in the future (today is {today} UTC)")
+        if since < EARLIEST:
+            raise ValueError(f"{text} starts before {EARLIEST}")
         return cls(since, today)
