@@ -131,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="recompute both summary tables from the stored executions (safe while workers run)",
         description="Replaces pattern_roi_summary and pattern_roi_daily with a full recompute "
         "from pattern_executions, in one transaction, and lists the rows it corrected. Workers "
-        "may keep running: their batches wait for the rebuild (seconds per million executions) "
-        "and nothing is lost or counted twice.",
+        "may keep running: their batches wait for the rebuild (about a second per million "
+        "executions; a batch waiting over 30 s retries) and nothing is lost or counted twice.",
     )
     rebuild_cmd.set_defaults(handler=_rebuild)
 

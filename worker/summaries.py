@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from worker.errors import SummariesBusyError
 from worker.roi import COST_ANOMALY_FACTOR
@@ -160,7 +161,10 @@ def rebuild(
        the lock was granted;
     3. replace the rows. Batches that waited then add their own rows to the rebuilt sums.
     Raises SummariesBusyError when the lock is not granted within `lock_timeout_ms`.
+    `conn` must not be inside a transaction: the rebuild commits on its own.
     """
+    if conn.info.transaction_status is not TransactionStatus.IDLE:
+        raise ValueError("rebuild needs a connection outside any transaction")
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
         # Queued behind a long transaction, the lock request would also hold up every batch.

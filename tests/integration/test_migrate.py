@@ -48,6 +48,8 @@ VIEW_COLUMNS = [
     "average_cost_saved_usd",
     "roi_percentage",
     "last_updated",
+    "negative_savings_executions",
+    "cost_anomaly_executions",
 ]
 
 
