@@ -18,9 +18,8 @@ ALTER TABLE pattern_roi_daily
     ADD COLUMN cost_anomaly_executions bigint NOT NULL DEFAULT 0
         CHECK (cost_anomaly_executions BETWEEN 0 AND total_executions);
 
--- Writers finish first, so the counts below see every execution they stored.
-LOCK TABLE pattern_roi_summary, pattern_roi_daily IN EXCLUSIVE MODE;
-
+-- The ALTER TABLEs hold ACCESS EXCLUSIVE locks until this transaction commits: batches that
+-- stored executions have committed before them, later ones wait, so the counts below are exact.
 WITH flagged AS (
     SELECT pattern_id, (executed_at AT TIME ZONE 'UTC')::date AS day,
            success AND (estimated_time_seconds < execution_time_seconds

@@ -1,16 +1,16 @@
 """Per-pattern analytics read from PostgreSQL: every figure of `roi-worker report`.
 
 Counts and sums come from the summary tables (all time: pattern_roi_summary; a window:
-pattern_roi_daily), so they survive the deletion of old raw executions; only the execution-time
-percentiles read pattern_executions. Everything is read in one read-only REPEATABLE READ
-transaction, so the figures are consistent with each other while workers keep writing. The
-figures themselves are derived by worker.roi.
+pattern_roi_daily), which cost the same whatever the number of executions; only the
+execution-time percentiles read (and sort) pattern_executions. Everything is read in one
+read-only REPEATABLE READ transaction, so the figures are consistent with each other while
+workers keep writing. The figures themselves are derived by worker.roi.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -37,7 +37,22 @@ from worker.summaries import SUMS
 
 PERCENTILES: Final = (Decimal("0.5"), Decimal("0.95"), Decimal("0.99"))
 
-# Summary columns in the order of Totals' fields (a unit test keeps the two in step).
+# Summary column -> the Totals field it fills (a unit test checks both sides are complete).
+TOTALS_FIELDS: Final = {
+    "total_executions": "executions",
+    "successful_executions": "successes",
+    "total_time_saved_seconds": "time_saved_seconds",
+    "total_cost_saved_usd": "cost_saved_usd",
+    "total_actual_cost_usd": "actual_cost_usd",
+    "total_estimated_cost_usd": "estimated_cost_usd",
+    "total_execution_time_seconds": "execution_time_seconds",
+    "total_estimated_time_seconds": "estimated_time_seconds",
+    "negative_savings_executions": "negative_savings",
+    "cost_anomaly_executions": "cost_anomalies",
+}
+_COUNTS: Final = frozenset(
+    {"total_executions", "successful_executions"} | {c for c in SUMS if c.endswith("_executions")}
+)
 _SUMS: Final = ", ".join(SUMS)
 _WINDOW_SUMS: Final = ", ".join(f"sum({column})" for column in SUMS)
 _PATTERN: Final = "(%(pattern)s::text IS NULL OR pattern_id = %(pattern)s)"
@@ -209,10 +224,12 @@ def load_analytics(
 
 
 def totals_from_row(values: Sequence[Any]) -> Totals:
-    """Totals from the summary columns (SUMS order), whatever numeric types the driver gave."""
-    kinds = [int if isinstance(field.default, int) else Decimal for field in fields(Totals)]
-    converted: list[Any] = [kind(value) for kind, value in zip(kinds, values, strict=True)]
-    return Totals(*converted)
+    """Totals from the values of the summary columns, in SUMS order (as the queries select)."""
+    converted: dict[str, Any] = {
+        TOTALS_FIELDS[column]: int(value) if column in _COUNTS else Decimal(value)
+        for column, value in zip(SUMS, values, strict=True)
+    }
+    return Totals(**converted)
 
 
 def _totals_by_pattern(

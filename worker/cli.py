@@ -7,6 +7,7 @@ events); 2 usage or configuration error. Every failure is one line on stderr, ne
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import sys
@@ -28,6 +29,7 @@ from worker.errors import (
     InvalidEventError,
     RoiWorkerError,
 )
+from worker.event import PATTERN_ID
 from worker.migrate import load_migrations, migrate, migration_status
 from worker.pipeline import Pipeline
 from worker.process import ShutdownWatchdog, configure_logging
@@ -140,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         help="check the summaries against a full recompute; exit 1 and show the diff on drift",
         description="Compares pattern_roi_summary and pattern_roi_daily with a full recompute "
-        "from pattern_executions in one snapshot. Exit 0 when they agree to the cent; exit 1 "
+        "from pattern_executions in one snapshot. Exit 0 when they agree exactly; exit 1 "
         "with every differing row and column otherwise (repair: rebuild-summaries).",
     )
     verify_cmd.set_defaults(handler=_verify)
@@ -365,8 +367,12 @@ def _report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--since: {exc}") from None
     with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        if args.pattern_id is not None and not pattern_exists(conn, args.pattern_id):
-            return _fail(f"no pattern {args.pattern_id!r}: no execution of it is stored", 1)
+        if args.pattern_id is not None and not (
+            _is_pattern_id(args.pattern_id) and pattern_exists(conn, args.pattern_id)
+        ):
+            return _fail(
+                f"no pattern {args.pattern_id!r}: no execution of it is stored", EXIT_FAILED
+            )
         analytics = load_analytics(
             conn,
             window,
@@ -374,8 +380,11 @@ def _report(args: argparse.Namespace) -> int:
             now,
             pattern_id=args.pattern_id,
             # The summary's text does not show them, and they are the one costly figure.
-            percentiles=selection in ("pattern", "full") or args.format not in (None, "text"),
+            percentiles=selection in ("pattern", "full") or args.format in ("json", "csv"),
         )
+    # Terminals that cannot show the rating symbols get a replacement, not a traceback.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")
     if selection == "full":
         path: Path = args.output or Path(DEFAULT_REPORT)
         path.write_text(full_report(analytics, args.limit), encoding="utf-8")
@@ -393,6 +402,11 @@ def _report(args: argparse.Namespace) -> int:
             return EXIT_OK
     sys.stdout.write(render(analytics, request))
     return EXIT_OK
+
+
+def _is_pattern_id(text: str) -> bool:
+    """Whether `text` could name a stored pattern at all (event contract v1)."""
+    return PATTERN_ID.fullmatch(text) is not None
 
 
 def _scope(window: Window) -> str:

@@ -43,7 +43,7 @@ MAX_TOKENS: Final = 2**63 - 1  # PostgreSQL bigint
 EARLIEST_EXECUTED_AT: Final = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW: Final = timedelta(days=1)  # executed_at may be this far ahead of our clock
 
-_PATTERN_ID = re.compile(PATTERN_ID_RE)
+PATTERN_ID: Final = re.compile(PATTERN_ID_RE)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DECIMAL_STRING_RE: Final = r"^[0-9]+(\.[0-9]+)?$"
 _DECIMAL_STRING = re.compile(_DECIMAL_STRING_RE)
@@ -193,7 +193,7 @@ EventId = Annotated[
 def _pattern_id(value: object) -> str:
     if not isinstance(value, str):
         raise _fail("string_type", f"must be a string, not {_type_name(value)}")
-    if not _PATTERN_ID.fullmatch(value):
+    if not PATTERN_ID.fullmatch(value):
         raise _fail("pattern_id", "must be 1-200 characters of A-Z a-z 0-9 . _ : / -")
     return value
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Final
 
 CENT: Final = Decimal("0.01")
@@ -10,16 +10,23 @@ TENTH: Final = Decimal("0.1")
 ONE: Final = Decimal(1)
 
 
+def round_half_up(value: Decimal, step: Decimal) -> Decimal:
+    """`value` rounded half up to a multiple of `step`, however many digits it has; never -0."""
+    with localcontext() as context:
+        # Enough digits for the rounded result: quantize fails rather than lose any.
+        context.prec = max(28, value.adjusted() - int(step.as_tuple().exponent) + 2)
+        return value.quantize(step, ROUND_HALF_UP) + 0
+
+
 def number(value: Decimal, step: Decimal = ONE) -> str:
     """`value` rounded half up to a multiple of `step` (1, 0.1, 0.01), with thousands separators."""
-    rounded = value.quantize(step, ROUND_HALF_UP) + 0  # + 0: no "-0"
     places = max(0, -int(step.as_tuple().exponent))
-    return f"{rounded:,.{places}f}"
+    return f"{round_half_up(value, step):,.{places}f}"
 
 
 def usd(amount: Decimal) -> str:
     """-$1,234.57: dollars with cents and thousands separators, rounded half up."""
-    cents = amount.quantize(CENT, ROUND_HALF_UP)
+    cents = round_half_up(amount, CENT)
     sign = "-" if cents < 0 else ""
     return f"{sign}${abs(cents):,.2f}"
 

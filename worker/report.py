@@ -168,17 +168,30 @@ def _text_overall(analytics: Analytics) -> list[str]:
 
 
 def _text_pattern(analytics: Analytics, pattern: PatternAnalytics) -> list[str]:
-    totals = pattern.totals
     window = analytics.window
     scope = "all time" if window.since is None else f"{window.since} to now ({window.days} days)"
-    lines = [
+    return [
         RULE,
         f"PATTERN ROI REPORT: {pattern.pattern_id}",
         RULE,
         f"Window: {scope}",
-        f"First execution: {_when(pattern.first_executed_at)}; "
-        f"last: {_when(pattern.last_executed_at)}",
+        _span(pattern),
         "",
+        *_pattern_figures(analytics, pattern),
+    ]
+
+
+def _span(pattern: PatternAnalytics) -> str:
+    return (
+        f"First execution: {_when(pattern.first_executed_at)}; "
+        f"last: {_when(pattern.last_executed_at)}"
+    )
+
+
+def _pattern_figures(analytics: Analytics, pattern: PatternAnalytics) -> list[str]:
+    """Every figure of one pattern, a line each: the body of the single-pattern view."""
+    totals = pattern.totals
+    lines = [
         f"Executions: {_executions(totals)}",
         f"Success rate, 95% lower bound (Wilson): {_rate(pattern.wilson_lower_bound)}",
         f"Time saved: {_time_saved(totals.time_saved_seconds)}",
@@ -392,8 +405,8 @@ def _md_flags(analytics: Analytics) -> list[str]:
 
 
 def _md_pattern(pattern: PatternAnalytics, analytics: Analytics) -> list[str]:
-    body = _text_pattern(analytics, pattern)[6:]  # the figures, without the title block
-    return [f"- {line}" for line in body] + [""]
+    lines = [_span(pattern), *_pattern_figures(analytics, pattern)]
+    return [f"- {line}" for line in lines] + [""]
 
 
 # --------------------------------------------------------------------------- shared pieces

@@ -9,25 +9,30 @@ this shape add optional fields only; anything else is a new `report_version`.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from worker.analytics import Analytics, PatternAnalytics
-from worker.roi import Rating, Totals, Trend
+from worker.formatting import round_half_up
+from worker.roi import EXACT, Rating, Totals, Trend
 
 REPORT_VERSION: Final = 1
 PLACES: Final = Decimal("0.000001")
 
 Selection = Literal["summary", "pattern", "top_performers", "underperformers"]
 
-# A decimal number as a JSON string: "-12.50", "0.986667".
-Dec = Annotated[Decimal, WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"})]
+# A decimal number as a JSON string in positional notation: "-12.50", "0.986667", never "1E-7".
+Dec = Annotated[
+    Decimal,
+    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}),
+]
 
 
 def _derived(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(PLACES, ROUND_HALF_UP) + 0
+    return None if value is None else round_half_up(value, PLACES)
 
 
 class _Model(BaseModel):
@@ -90,8 +95,8 @@ class Change(_Model):
         return cls(
             executions=now.executions - before.executions,
             success_rate=_derived(_minus(now.success_rate, before.success_rate)),
-            time_saved_seconds=now.time_saved_seconds - before.time_saved_seconds,
-            cost_saved_usd=now.cost_saved_usd - before.cost_saved_usd,
+            time_saved_seconds=EXACT.subtract(now.time_saved_seconds, before.time_saved_seconds),
+            cost_saved_usd=EXACT.subtract(now.cost_saved_usd, before.cost_saved_usd),
             roi_percentage=_derived(_minus(now.roi_percentage, before.roi_percentage)),
         )
 
@@ -101,7 +106,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def _minus(now: Decimal | None, before: Decimal | None) -> Decimal | None:
-    return None if now is None or before is None else now - before
+    return None if now is None or before is None else EXACT.subtract(now, before)
 
 
 class ExecutionTime(_Model):

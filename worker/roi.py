@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
-from decimal import Decimal, localcontext
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
 from enum import StrEnum
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 ZERO: Final = Decimal(0)
+# Sums and differences never round: with this context they are exact whatever the digits.
+EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 DEFAULT_MIN_EXECUTIONS: Final = 10
 # An execution whose actual cost exceeds this multiple of its estimate is a cost anomaly.
 COST_ANOMALY_FACTOR: Final = 10
@@ -59,10 +61,11 @@ class Totals:
     ) -> Totals:
         """One execution's contribution: what it saved, and whether it is flagged."""
         if success:
-            time_saved = estimated_time_seconds - execution_time_seconds
-            cost_saved = estimated_cost - actual_cost
+            time_saved = EXACT.subtract(estimated_time_seconds, execution_time_seconds)
+            cost_saved = EXACT.subtract(estimated_cost, actual_cost)
         else:  # nothing was saved, and the run itself was wasted
-            time_saved, cost_saved = -execution_time_seconds, -actual_cost
+            time_saved = EXACT.minus(execution_time_seconds)
+            cost_saved = EXACT.minus(actual_cost)
         return cls(
             executions=1,
             successes=int(success),
@@ -73,11 +76,11 @@ class Totals:
             execution_time_seconds=execution_time_seconds,
             estimated_time_seconds=estimated_time_seconds,
             negative_savings=int(success and (time_saved < 0 or cost_saved < 0)),
-            cost_anomalies=int(actual_cost > COST_ANOMALY_FACTOR * estimated_cost),
+            cost_anomalies=int(actual_cost > EXACT.multiply(COST_ANOMALY_FACTOR, estimated_cost)),
         )
 
     def __add__(self, other: Totals) -> Totals:
-        return Totals(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return Totals(*(_add(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)))
 
     @property
     def success_rate(self) -> Decimal | None:
@@ -102,6 +105,10 @@ class Totals:
     @property
     def negative_savings_rate(self) -> Decimal | None:
         return _ratio(Decimal(self.negative_savings), self.executions)
+
+
+def _add(a: Any, b: Any) -> Any:
+    return EXACT.add(a, b) if isinstance(a, Decimal) else a + b
 
 
 def _ratio(numerator: Decimal, executions: int) -> Decimal | None:

@@ -193,7 +193,7 @@ def _compare(cur: psycopg.Cursor[Any]) -> list[Drift]:
         order = ", ".join(table.keys)
         stored = _rows(cur, f"SELECT {columns} FROM {table.name} ORDER BY {order}", table)
         expected = _rows(cur, table.recompute_sql(), table)
-        for key in sorted(stored.keys() | expected.keys(), key=repr):
+        for key in sorted(stored.keys() | expected.keys()):
             if stored.get(key) != expected.get(key):
                 drift.append(Drift(table, key, stored.get(key), expected.get(key)))
     return drift

@@ -1035,6 +1035,17 @@ def test_report_unknown_pattern_fails_with_one_line(report: Callable[..., Outcom
     ]
 
 
+@pytest.mark.parametrize("pattern_id", ["\udcff", "has space", "", "x" * 201])
+def test_report_impossible_pattern_ids_fail_with_one_line(
+    report: Callable[..., Outcome], pattern_id: str
+) -> None:
+    """An id no event could carry (not UTF-8, outside the contract) is unknown, not a crash."""
+    outcome = report("--pattern-id", pattern_id)
+    assert outcome.code == 1
+    (line,) = outcome.err.splitlines()
+    assert line.startswith("roi-worker: error: no pattern ")
+
+
 def test_report_on_an_empty_database_says_there_is_no_data(
     migrated_url: str, roi_worker: RoiWorker
 ) -> None:

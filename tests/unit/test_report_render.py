@@ -691,7 +691,9 @@ def test_markdown_pattern_selection_is_the_single_pattern_view() -> None:
     lines = text.splitlines()
     assert lines[0] == "# Pattern ROI report: test-retry-automation"
     figures = [line for line in lines if line.startswith("- ")]
-    assert figures == ["- " + line for line in PATTERN_TEXT.splitlines()[6:]]
+    view = PATTERN_TEXT.splitlines()
+    # The first/last execution line, then every figure; the window is in the preamble.
+    assert figures == ["- " + view[4]] + ["- " + line for line in view[6:]]
     assert "## " not in text
 
 
@@ -821,3 +823,27 @@ def test_unbounded_and_unspent_roi_are_shown_as_words() -> None:
     assert "1. Pattern: b-excellent-free\n" in text
     assert "   ROI: unbounded (nothing spent)\n" in text
     assert "   ROI: n/a (nothing spent)\n" in text
+
+
+def test_extreme_but_valid_amounts_render_exactly_in_every_format() -> None:
+    """Tiny costs give huge ROI; JSON keeps positional decimals that the schema accepts."""
+    tiny = Totals(
+        executions=10,
+        successes=10,
+        time_saved_seconds=Decimal("0E-7"),
+        cost_saved_usd=Decimal("1E-7"),
+        actual_cost_usd=Decimal("1E-40"),
+        estimated_cost_usd=Decimal("1000000"),
+    )
+    analytics = Analytics(
+        GENERATED_AT, Window.parse(None, TODAY), 10, (pattern("tiny", tiny, Rating.EXCELLENT),)
+    )
+    for kind in ("text", "csv", "markdown"):
+        assert "tiny" in render(analytics, Request("summary", kind))
+    document = json.loads(render(analytics, Request("summary", "json")))
+    VALIDATOR.validate(document)
+    (entry,) = document["patterns"]
+    assert entry["cost_saved_usd"] == "0.0000001"
+    assert entry["time_saved_seconds"] == "0.0000000"
+    assert entry["investment_usd"] == "0." + "0" * 39 + "1"
+    assert entry["roi_percentage"] == "1" + "0" * 35 + ".000000"

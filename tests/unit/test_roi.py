@@ -10,6 +10,7 @@ from statistics import NormalDist
 
 import pytest
 
+from worker.analytics import TOTALS_FIELDS, totals_from_row
 from worker.roi import (
     DEFAULT_MIN_EXECUTIONS,
     PERFORMING,
@@ -29,6 +30,7 @@ from worker.roi import (
     trend,
     wilson_lower_bound,
 )
+from worker.summaries import SUMS
 
 D = Decimal
 
@@ -624,3 +626,15 @@ def test_shortfall_lowest_roi_first_then_least_saved_then_pattern_id() -> None:
     }
     order = sorted(candidates, key=lambda name: shortfall_key(name, candidates[name]))
     assert order == ["worse", "a", "b", "nothing", "small", "free"]
+
+
+def test_every_summary_column_fills_one_totals_field() -> None:
+    """The summary columns (SUMS) map one to one onto Totals' fields, counts as integers."""
+    assert list(TOTALS_FIELDS) == list(SUMS)
+    assert sorted(TOTALS_FIELDS.values()) == sorted(f.name for f in fields(Totals))
+    row = [str(index + 1) for index in range(len(SUMS))]
+    totals = totals_from_row(row)
+    for position, column in enumerate(SUMS):
+        value = getattr(totals, TOTALS_FIELDS[column])
+        assert value == position + 1
+        assert isinstance(value, int) == column.endswith("_executions"), column
