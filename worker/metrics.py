@@ -33,7 +33,7 @@ from worker.summaries import SUMS
 
 log = logging.getLogger(__name__)
 
-OUTCOMES: Final = ("inserted", "duplicate", "invalid", "conflict")
+OUTCOMES: Final = ("inserted", "duplicate", "invalid", "conflict", "expired")
 BATCH_SECONDS_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_SIZE_BUCKETS: Final = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
 # From "just now" to a week late: replays of old events land in the top buckets.
@@ -52,7 +52,8 @@ class WorkerMetrics:
             "roi_worker_messages",
             "Messages processed, by outcome: inserted (new event stored), duplicate (already "
             "stored, nothing written), invalid (dead-lettered by decode, validate or a database "
-            "constraint), conflict (event_id stored with other content; dead-lettered).",
+            "constraint), conflict (event_id stored with other content; dead-lettered), expired "
+            "(older than the retention horizon; not stored).",
             ["outcome"],
             registry=registry,
         )

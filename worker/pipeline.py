@@ -21,8 +21,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -32,6 +31,7 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from worker.batch import Batch, prepare, store
 from worker.circuit_breaker import CircuitBreaker
 from worker.commit import KafkaCommitter
 from worker.db import WORKER_SESSION, connect
@@ -40,7 +40,6 @@ from worker.errors import (
     BrokerUnavailableError,
     DatabaseUnavailableError,
     FatalError,
-    InvalidEventError,
     InvalidReason,
     RetryableError,
 )
@@ -49,8 +48,7 @@ from worker.migrate import load_migrations, migration_status
 from worker.settings import Settings
 from worker.status_server import StatusServer, WorkerStatus
 from worker.topics import ensure_topics
-from worker.validate import parse_event
-from worker.write import BatchWriter, Partition, Source, ValidEvent, WriteResult
+from worker.write import BatchWriter, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -62,38 +60,6 @@ DATABASE_CHECK_SECONDS: Final = 5.0
 DEAD_LETTER_TIMEOUT_SECONDS: Final = 5.0
 KAFKA_TIMEOUT_MS: Final = 5000  # offset lookups
 PROGRESS_LOG_SECONDS: Final = 30.0
-
-
-@dataclass(slots=True)
-class Batch:
-    """Polled messages after decode and validate: what the write stage stores."""
-
-    messages: list[Message]
-    valid: list[ValidEvent]
-    letters: list[DeadLetter]
-    started: float  # time.monotonic() when the batch closed
-    letters_published: bool = False
-
-    @property
-    def next_offsets(self) -> dict[Partition, int]:
-        offsets: dict[Partition, int] = {}
-        for message in self.messages:
-            key = (message.topic, message.partition)
-            offsets[key] = max(offsets.get(key, 0), message.offset + 1)
-        return offsets
-
-    def without(self, partitions: Collection[TopicPartition]) -> Batch | None:
-        """This batch minus the messages of `partitions`; None when nothing is left."""
-        gone = {(tp.topic, tp.partition) for tp in partitions}
-        messages = [m for m in self.messages if (m.topic, m.partition) not in gone]
-        if not messages:
-            return None
-        return replace(
-            self,
-            messages=messages,
-            valid=[v for v in self.valid if (v.source.topic, v.source.partition) not in gone],
-            letters=[d for d in self.letters if (d.message.topic, d.message.partition) not in gone],
-        )
 
 
 class Pipeline:
@@ -232,7 +198,12 @@ class Pipeline:
                 break
             self._poll(min(remaining, POLL_SLICE_SECONDS), limit - len(self._pending))
         if self._pending and not self._stop.is_set():
-            self._batch = self._prepare(self._pending, closed=time.monotonic())
+            self._batch = prepare(
+                self._pending,
+                now=datetime.now(UTC),
+                closed=time.monotonic(),
+                on_checked=lambda valid: self._breaker.record(invalid=not valid),
+            )
             self._pending = []
 
     def _poll(self, seconds: float, max_records: int) -> None:
@@ -254,48 +225,10 @@ class Pipeline:
                 for r in records
             )
 
-    def _prepare(self, messages: list[Message], closed: float) -> Batch:
-        """Decode and validate; feeds the circuit breaker, which may stop the worker here."""
-        now = datetime.now(UTC)
-        valid: list[ValidEvent] = []
-        letters: list[DeadLetter] = []
-        for message in messages:
-            try:
-                event = parse_event(message.value, now=now)
-            except InvalidEventError as exc:
-                self._breaker.record(invalid=True)
-                letters.append(DeadLetter(message, exc.reason.value, str(exc), exc.rules))
-                continue
-            self._breaker.record(invalid=False)
-            valid.append(
-                ValidEvent.of(event, Source(message.topic, message.partition, message.offset))
-            )
-        return Batch(messages, valid, letters, closed)
-
     def _store(self, batch: Batch) -> None:
-        writer = self._database()
-        if not batch.letters_published:
-            # Before the transaction, so that no database lock waits on the broker. Should
-            # the transaction fail, the batch is retried and these are published again:
-            # the dead-letter topic is at least once.
-            self._dead_letters.publish(batch.letters)
-            batch.letters_published = True
-        letters = list(batch.letters)
-
-        def publish_refused(result: WriteResult) -> None:
-            if not result.refused:
-                return  # the usual case: no lookup to build, nothing to publish
-            sources = {(m.topic, m.partition, m.offset): m for m in batch.messages}
-            refused = []
-            for item in result.refused:
-                source = item.item.source
-                message = sources[(source.topic, source.partition, source.offset)]
-                refused.append(DeadLetter(message, item.reason.value, item.message))
-            self._dead_letters.publish(refused)  # rare: conflicts and refused rows
-            letters.extend(refused)
-
+        outcome = store(batch, self._database(), self._dead_letters)
+        result, letters = outcome.result, outcome.letters
         next_offsets = batch.next_offsets
-        result = writer.write(batch.valid, next_offsets, publish_refused)
         self._batch = None  # stored: whatever happens next must not store it again
         self._database_seen = time.monotonic()
         stored_at = time.time()
@@ -317,6 +250,7 @@ class Pipeline:
         metrics.messages.labels("inserted").inc(len(result.inserted))
         metrics.messages.labels("duplicate").inc(len(result.duplicates))
         metrics.messages.labels("conflict").inc(conflicts)
+        metrics.messages.labels("expired").inc(len(result.expired))
         metrics.messages.labels("invalid").inc(len(letters) - conflicts)
         for letter in letters:
             metrics.dead_letters.labels(letter.reason).inc()

@@ -103,11 +103,27 @@ class Table:
         )
 
     def recompute_sql(self) -> str:
-        """This table's rows recomputed from every stored execution."""
-        return self.aggregate_select(f"(SELECT {WITH_SAVINGS} FROM pattern_executions) AS e")
+        """This table's rows recomputed from every stored execution, plus the aggregates of
+        the executions retention deleted (pattern_roi_archive)."""
+        keys = ", ".join(self.keys)
+        sums = ", ".join(f"sum({column}) AS {column}" for column in SUMS)
+        spans = ", min(first_executed_at) AS first_executed_at, max(last_executed_at)"
+        spans += " AS last_executed_at"
+        return (
+            f"SELECT {keys}, {sums}{spans if self.spans else ''} FROM ({_PARTIALS}) AS p "
+            f"GROUP BY {keys} ORDER BY {keys}"
+        )
 
 
 SUMMARY: Final = Table("pattern_roi_summary", ("pattern_id",), ("pattern_id",), spans=True)
+# What retention deleted, per pattern and UTC day: counted by the summaries, recomputed from here.
+ARCHIVE: Final = Table(
+    "pattern_roi_archive", ("pattern_id", "day"), ("pattern_id", DAY), spans=True
+)
+_PARTIALS: Final = (
+    f"({ARCHIVE.aggregate_select(f'(SELECT {WITH_SAVINGS} FROM pattern_executions) AS e')}) "
+    f"UNION ALL (SELECT {', '.join(ARCHIVE.columns)} FROM pattern_roi_archive)"
+)
 DAILY: Final = Table("pattern_roi_daily", ("pattern_id", "day"), ("pattern_id", DAY), spans=False)
 TABLES: Final = (SUMMARY, DAILY)
 

@@ -66,12 +66,16 @@ _CREATE_STAGING: Final = (
 )
 _COPY: Final = f"COPY {STAGING_TABLE} ({_COLUMN_LIST}) FROM STDIN"
 
+# Executions before the retention horizon were deleted (docs/operations.md#retention): one
+# arriving now is expired, neither stored nor counted, so a replay cannot count it twice.
+_HORIZON: Final = "(SELECT coalesce(max(horizon), '-infinity'::timestamptz) FROM retention_horizon)"
+
 # Inserts in event_id order (concurrent workers with overlapping batches wait, never deadlock),
 # then adds the aggregate of exactly the inserted rows to both summary tables.
 _INSERT: Final = f"""
 WITH inserted AS (
     INSERT INTO pattern_executions ({_COLUMN_LIST})
-    SELECT {_COLUMN_LIST} FROM {STAGING_TABLE} ORDER BY event_id
+    SELECT {_COLUMN_LIST} FROM {STAGING_TABLE} WHERE executed_at >= {_HORIZON} ORDER BY event_id
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id, {WITH_SAVINGS}
 ), summary AS (
@@ -82,16 +86,20 @@ WITH inserted AS (
 SELECT event_id FROM inserted
 """
 
-# Staged events whose event_id is stored with different content; then empties the staging
-# table for the next chunk (both see the same snapshot, so the order does not matter).
+# Staged events whose event_id is stored with different content, and expired ones; then
+# empties the staging table for the next chunk (one snapshot, so the order does not matter).
 _CONFLICTS_AND_CLEAR: Final = f"""
 WITH conflicts AS (
     SELECT s.event_id FROM {STAGING_TABLE} s JOIN pattern_executions p USING (event_id)
     WHERE p.content_sha256 <> s.content_sha256
+), expired AS (
+    SELECT s.event_id FROM {STAGING_TABLE} s
+    WHERE s.executed_at < {_HORIZON}
+      AND NOT EXISTS (SELECT 1 FROM pattern_executions p WHERE p.event_id = s.event_id)
 ), cleared AS (
     DELETE FROM {STAGING_TABLE}
 )
-SELECT event_id FROM conflicts
+SELECT event_id, false FROM conflicts UNION ALL SELECT event_id, true FROM expired
 """
 
 # Offsets only move forward: a worker that lost its partition to a rebalance but still
@@ -151,6 +159,7 @@ class WriteResult:
     inserted: list[ValidEvent] = field(default_factory=list)
     duplicates: list[ValidEvent] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
+    expired: list[ValidEvent] = field(default_factory=list)  # older than the retention horizon
 
 
 def _no_hook(result: WriteResult) -> None:
@@ -263,19 +272,26 @@ class BatchWriter:
             for item in chunk:
                 copy.write_row(_row(item))
 
-    def _insert_staged(self) -> tuple[set[Any], set[Any]]:
+    def _insert_staged(self) -> tuple[set[Any], set[Any], set[Any]]:
         """Inserts the staged rows and increments the summaries; empties the staging table.
-        Returns the event_ids inserted and those already stored with other content."""
+        Returns the event_ids inserted, those already stored with other content, and those
+        older than the retention horizon."""
         with self._conn.cursor() as cur:
             cur.execute(_INSERT)
             inserted = {row[0] for row in cur.fetchall()}
             cur.execute(_CONFLICTS_AND_CLEAR)
-            conflicts = {row[0] for row in cur.fetchall()}
-        return inserted, conflicts
+            rows = cur.fetchall()
+        conflicts = {event_id for event_id, expired in rows if not expired}
+        expired = {event_id for event_id, expired in rows if expired}
+        return inserted, conflicts, expired
 
     @staticmethod
     def _classify(
-        chunk: list[ValidEvent], inserted: set[Any], conflicts: set[Any], result: WriteResult
+        chunk: list[ValidEvent],
+        inserted: set[Any],
+        conflicts: set[Any],
+        expired: set[Any],
+        result: WriteResult,
     ) -> None:
         for item in chunk:
             event_id = item.event.event_id
@@ -283,6 +299,8 @@ class BatchWriter:
                 result.inserted.append(item)
             elif event_id in conflicts:
                 result.refused.append(_conflict(item))
+            elif event_id in expired:
+                result.expired.append(item)
             else:
                 result.duplicates.append(item)
 

@@ -36,6 +36,8 @@ MONEY_COLUMNS = {
     ("pattern_roi_summary", "total_time_saved_seconds"),
     ("pattern_roi_daily", "total_cost_saved_usd"),
     ("pattern_roi_daily", "total_actual_cost_usd"),
+    ("pattern_roi_archive", "total_cost_saved_usd"),
+    ("pattern_roi_archive", "total_actual_cost_usd"),
 }
 VIEW_COLUMNS = [
     "pattern_id",
@@ -99,6 +101,9 @@ def test_schema_has_every_table_view_and_index(migrated: str) -> None:
         "pattern_roi_daily",
         "consumer_offsets",
         "schema_migrations",
+        "retention_horizon",
+        "pattern_roi_archive",
+        "redriven_dead_letters",
     ):
         assert relations.get(table) == "r", table
     assert relations.get("pattern_roi") == "v"
@@ -292,7 +297,7 @@ def test_three_concurrent_migrations_end_with_one_schema(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
         ).fetchone()
     assert ledger == [(m.version, m.checksum) for m in load_migrations()]
-    assert tables == (5,)
+    assert tables == (8,)
 
 
 def test_a_foreign_ledger_is_named(fresh_database: str) -> None:

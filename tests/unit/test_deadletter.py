@@ -6,7 +6,7 @@ from kafka import TopicPartition
 
 from tests.strategies import NOW, example_document
 from worker.deadletter import MAX_MESSAGE_BYTES, DeadLetter, Message
-from worker.pipeline import Batch
+from worker.batch import Batch
 from worker.validate import validate
 from worker.write import Source, ValidEvent
 

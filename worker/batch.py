@@ -1,0 +1,117 @@
+"""One batch through decode, validate and write: the path `run` and `replay` share.
+
+1. `prepare` decodes and validates each polled message: valid events for the write stage,
+   dead letters for the rest;
+2. `store` publishes those dead letters (before the transaction, so that no database lock
+   waits on the broker), then writes the batch in one transaction; conflicting duplicates and
+   rows the database refuses are dead-lettered just before it commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from kafka import TopicPartition
+
+from worker.deadletter import DeadLetter, DeadLetterPublisher, Message
+from worker.errors import InvalidEventError
+from worker.validate import parse_event
+from worker.write import BatchWriter, Partition, Source, ValidEvent, WriteResult
+
+
+def _ignore(valid: bool) -> None:
+    del valid
+
+
+@dataclass(slots=True)
+class Batch:
+    """Polled messages after decode and validate: what the write stage stores."""
+
+    messages: list[Message]
+    valid: list[ValidEvent]
+    letters: list[DeadLetter]
+    started: float  # time.monotonic() when the batch closed
+    letters_published: bool = False
+
+    @property
+    def next_offsets(self) -> dict[Partition, int]:
+        offsets: dict[Partition, int] = {}
+        for message in self.messages:
+            key = (message.topic, message.partition)
+            offsets[key] = max(offsets.get(key, 0), message.offset + 1)
+        return offsets
+
+    def without(self, partitions: Collection[TopicPartition]) -> Batch | None:
+        """This batch minus the messages of `partitions`; None when nothing is left."""
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        messages = [m for m in self.messages if (m.topic, m.partition) not in gone]
+        if not messages:
+            return None
+        return replace(
+            self,
+            messages=messages,
+            valid=[v for v in self.valid if (v.source.topic, v.source.partition) not in gone],
+            letters=[d for d in self.letters if (d.message.topic, d.message.partition) not in gone],
+        )
+
+
+def prepare(
+    messages: list[Message],
+    now: datetime,
+    closed: float,
+    on_checked: Callable[[bool], None] = _ignore,
+) -> Batch:
+    """Decodes and validates; `on_checked(valid)` sees each message's verdict (the circuit
+    breaker), and may raise to stop everything."""
+    valid: list[ValidEvent] = []
+    letters: list[DeadLetter] = []
+    for message in messages:
+        try:
+            event = parse_event(message.value, now=now)
+        except InvalidEventError as exc:
+            on_checked(False)
+            letters.append(DeadLetter(message, exc.reason.value, str(exc), exc.rules))
+            continue
+        on_checked(True)
+        valid.append(ValidEvent.of(event, Source(message.topic, message.partition, message.offset)))
+    return Batch(messages, valid, letters, closed)
+
+
+@dataclass(slots=True)
+class Stored:
+    """A stored batch: what became of its events, and every dead letter it produced."""
+
+    result: WriteResult
+    letters: list[DeadLetter] = field(default_factory=list)
+
+
+def store(batch: Batch, writer: BatchWriter, dead_letters: DeadLetterPublisher | None) -> Stored:
+    """Writes the batch and the next offset of its partitions in one transaction.
+
+    With `dead_letters` None nothing is published (a replay that leaves dead letters to the
+    live workers); the dead letters are still returned. Raises RetryableError when the database
+    or the dead-letter topic is unavailable: the same batch can be stored again, and its
+    invalid events are then published again (the dead-letter topic is at least once).
+    """
+    if dead_letters is not None and not batch.letters_published:
+        dead_letters.publish(batch.letters)
+        batch.letters_published = True
+    letters = list(batch.letters)
+
+    def publish_refused(result: WriteResult) -> None:
+        if not result.refused:
+            return  # the usual case: no lookup to build, nothing to publish
+        sources = {(m.topic, m.partition, m.offset): m for m in batch.messages}
+        refused = []
+        for item in result.refused:
+            source = item.item.source
+            message = sources[(source.topic, source.partition, source.offset)]
+            refused.append(DeadLetter(message, item.reason.value, item.message))
+        if dead_letters is not None:
+            dead_letters.publish(refused)  # rare: conflicts and refused rows
+        letters.extend(refused)
+
+    result = writer.write(batch.valid, batch.next_offsets, publish_refused)
+    return Stored(result, letters)
