@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, NoReturn, cast
 
 import psycopg
 
-from worker import __version__, schemas
+from worker import __version__, cli_dlq, cli_offsets, cli_replay, schemas
 from worker.analytics import load_analytics, pattern_exists
 from worker.db import connect, first_line
 from worker.demo import run_demo
@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         "with every differing row and column otherwise (repair: rebuild-summaries).",
     )
     verify_cmd.set_defaults(handler=_verify)
+    cli_dlq.register(commands)
+    cli_offsets.register(commands)
+    cli_replay.register(commands)
     return parser
 
 

@@ -113,6 +113,11 @@ ON CONFLICT (consumer_group, topic, partition) DO UPDATE
 SET next_offset = GREATEST(o.next_offset, excluded.next_offset), updated_at = now()
 """
 
+_STORED_FINGERPRINTS: Final = (
+    "SELECT event_id, content_sha256 FROM pattern_executions WHERE event_id = ANY(%s)"
+)
+_RETENTION_HORIZON: Final = "SELECT max(horizon) FROM retention_horizon"
+
 _LOAD_OFFSETS: Final = """
 SELECT topic, partition, next_offset FROM consumer_offsets
 WHERE consumer_group = %s AND topic = ANY(%s)
@@ -193,6 +198,32 @@ class BatchWriter:
             self._save_offsets(next_offsets)
             before_commit(result)
         self._staging_ready = True  # only now: a rollback also undoes CREATE TEMP TABLE
+        return result
+
+    def preview(self, events: Sequence[ValidEvent]) -> WriteResult:
+        """What `write` would make of these events, read only: nothing is written.
+
+        Rows a database constraint would refuse cannot be told without writing them: they
+        count as inserted here.
+        """
+        unique, result = _dedupe_batch(events)
+        with _database_errors():
+            row = self._conn.execute(_RETENTION_HORIZON).fetchone()
+            ids = [item.event.event_id for item in unique]
+            stored = dict(self._conn.execute(_STORED_FINGERPRINTS, (ids,)).fetchall())
+        horizon = row[0] if row else None
+        for item in unique:
+            event_id = item.event.event_id
+            if event_id in stored:
+                fingerprint = stored[event_id]
+                if fingerprint is None or bytes(fingerprint) == item.fingerprint:
+                    result.duplicates.append(item)
+                else:
+                    result.refused.append(_conflict(item))
+            elif horizon is not None and item.event.executed_at < horizon:
+                result.expired.append(item)
+            else:
+                result.inserted.append(item)
         return result
 
     def ping(self) -> None:
