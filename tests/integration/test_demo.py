@@ -116,3 +116,9 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
     )
     verified = _run(["verify"], env, tmp_path, timeout=60)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    # ... and a full replay of the demo's topic ends by itself, inserting nothing.
+    replayed = _run(["replay", "--from-beginning"], env, tmp_path, timeout=120)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert f"read {sum(planned.values()):,} messages, inserted 0 events" in replayed.stdout
+    assert "Traceback" not in replayed.stderr
