@@ -5,8 +5,8 @@ from __future__ import annotations
 from kafka import TopicPartition
 
 from tests.strategies import NOW, example_document
-from worker.deadletter import MAX_MESSAGE_BYTES, DeadLetter, Message
 from worker.batch import Batch
+from worker.deadletter import MAX_MESSAGE_BYTES, DeadLetter, Message
 from worker.validate import validate
 from worker.write import Source, ValidEvent
 
