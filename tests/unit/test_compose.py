@@ -275,7 +275,7 @@ def test_named_volumes_are_declared_and_mounted_files_exist() -> None:
         for volume in svc.get("volumes", []):
             source = str(volume).split(":")[0]
             if source.startswith("."):
-                assert (ROOT / source).is_file(), f"{name}: {source} does not exist"
+                assert (ROOT / source).exists(), f"{name}: {source} does not exist"
             else:
                 assert source in declared, f"{name}: volume {source} is not declared"
 

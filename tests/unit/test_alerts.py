@@ -1,0 +1,156 @@
+"""deploy/prometheus/alerts.yml: promtool's checks and unit tests pass, every alert is tested both
+ways, names, labels and annotations follow one convention, and every metric is one the worker
+exports, aggregated as docs/metrics.md says. promtool comes from deploy/local/promtool.sh."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.promql import database_backed, documented, metric_names, not_under_max
+
+ROOT = Path(__file__).parents[2]
+OPERATIONS = ROOT / "docs" / "operations.md"
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+ALERTS = PROMETHEUS_DIR / "alerts.yml"
+ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
+PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+PROMTOOL_SH = ROOT / "deploy" / "local" / "promtool.sh"
+COMPOSE = ROOT / "docker-compose.yml"
+
+RUNBOOK = "https://github.com/roi-worker/roi-worker/blob/main/docs/operations.md"
+SEVERITIES = {"critical", "warning"}
+ANNOTATIONS = {"summary", "description", "runbook_url"}
+PROMTOOL_TIMEOUT = 600  # seconds; a first run downloads Debian's prometheus package (~19 MB)
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path.name} is not a YAML mapping"
+    return data
+
+
+def alerts() -> list[dict[str, Any]]:
+    return [rule for group in load(ALERTS)["groups"] for rule in group["rules"]]
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    """The path of a working promtool, fetched by deploy/local/promtool.sh when missing."""
+    found = subprocess.run(
+        [str(PROMTOOL_SH)], capture_output=True, text=True, timeout=PROMTOOL_TIMEOUT, check=False
+    )
+    if found.returncode != 0:
+        pytest.fail(f"deploy/local/promtool.sh failed:\n{found.stderr}", pytrace=False)
+    return found.stdout.strip()
+
+
+def run_promtool(promtool: str, *args: str) -> None:
+    done = subprocess.run(
+        [promtool, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=PROMTOOL_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"promtool {' '.join(args)} failed:\n{done.stdout}{done.stderr}", pytrace=False)
+
+
+def test_promtool_unit_tests_of_the_alerts_pass(promtool: str) -> None:
+    """Every case of alerts_test.yml gives the alerts (labels and annotations) it expects."""
+    run_promtool(promtool, "test", "rules", str(ALERTS_TEST.relative_to(ROOT)))
+
+
+def test_prometheus_config_and_rules_pass_promtool_check(promtool: str) -> None:
+    """prometheus.yml is valid and loads alerts.yml, whose rules are valid PromQL."""
+    run_promtool(promtool, "check", "config", str(PROMETHEUS_CONFIG.relative_to(ROOT)))
+    run_promtool(promtool, "check", "rules", str(ALERTS.relative_to(ROOT)))
+
+
+def test_every_alert_has_a_case_where_it_fires_and_one_where_it_does_not() -> None:
+    """alerts_test.yml tests each alert both ways, and names no alert that does not exist."""
+    fires: set[str] = set()
+    quiet: set[str] = set()
+    suite = load(ALERTS_TEST)
+    assert suite["rule_files"] == [ALERTS.name]
+    for case in suite["tests"]:
+        for check in case.get("alert_rule_test", []):
+            (fires if check.get("exp_alerts") else quiet).add(check["alertname"])
+    names = {rule["alert"] for rule in alerts()}
+    assert fires == names, f"no firing case for {sorted(names - fires)}"
+    assert quiet == names, f"no quiet case for {sorted(names - quiet)}"
+
+
+def test_alerts_follow_the_naming_labels_and_annotations_convention() -> None:
+    """CamelCase unique names, a known severity, and summary, description and a runbook_url
+    pointing at the alert's own section of docs/operations.md."""
+    rules = alerts()
+    assert len(rules) >= 9
+    names = [rule["alert"] for rule in rules]
+    assert len(set(names)) == len(names), "duplicate alert names"
+    for rule in rules:
+        name = rule["alert"]
+        assert re.fullmatch(r"Roi(?:[A-Z][a-z]+)+", name), f"{name} is not CamelCase Roi..."
+        assert rule["labels"]["severity"] in SEVERITIES, name
+        assert set(rule["annotations"]) == ANNOTATIONS, name
+        assert rule["annotations"]["runbook_url"] == f"{RUNBOOK}#{name.lower()}"
+        assert all(value.strip() for value in rule["annotations"].values()), name
+
+
+def test_alerts_use_only_metrics_the_worker_exports() -> None:
+    """Every roi_* metric in an alert expression is in docs/metrics.md's tables."""
+    exported = documented()
+    used = set().union(*(metric_names(rule["expr"]) for rule in alerts()))
+    assert len(used) >= 8
+    assert used <= set(exported), f"not exported: {sorted(used - set(exported))}"
+
+
+def test_database_backed_metrics_are_aggregated_with_max() -> None:
+    """Per-pattern and total metrics, the same on every replica, go through max(), never sum()."""
+    shared = database_backed()
+    checked = 0
+    for rule in alerts():
+        wrong = not_under_max(rule["expr"], shared)
+        assert not wrong, f"{rule['alert']}: {wrong} not aggregated with max()"
+        checked += len(metric_names(rule["expr"]) & shared)
+    assert checked >= 4
+
+
+def test_alerts_select_the_job_prometheus_scrapes() -> None:
+    """Each job="..." of the alerts is a job prometheus.yml scrapes (test_k8s: the PodMonitor)."""
+    jobs = {job["job_name"] for job in load(PROMETHEUS_CONFIG)["scrape_configs"]}
+    selected = {
+        match for rule in alerts() for match in re.findall(r'\bjob="([^"]+)"', rule["expr"])
+    }
+    assert selected
+    assert selected <= jobs
+
+
+def test_prometheus_in_compose_loads_the_alerts() -> None:
+    """prometheus.yml names alerts.yml, and compose mounts it beside prometheus.yml."""
+    rule_files = load(PROMETHEUS_CONFIG)["rule_files"]
+    assert [(PROMETHEUS_CONFIG.parent / name).resolve() for name in rule_files] == [ALERTS]
+    mounts = dict(
+        str(volume).split(":")[:2] for volume in load(COMPOSE)["services"]["prometheus"]["volumes"]
+    )
+    config_in_container = PurePosixPath(mounts["./deploy/prometheus/prometheus.yml"])
+    (rule_file,) = rule_files
+    assert mounts["./deploy/prometheus/alerts.yml"] == str(config_in_container.parent / rule_file)
+
+
+def test_every_runbook_url_points_at_a_section_of_the_runbook() -> None:
+    """docs/operations.md has a heading per alert, whose GitHub anchor the runbook_url names."""
+    headings = re.findall(r"^#{2,4} (.+?)\s*$", OPERATIONS.read_text(), re.MULTILINE)
+    anchors = {
+        re.sub(r"[^\w\- ]", "", heading).strip().lower().replace(" ", "-") for heading in headings
+    }
+    for rule in alerts():
+        anchor = rule["annotations"]["runbook_url"].partition("#")[2]
+        assert anchor in anchors, f"{rule['alert']}: docs/operations.md has no section #{anchor}"

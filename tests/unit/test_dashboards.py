@@ -1,0 +1,267 @@
+"""deploy/grafana/: the dashboards are well-formed, use only the provisioned data sources and the
+metrics the worker exports, and the compose stack provisions them as the files say.
+tests/integration/test_dashboard_queries.py runs their SQL against a migrated database."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.promql import database_backed, documented, metric_names, not_under_max
+
+ROOT = Path(__file__).parents[2]
+GRAFANA = ROOT / "deploy" / "grafana"
+DASHBOARDS = GRAFANA / "dashboards"
+DATASOURCES = GRAFANA / "provisioning" / "datasources" / "roi.yml"
+PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "roi.yml"
+READONLY_SQL = ROOT / "deploy" / "postgres" / "readonly-role.sql"
+COMPOSE = ROOT / "docker-compose.yml"
+
+EXPECTED = {"roi-overview": "ROI overview", "roi-worker-health": "Worker health"}
+GRID_COLUMNS = 24
+SQL_MACROS = {"$__timeFrom()", "$__timeTo()"}  # the ones the integration test substitutes
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path.name} is not a YAML mapping"
+    return data
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    """File name -> dashboard, every *.json of deploy/grafana/dashboards/."""
+    found = {}
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        board = json.loads(path.read_text(encoding="utf-8"))
+        assert isinstance(board, dict), path.name
+        found[path.name] = board
+    return found
+
+
+def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, those nested in collapsed rows included."""
+    for panel in board["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def targets(board: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(panel title, target) for every query of every panel."""
+    for panel in panels(board):
+        for target in panel.get("targets", []):
+            yield panel["title"], target
+
+
+def prometheus_queries(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for title, target in targets(board):
+        if "expr" in target:
+            yield title, target["expr"]
+
+
+def provisioned() -> dict[str, str]:
+    """Data source uid -> type, from the provisioning file."""
+    return {source["uid"]: source["type"] for source in load_yaml(DATASOURCES)["datasources"]}
+
+
+def compose_service(name: str) -> dict[str, Any]:
+    service = load_yaml(COMPOSE)["services"][name]
+    assert isinstance(service, dict)
+    return service
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Host path -> container path of a service's bind mounts."""
+    return {
+        parts[0]: parts[1]
+        for parts in (str(volume).split(":") for volume in service.get("volumes", []))
+        if parts[0].startswith(".")
+    }
+
+
+def test_dashboards_are_json_with_their_fixed_uids_and_titles() -> None:
+    """Exactly the two dashboards, each with its fixed uid and title."""
+    found = {board["uid"]: board["title"] for board in dashboards().values()}
+    assert found == EXPECTED
+    for board in dashboards().values():
+        assert re.fullmatch(r"[a-z0-9-]{1,40}", board["uid"])
+        assert isinstance(board["schemaVersion"], int)
+
+
+def test_panels_have_unique_ids_and_do_not_overlap_on_the_grid() -> None:
+    """Panel ids are unique per dashboard, and every panel lies inside the 24-column grid
+    without covering another."""
+    for name, board in dashboards().items():
+        ids = [panel["id"] for panel in panels(board)]
+        assert len(set(ids)) == len(ids), f"{name}: duplicate panel ids"
+        taken: dict[tuple[int, int], str] = {}
+        for panel in panels(board):
+            grid = panel["gridPos"]
+            assert grid["x"] >= 0, f"{name}: {panel['title']}"
+            assert min(grid["w"], grid["h"]) > 0, f"{name}: {panel['title']}"
+            assert grid["x"] + grid["w"] <= GRID_COLUMNS, f"{name}: {panel['title']}"
+            for x in range(grid["x"], grid["x"] + grid["w"]):
+                for y in range(grid["y"], grid["y"] + grid["h"]):
+                    other = taken.setdefault((x, y), panel["title"])
+                    assert other == panel["title"], f"{name}: {panel['title']} covers {other}"
+
+
+def test_every_query_uses_a_provisioned_data_source() -> None:
+    """Each panel, query and variable names the uid and type of a provisioned data source."""
+    sources = provisioned()
+    used = set()
+    for name, board in dashboards().items():
+        for panel in panels(board):
+            if panel["type"] == "row":
+                continue
+            assert sources.get(panel["datasource"]["uid"]) == panel["datasource"]["type"], (
+                f"{name}: {panel['title']}"
+            )
+            for target in panel["targets"]:
+                assert target["datasource"] == panel["datasource"], f"{name}: {panel['title']}"
+                used.add(target["datasource"]["uid"])
+        for variable in board["templating"]["list"]:
+            source = variable["datasource"]
+            assert sources.get(source["uid"]) == source["type"], f"{name}: ${variable['name']}"
+    assert used == set(sources), "a provisioned data source is never used"
+
+
+def test_prometheus_queries_use_only_metrics_the_worker_exports() -> None:
+    """Every roi_* metric of a panel or variable query is in docs/metrics.md's tables."""
+    exported = set(documented())
+    used: set[str] = set()
+    for board in dashboards().values():
+        for _, expr in prometheus_queries(board):
+            used |= metric_names(expr)
+        for variable in board["templating"]["list"]:
+            used |= metric_names(variable["definition"])
+    assert used <= exported, f"not exported: {sorted(used - exported)}"
+    assert len(used) >= 15
+
+
+def test_worker_health_shows_what_an_operator_needs() -> None:
+    """Throughput by outcome, lag, batch latency, dead letters, errors and readiness are there."""
+    board = next(b for b in dashboards().values() if b["uid"] == "roi-worker-health")
+    used = set().union(*(metric_names(expr) for _, expr in prometheus_queries(board)))
+    assert {
+        "roi_worker_messages_total",
+        "roi_worker_consumer_lag",
+        "roi_worker_batch_duration_seconds",
+        "roi_worker_dead_letters_total",
+        "roi_worker_db_errors_total",
+        "roi_worker_kafka_errors_total",
+        "roi_worker_ready",
+    } <= used
+    exprs = " ".join(expr for _, expr in prometheus_queries(board))
+    assert "roi_worker_batch_duration_seconds_bucket" in exprs
+    assert "by (outcome)" in exprs
+    assert "by (reason)" in exprs
+
+
+def test_database_backed_metrics_are_aggregated_with_max() -> None:
+    """Per-pattern and total metrics, the same on every replica, go through max(), never sum()."""
+    shared = database_backed()
+    checked = 0
+    for name, board in dashboards().items():
+        for title, expr in prometheus_queries(board):
+            wrong = not_under_max(expr, shared)
+            assert not wrong, f"{name}: {title}: {wrong} not aggregated with max()"
+            checked += len(metric_names(expr) & shared)
+    assert checked >= 8
+
+
+def test_sql_queries_use_only_the_macros_the_integration_test_knows() -> None:
+    """PostgreSQL panels are raw SQL using no Grafana macro or variable but $__timeFrom() and
+    $__timeTo(), so that the integration test runs them as Grafana would."""
+    queries = 0
+    for name, board in dashboards().items():
+        for title, target in targets(board):
+            if "expr" in target:
+                continue
+            queries += 1
+            assert target["rawQuery"] is True
+            assert target["format"] in ("table", "time_series"), f"{name}: {title}"
+            macros = set(re.findall(r"\$\w*(?:\(\))?", target["rawSql"]))
+            assert macros <= SQL_MACROS, f"{name}: {title}: {sorted(macros - SQL_MACROS)}"
+    assert queries >= 3
+
+
+# ---------------------------------------------------------------------------- provisioning
+
+
+def test_dashboard_provider_reads_the_mounted_dashboards() -> None:
+    """The provider's path is where compose mounts deploy/grafana/dashboards, and the home
+    dashboard is one of them."""
+    (provider,) = load_yaml(PROVIDERS)["providers"]
+    grafana = compose_service("grafana")
+    mounted = mounts(grafana)
+    assert provider["type"] == "file"
+    assert mounted["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    assert mounted["./deploy/grafana/provisioning/datasources"] == (
+        "/etc/grafana/provisioning/datasources"
+    )
+    assert mounted["./deploy/grafana/provisioning/dashboards"] == (
+        "/etc/grafana/provisioning/dashboards"
+    )
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    home_dir, _, home_file = home.rpartition("/")
+    assert home_dir == provider["options"]["path"]
+    assert home_file in dashboards()
+
+
+def test_grafana_service_uses_a_pinned_image_on_localhost() -> None:
+    """grafana/grafana-oss at a fixed version, published on 127.0.0.1 only."""
+    grafana = compose_service("grafana")
+    image, _, tag = grafana["image"].partition(":")
+    assert image == "grafana/grafana-oss"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tag), f"pin a version, not {tag!r}"
+    assert grafana["ports"] == ["127.0.0.1:3000:3000"]
+
+
+def test_datasources_point_at_the_compose_services() -> None:
+    """Prometheus is the prometheus service; PostgreSQL is the postgres service's database,
+    read as the role readonly-role.sql creates, with the password compose gives both sides."""
+    sources = {source["uid"]: source for source in load_yaml(DATASOURCES)["datasources"]}
+    assert sources["roi-prometheus"]["url"] == "http://prometheus:9090"
+    postgres_source = sources["roi-postgres"]
+    postgres = compose_service("postgres")
+    grafana = compose_service("grafana")
+    assert postgres_source["url"] == "postgres:5432"
+    assert postgres_source["jsonData"]["database"] == postgres["environment"]["POSTGRES_DB"]
+    role = re.search(r"'CREATE ROLE (\w+)'", READONLY_SQL.read_text())
+    assert role
+    assert postgres_source["user"] == role[1]
+    variable = re.fullmatch(r"\$(\w+)", postgres_source["secureJsonData"]["password"])
+    assert variable, "the password comes from the environment"
+    assert grafana["environment"][variable[1]] == postgres["environment"]["PG_READONLY_PASSWORD"]
+    init = mounts(postgres)["./deploy/postgres/readonly-role.sql"]
+    assert init.startswith("/docker-entrypoint-initdb.d/")
+
+
+def test_readonly_role_may_only_read() -> None:
+    """readonly-role.sql grants SELECT, USAGE and CONNECT only (now and by default), to a role
+    without special powers whose sessions are read-only."""
+    text = READONLY_SQL.read_text(encoding="utf-8")
+    grants = re.findall(r"\bGRANT\s+(.+?)\s+ON\b", text)
+    assert grants
+    assert {privilege.strip() for grant in grants for privilege in grant.split(",")} <= {
+        "SELECT",
+        "USAGE",
+        "CONNECT",
+    }
+    assert re.search(r"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES", text)
+    assert re.search(r"NOSUPERUSER NOCREATEDB NOCREATEROLE", text)
+    assert "SET default_transaction_read_only = on" in text
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_dashboard_links_to_the_other_by_tag(name: str) -> None:
+    """Each dashboard carries the roi-worker tag and a link to the dashboards with that tag."""
+    board = next(b for b in dashboards().values() if b["uid"] == name)
+    assert "roi-worker" in board["tags"]
+    assert any(link.get("tags") == ["roi-worker"] for link in board["links"])
