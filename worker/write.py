@@ -64,6 +64,7 @@ _CREATE_STAGING: Final = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} "
     "(LIKE pattern_executions INCLUDING DEFAULTS INCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS"
 )
+_DROP_STAGING: Final = f"DROP TABLE IF EXISTS {STAGING_TABLE}"
 _COPY: Final = f"COPY {STAGING_TABLE} ({_COLUMN_LIST}) FROM STDIN"
 
 # Executions before the retention horizon were deleted (docs/operations.md#retention): one
@@ -254,17 +255,30 @@ class BatchWriter:
         log.warning("a row passed the staging table but not pattern_executions; isolating it")
         self._store_in_chunks(events, result)
 
-    def _stage(self, events: list[ValidEvent], result: WriteResult) -> list[ValidEvent]:
+    def _stage(
+        self, events: list[ValidEvent], result: WriteResult, *, remade: bool = False
+    ) -> list[ValidEvent]:
         """COPYs the events into the staging table, whose constraints are those of
         pattern_executions. A refused COPY is split until each refused row stands alone: one
         bad row costs about 2*log2(batch size) small statements on a private table, takes no
-        shared lock, and never blocks its partition."""
+        shared lock, and never blocks its partition.
+
+        The staging table copied the constraints when this session made it. Before refusing a
+        row, it is made again from the current pattern_executions and the batch staged once
+        more, so that a rule an operator relaxed since (the fix before a redrive) no longer
+        refuses anything."""
         staged: list[ValidEvent] = []
+        refused: list[Refused] = []
         for chunk, error in self._bisect(events, self._copy):
             if error is None:
                 staged += chunk
             else:
-                result.refused.append(_refused(chunk[0], error))
+                refused.append(_refused(chunk[0], error))
+        if refused and not remade:
+            self._conn.execute(_DROP_STAGING)
+            self._conn.execute(_CREATE_STAGING)
+            return self._stage(events, result, remade=True)
+        result.refused += refused
         return staged
 
     def _store_in_chunks(self, events: list[ValidEvent], result: WriteResult) -> None:

@@ -122,3 +122,28 @@ def test_a_constraint_added_after_staging_still_isolates_the_row(
     assert "late" in result.refused[0].message
     assert len(result.inserted) == 7
     assert find_drift(conn) == []
+
+
+def test_a_constraint_dropped_after_staging_no_longer_refuses(database_url: str) -> None:
+    """A rule an operator relaxed (the fix before a redrive) stops refusing rows at once, even
+    on a session whose staging table still carries it."""
+    with psycopg.connect(database_url, autocommit=True) as session:
+        session.execute(
+            "ALTER TABLE pattern_executions ADD CONSTRAINT strict CHECK (workflow_id <> 'wf-5')"
+        )
+        writer = BatchWriter(session, "relaxed-constraint")
+        documents = [
+            dict(example_document(), event_id=str(uuid.uuid4()), workflow_id=f"wf-{i}")
+            for i in (1, 5)
+        ]
+        events = [validate(document, now=NOW) for document in documents]
+        try:
+            first = writer.write([ValidEvent.of(events[0], Source("t", 0, 0))], {})
+            refused = writer.write([ValidEvent.of(events[1], Source("t", 0, 1))], {})
+        finally:
+            session.execute("ALTER TABLE pattern_executions DROP CONSTRAINT strict")
+        stored = writer.write([ValidEvent.of(events[1], Source("t", 0, 2))], {})
+        assert len(first.inserted) == 1
+        assert [r.item.event.workflow_id for r in refused.refused] == ["wf-5"]
+        assert [i.event.workflow_id for i in stored.inserted] == ["wf-5"]
+        assert find_drift(session) == []
