@@ -17,7 +17,7 @@ from worker.db import connect
 from worker.errors import ConfigurationError
 from worker.offset_admin import parse_moment
 from worker.progress import Progress
-from worker.replay import PartitionReport, Plan, Replay, Start, default_group, plan_replay
+from worker.replay import PartitionReport, Plan, Replay, Start, choose_group, plan_replay
 from worker.retention import apply_retention, current_horizon, horizon_for
 from worker.settings import load_settings
 from worker.topic_range import open_consumer
@@ -141,11 +141,11 @@ def _replay(args: argparse.Namespace) -> int:
     settings = load_settings()
     topic: str = args.topic or settings.topic
     now = datetime.now(UTC)
-    group: str = args.group or default_group(now)
-    if group == settings.group_id:
-        raise ConfigurationError(f"--group {group} is the live group (ROI_GROUP_ID); pick another")
+    group = choose_group(settings, args.group, now)
     if args.to_time is not None and args.to_time > now:
         raise ConfigurationError("--to-time is in the future: the end offsets are those of now")
+    if args.to_time is not None and args.from_time is not None and args.from_time >= args.to_time:
+        raise ConfigurationError("--from-time must be before --to-time")
     start: Start = "beginning" if args.from_beginning else args.from_time or args.from_offsets
     consumer = open_consumer(settings, "roi-worker-replay")
     try:
@@ -165,15 +165,13 @@ def _replay(args: argparse.Namespace) -> int:
             dead_letters=args.dead_letter,
             progress=progress.update,
         )
-        stop = threading.Event()
         try:
-            replay.run(consumer, stop)
-        except KeyboardInterrupt:
-            stop.set()
+            replay.run(consumer, threading.Event())
+        except BaseException:  # Ctrl-C or a failure: what was done, and how to go on
             progress.finish()
             print(_report(plan, args.dry_run, group))
             print(_resume_hint(plan, topic, group), file=sys.stderr)
-            return 130
+            raise
         progress.finish()
     finally:
         consumer.close()
@@ -204,7 +202,8 @@ def _report(plan: Plan, dry_run: bool, group: str) -> str:
         f"events, {total.duplicates:,} already stored, {total.invalid:,} invalid, "
         f"{total.conflicts:,} conflicting, {total.refused:,} refused, {total.expired:,} expired"
     )
-    where = "" if dry_run else f"; positions stored under group {group}"
+    read = any(p.read for p in plan.partitions)
+    where = f"; positions stored under group {group}" if read and not dry_run else ""
     return "\n".join([*lines, "", summary + where])
 
 

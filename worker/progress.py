@@ -23,6 +23,7 @@ class Progress:
         self._started = time.monotonic()
         self._shown_at = 0.0
         self._done = 0
+        self._shown_done = -1
 
     def update(self, done: int) -> None:
         self._done = done
@@ -32,8 +33,10 @@ class Progress:
             self._show(now)
 
     def finish(self) -> None:
-        """The last state, and a newline after a terminal's bar."""
-        self._show(time.monotonic())
+        """The last state, and a newline after a terminal's bar; a file does not get the
+        line it has just been given again."""
+        if self._terminal or self._done != self._shown_done:
+            self._show(time.monotonic())
         if self._terminal:
             self._stream.write("\n")
             self._stream.flush()
@@ -53,6 +56,7 @@ class Progress:
 
     def _show(self, now: float) -> None:
         self._shown_at = now
+        self._shown_done = self._done
         if self._terminal:
             self._stream.write(f"\r{self.line(now)}\x1b[K")
         else:

@@ -18,6 +18,7 @@ group has already seen would otherwise publish every invalid one again.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -39,7 +40,7 @@ from worker.errors import (
 )
 from worker.settings import Settings
 from worker.topic_range import PartitionRange, RangeReader, bounds, offsets_at
-from worker.write import BatchWriter, WriteResult
+from worker.write import BatchWriter, WriteResult, conflict
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +138,6 @@ class Replay:
         dead_letters: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        if group == settings.group_id:
-            raise ConfigurationError(
-                f"--group {group} is the live group (ROI_GROUP_ID): a replay never writes its "
-                "offsets; choose another name"
-            )
         self._settings = settings
         self._plan = plan
         self._group = group
@@ -149,6 +145,7 @@ class Replay:
         self._dead_letters = dead_letters and not dry_run
         self._progress = progress or (lambda read: None)
         self._by_partition = {p.partition: p for p in plan.partitions}
+        self._previewed: dict[bytes, bytes] = {}  # a dry run's "stored" events: id -> content
         self.read = 0
 
     def run(self, consumer: KafkaConsumer, stop: threading.Event | None = None) -> Plan:
@@ -176,10 +173,10 @@ class Replay:
             database.close()
             if producer is not None:
                 producer.close(timeout=5)
-        for report in self._plan.partitions:
-            report.done = report.partition in reader.done
-            if report.done:
-                report.position = report.end
+            for report in self._plan.partitions:  # also when stopped or failing: the report
+                report.done = report.partition in reader.done
+                if report.done:
+                    report.position = report.end
         return self._plan
 
     def _write(
@@ -194,7 +191,7 @@ class Replay:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 if self._dry_run:
-                    return database.writer().preview(batch.valid)
+                    return self._remember(database.writer().preview(batch.valid))
                 return store(batch, database.writer(), publisher).result
             except RetryableError as exc:
                 if isinstance(exc, DatabaseUnavailableError):
@@ -205,6 +202,22 @@ class Replay:
                 stop.wait(pause)
                 pause *= 2
         raise AssertionError("unreachable")
+
+    def _remember(self, result: WriteResult) -> WriteResult:
+        """A dry run writes nothing, so the database cannot tell it which events an earlier
+        batch would have inserted: those are remembered here (16 bytes of id each)."""
+        inserted = []
+        for item in result.inserted:
+            earlier = self._previewed.get(item.event.event_id.bytes)
+            if earlier is None:
+                self._previewed[item.event.event_id.bytes] = item.fingerprint
+                inserted.append(item)
+            elif earlier == item.fingerprint:
+                result.duplicates.append(item)
+            else:
+                result.refused.append(conflict(item))
+        result.inserted = inserted
+        return result
 
     def _account(self, batch: Batch, result: WriteResult) -> None:
         for message in batch.messages:
@@ -257,6 +270,16 @@ class _Database:
         self._conn, self._writer = None, None
 
 
-def default_group(now: datetime) -> str:
-    """A new, dated group for a backfill: its stored positions never mix with another's."""
-    return f"roi-backfill-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+def choose_group(settings: Settings, requested: str | None, now: datetime) -> str:
+    """`requested`, or a new, dated group whose stored positions mix with no other's.
+
+    Raises ConfigurationError for the live group: a replay never moves its positions.
+    """
+    if requested is None:
+        return f"roi-backfill-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+    if requested == settings.group_id:
+        raise ConfigurationError(
+            f"--group {requested} is the live group (ROI_GROUP_ID); a replay never moves its "
+            "positions: choose another name"
+        )
+    return requested

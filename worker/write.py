@@ -196,6 +196,7 @@ class BatchWriter:
             if not self._staging_ready:
                 self._conn.execute(_CREATE_STAGING)
             self._store(unique, result)
+            _expire_repeats(result)
             self._save_offsets(next_offsets)
             before_commit(result)
         self._staging_ready = True  # only now: a rollback also undoes CREATE TEMP TABLE
@@ -220,11 +221,12 @@ class BatchWriter:
                 if fingerprint is None or bytes(fingerprint) == item.fingerprint:
                     result.duplicates.append(item)
                 else:
-                    result.refused.append(_conflict(item))
+                    result.refused.append(conflict(item))
             elif horizon is not None and item.event.executed_at < horizon:
                 result.expired.append(item)
             else:
                 result.inserted.append(item)
+        _expire_repeats(result)
         return result
 
     def ping(self) -> None:
@@ -343,7 +345,7 @@ class BatchWriter:
             if event_id in inserted:
                 result.inserted.append(item)
             elif event_id in conflicts:
-                result.refused.append(_conflict(item))
+                result.refused.append(conflict(item))
             elif event_id in expired:
                 result.expired.append(item)
             else:
@@ -372,8 +374,17 @@ def _dedupe_batch(events: Sequence[ValidEvent]) -> tuple[list[ValidEvent], Write
         if earlier.fingerprint == item.fingerprint:
             result.duplicates.append(item)
         else:
-            result.refused.append(_conflict(item))
+            result.refused.append(conflict(item))
     return list(first.values()), result
+
+
+def _expire_repeats(result: WriteResult) -> None:
+    """A repeat, within the batch, of an expired event is expired too, not a duplicate."""
+    if not result.expired or not result.duplicates:
+        return
+    expired = {item.event.event_id for item in result.expired}
+    result.expired += [item for item in result.duplicates if item.event.event_id in expired]
+    result.duplicates = [item for item in result.duplicates if item.event.event_id not in expired]
 
 
 def _refused(item: ValidEvent, error: Exception) -> Refused:
@@ -381,7 +392,8 @@ def _refused(item: ValidEvent, error: Exception) -> Refused:
     return Refused(item, InvalidReason.DATABASE_REJECTED, message)
 
 
-def _conflict(item: ValidEvent) -> Refused:
+def conflict(item: ValidEvent) -> Refused:
+    """The refusal of an event whose event_id is stored (or staged) with other content."""
     return Refused(
         item,
         InvalidReason.CONFLICTING_DUPLICATE,

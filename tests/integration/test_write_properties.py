@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -147,3 +148,28 @@ def test_a_constraint_dropped_after_staging_no_longer_refuses(database_url: str)
         assert [r.item.event.workflow_id for r in refused.refused] == ["wf-5"]
         assert [i.event.workflow_id for i in stored.inserted] == ["wf-5"]
         assert find_drift(session) == []
+
+
+def test_every_copy_of_an_event_older_than_the_horizon_is_expired(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """Retention's horizon expires an old event and its repeats in the same batch alike; a
+    recent event in that batch is stored."""
+    conn.execute(
+        "TRUNCATE pattern_executions, pattern_roi_summary, pattern_roi_daily, consumer_offsets, "
+        "retention_horizon"
+    )
+    old, recent = (
+        validate(dict(example_document(), event_id=str(uuid.uuid4())), now=NOW) for _ in range(2)
+    )
+    conn.execute("INSERT INTO retention_horizon (horizon) VALUES (%s)", (old.executed_at,))
+    old = old.model_copy(update={"executed_at": old.executed_at - timedelta(days=1)})
+    writer = BatchWriter(conn, "horizon")
+    items = [ValidEvent.of(e, Source("t", 0, i)) for i, e in enumerate((old, old, recent))]
+    try:
+        for result in (writer.preview(items), writer.write(items, {("t", 0): 3})):
+            assert [i.source.offset for i in result.expired] == [0, 1]
+            assert [i.source.offset for i in result.inserted] == [2]
+            assert result.duplicates == []
+    finally:
+        conn.execute("TRUNCATE retention_horizon")
