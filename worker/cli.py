@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         "rebuild-summaries",
         help="recompute both summary tables from the stored executions (safe while workers run)",
         description="Replaces pattern_roi_summary and pattern_roi_daily with a full recompute "
-        "from pattern_executions, in one transaction, and lists the rows it corrected. Workers "
+        "from pattern_executions (plus what retention archived), in one transaction, and lists "
+        "the rows it corrected. Workers "
         "may keep running: their batches wait for the rebuild (about a second per million "
         "executions; a batch waiting over 30 s retries) and nothing is lost or counted twice.",
     )
@@ -142,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         help="check the summaries against a full recompute; exit 1 and show the diff on drift",
         description="Compares pattern_roi_summary and pattern_roi_daily with a full recompute "
-        "from pattern_executions in one snapshot. Exit 0 when they agree exactly; exit 1 "
+        "from pattern_executions (plus what retention archived) in one snapshot. Exit 0 when "
+        "they agree exactly; exit 1 "
         "with every differing row and column otherwise (repair: rebuild-summaries).",
     )
     verify_cmd.set_defaults(handler=_verify)

@@ -8,13 +8,12 @@ failure is one line on stderr and exit 1.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
 from worker import dead_letter_admin as admin
 from worker.errors import InvalidReason
-from worker.process import configure_logging
+from worker.process import configure_command_logging
 from worker.settings import load_settings
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -116,17 +115,9 @@ def _reason(text: str) -> str:
     return text
 
 
-def _quiet_kafka(level: str) -> None:
-    """Failures end in one line saying what failed; kafka-python's reconnect messages would
-    come first, so they show at ROI_LOG_LEVEL=DEBUG only."""
-    configure_logging(level)
-    if level != "DEBUG":
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
-
-
 def _inspect(args: argparse.Namespace) -> int:
     settings = load_settings()
-    _quiet_kafka(settings.log_level)
+    configure_command_logging(settings.log_level)
     topic: str = args.topic or settings.dead_letter_topic
     inspection = admin.inspect(settings, topic, args.samples)
     sys.stdout.write(admin.render_inspection(inspection, args.format))
@@ -135,7 +126,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _redrive(args: argparse.Namespace) -> int:
     settings = load_settings()
-    _quiet_kafka(settings.log_level)
+    configure_command_logging(settings.log_level)
     request = admin.RedriveRequest(
         dlq_topic=args.topic or settings.dead_letter_topic,
         to_topic=args.to_topic or settings.topic,

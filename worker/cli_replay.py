@@ -6,16 +6,19 @@ worker.retention. Failures propagate to worker.cli.main: one line, exit 1 (2 for
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
+import signal
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from worker.db import connect
 from worker.errors import ConfigurationError
 from worker.offset_admin import parse_moment
+from worker.process import configure_command_logging
 from worker.progress import Progress
 from worker.replay import PartitionReport, Plan, Replay, Start, choose_group, plan_replay
 from worker.retention import apply_retention, current_horizon, horizon_for
@@ -25,6 +28,7 @@ from worker.topic_range import open_consumer
 EXIT_OK, EXIT_FAILED = 0, 1
 _OFFSETS: Final = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 _DAYS: Final = re.compile(r"^([1-9][0-9]{0,5})d$")
+MAX_DAYS: Final = 36_500
 COLUMNS: Final = (
     "partition",
     "start",
@@ -71,7 +75,7 @@ def register(commands: Any) -> None:
     replay_cmd.add_argument("--topic", help="the topic to read (default ROI_TOPIC)")
     replay_cmd.add_argument(
         "--group",
-        help="the group its positions are stored under (default roi-backfill-<UTC time>; "
+        help="the group its positions are stored under (default roi-backfill-<UTC time>-<hex>; "
         "never ROI_GROUP_ID)",
     )
     replay_cmd.add_argument(
@@ -132,13 +136,16 @@ def _offsets(text: str) -> dict[int, int]:
 
 def _days(text: str) -> int:
     match = _DAYS.match(text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days such as 90d")
+    if not match or int(match[1]) > MAX_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of days from 1d to {MAX_DAYS}d, such as 90d"
+        )
     return int(match[1])
 
 
 def _replay(args: argparse.Namespace) -> int:
     settings = load_settings()
+    configure_command_logging(settings.log_level)
     topic: str = args.topic or settings.topic
     now = datetime.now(UTC)
     group = choose_group(settings, args.group, now)
@@ -165,12 +172,14 @@ def _replay(args: argparse.Namespace) -> int:
             dead_letters=args.dead_letter,
             progress=progress.update,
         )
+        stop = threading.Event()
         try:
-            replay.run(consumer, threading.Event())
+            with _stopped_by_sigterm(stop):
+                replay.run(consumer, stop)
         except BaseException:  # Ctrl-C or a failure: what was done, and how to go on
             progress.finish()
             print(_report(plan, args.dry_run, group))
-            print(_resume_hint(plan, topic, group), file=sys.stderr)
+            print(_resume_hint(plan, args, topic, group), file=sys.stderr)
             raise
         progress.finish()
     finally:
@@ -178,8 +187,21 @@ def _replay(args: argparse.Namespace) -> int:
     print(_report(plan, args.dry_run, group))
     if all(p.done for p in plan.partitions):
         return EXIT_OK
-    print(_resume_hint(plan, topic, group), file=sys.stderr)
+    print(_resume_hint(plan, args, topic, group), file=sys.stderr)
     return EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM ends the replay after the batch in hand, with its report and resume hint."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report(plan: Plan, dry_run: bool, group: str) -> str:
@@ -213,13 +235,21 @@ def _row(p: PartitionReport) -> list[str]:
     return [str(p.partition), str(p.start), str(p.end), *(f"{c:,}" for c in counts), status]
 
 
-def _resume_hint(plan: Plan, topic: str, group: str) -> str:
+def _resume_hint(plan: Plan, args: argparse.Namespace, topic: str, group: str) -> str:
+    """The command that replays what is left, with the options of this one."""
     left: Mapping[int, int] = {p.partition: p.position for p in plan.partitions if not p.done}
     offsets = ",".join(f"{p}:{o}" for p, o in left.items())
-    return (
-        f"not every partition was read to its end; to continue: roi-worker replay --topic "
-        f"{topic} --group {group} --from-offsets {offsets}"
-    )
+    command = ["roi-worker replay", f"--topic {topic}", f"--group {group}"]
+    command.append(f"--from-offsets {offsets}")
+    if args.to_time is not None:
+        moment = args.to_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        command.append(f"--to-time {moment}")
+    command += [
+        flag
+        for flag, given in (("--dry-run", args.dry_run), ("--dead-letter", args.dead_letter))
+        if given
+    ]
+    return f"not every partition was read to its end; to continue: {' '.join(command)}"
 
 
 def _retention(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ import contextlib
 import json
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -41,9 +41,10 @@ from kafka.errors import KafkaError
 
 from worker.db import connect
 from worker.deadletter import HEADER_PREFIXES, Message
-from worker.errors import BrokerUnavailableError, FatalError
+from worker.errors import BrokerUnavailableError, FatalError, InvalidEventError, InvalidReason
 from worker.settings import Settings
 from worker.topic_range import PartitionRange, RangeReader, bounds, open_consumer, partitions_of
+from worker.validate import parse_event
 
 REDRIVE_PREFIX: Final = "roi.redrive."
 COUNT_HEADER: Final = "roi.redrive.count"  # times the event was redriven (ASCII decimal)
@@ -363,12 +364,34 @@ def _shown(data: bytes | None) -> str:
 
 # ---------------------------------------------------------------------------- redrive
 
+# Letters refused for their bytes: the same bytes are checked again before they are published,
+# so a redrive never floods the workers (and their circuit breaker) with what they will refuse.
+CONTRACT_REASONS: Final = frozenset(
+    reason.value
+    for reason in (
+        InvalidReason.NOT_UTF8,
+        InvalidReason.INVALID_JSON,
+        InvalidReason.NOT_AN_OBJECT,
+        InvalidReason.UNSUPPORTED_SCHEMA_VERSION,
+        InvalidReason.SCHEMA_VIOLATION,
+    )
+)
+
+
+def _still_invalid(value: bytes | None) -> bool:
+    try:
+        parse_event(value)
+    except InvalidEventError:
+        return True
+    return False
+
 
 class Outcome(StrEnum):
     REDRIVEN = "redriven"  # published (or, in a dry run, would be)
     ALREADY_REDRIVEN = "already_redriven"  # in redriven_dead_letters: by an earlier run
     REPEAT = "repeat"  # a copy of a source redriven earlier in this run
     VALUE_DROPPED = "value_dropped"  # the letter has no value to publish
+    STILL_INVALID = "still_invalid"  # its bytes still fail decode or validate: not published
     POISON = "poison"  # redriven --max-redrives times already
     FILTERED_OUT = "filtered_out"  # another reason than --reason
 
@@ -575,18 +598,21 @@ class _Redrive:
             raise error
 
     def _classify(self, letter: Letter, done: set[tuple[int, int]]) -> Outcome:
+        """The first outcome whose rule applies (in this order), else REDRIVEN."""
         m = letter.message
-        if self._request.reason is not None and letter.reason != self._request.reason:
-            return Outcome.FILTERED_OUT
-        if (m.partition, m.offset) in done:
-            return Outcome.ALREADY_REDRIVEN
-        if _identity(letter) in self._planned:
-            return Outcome.REPEAT
-        if letter.value_dropped_bytes is not None:
-            return Outcome.VALUE_DROPPED
-        if letter.redrive_count >= self._request.max_redrives:
-            return Outcome.POISON
-        return Outcome.REDRIVEN
+        wanted = self._request.reason
+        rules: tuple[tuple[Outcome, Callable[[], bool]], ...] = (
+            (Outcome.FILTERED_OUT, lambda: wanted is not None and letter.reason != wanted),
+            (Outcome.ALREADY_REDRIVEN, lambda: (m.partition, m.offset) in done),
+            (Outcome.REPEAT, lambda: _identity(letter) in self._planned),
+            (Outcome.VALUE_DROPPED, lambda: letter.value_dropped_bytes is not None),
+            (
+                Outcome.STILL_INVALID,
+                lambda: letter.reason in CONTRACT_REASONS and _still_invalid(m.value),
+            ),
+            (Outcome.POISON, lambda: letter.redrive_count >= self._request.max_redrives),
+        )
+        return next((outcome for outcome, applies in rules if applies()), Outcome.REDRIVEN)
 
     def _already_redriven(self, letters: list[Letter]) -> set[tuple[int, int]]:
         rows = self._conn.execute(
@@ -669,6 +695,7 @@ def render_redrive(result: RedriveResult, fmt: Format) -> str:
         (verb, counts[Outcome.REDRIVEN], f"to {r.to_topic}"),
         ("already redriven", counts[Outcome.ALREADY_REDRIVEN], "by an earlier run"),
         ("repeated copies", counts[Outcome.REPEAT], "of a source redriven in this run"),
+        ("still invalid", counts[Outcome.STILL_INVALID], "fail validation as they are"),
         ("poison", counts[Outcome.POISON], f"redriven {_times(r.max_redrives)} already"),
         ("not redrivable", counts[Outcome.VALUE_DROPPED], "value dropped as too large"),
         ("filtered out", counts[Outcome.FILTERED_OUT], "other reasons"),

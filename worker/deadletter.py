@@ -42,6 +42,19 @@ class Message:
     value: bytes | None
     headers: SourceHeaders
 
+    @classmethod
+    def of_record(cls, record: Any) -> Message:
+        """From a kafka-python ConsumerRecord."""
+        return cls(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp,
+            record.key,
+            record.value,
+            list(record.headers or ()),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:

@@ -212,18 +212,7 @@ class Pipeline:
         )
         self._status.tick()
         for records in polled.values():
-            self._pending.extend(
-                Message(
-                    r.topic,
-                    r.partition,
-                    r.offset,
-                    r.timestamp,
-                    r.key,
-                    r.value,
-                    list(r.headers or ()),
-                )
-                for r in records
-            )
+            self._pending.extend(Message.of_record(r) for r in records)
 
     def _store(self, batch: Batch) -> None:
         outcome = store(batch, self._database(), self._dead_letters)

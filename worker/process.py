@@ -18,6 +18,14 @@ SHUTDOWN_DEADLINE_SECONDS: Final = 9.0  # we promise an exit within 10 s of SIGT
 KAFKA_LOG_INTERVAL_SECONDS: Final = 30.0
 
 
+def configure_command_logging(level: str) -> None:
+    """For the operator commands, which end a failure in one line saying what failed:
+    kafka-python's reconnect messages would come first, so they show at DEBUG only."""
+    configure_logging(level)
+    if level != "DEBUG":
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
 def configure_logging(level: str) -> None:
     """One line per record on stderr; kafka-python's chatter only at DEBUG."""
     logging.basicConfig(

@@ -44,7 +44,7 @@ from worker.write import BatchWriter, WriteResult, conflict
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS: Final = 6  # per batch, with a doubling pause from 1 s: about a minute in all
+ATTEMPTS: Final = 6  # per batch, pausing 1, 2, 4, 8 and 16 s: about half a minute in all
 DEAD_LETTER_TIMEOUT_SECONDS: Final = 10.0
 Start = Literal["beginning"] | datetime | Mapping[int, int]
 
@@ -162,19 +162,24 @@ class Replay:
             )
         pause = stop or threading.Event()
         database = _Database(url, self._group)
+        # Partitions read to their end and stored: the reader says a partition is done when
+        # it hands out its last batch, which only counts once that batch is stored.
+        completed = {p.partition for p in self._plan.partitions if p.size == 0}
         try:
             for messages in reader.batches(settings.batch_max_messages, stop):
                 batch = prepare(messages, now=datetime.now(UTC), closed=time.monotonic())
                 result = self._write(database, batch, publisher, pause)
                 self._account(batch, result)
+                completed |= reader.done
                 self.read += len(messages)
                 self._progress(self.read)
+            completed |= reader.done  # ends with nothing left to read (e.g. compacted away)
         finally:
             database.close()
             if producer is not None:
                 producer.close(timeout=5)
             for report in self._plan.partitions:  # also when stopped or failing: the report
-                report.done = report.partition in reader.done
+                report.done = report.partition in completed
                 if report.done:
                     report.position = report.end
         return self._plan

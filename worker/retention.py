@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +23,7 @@ from typing import Any, Final
 import psycopg
 
 from worker.errors import SummariesBusyError
-from worker.summaries import ARCHIVE, TABLES, WITH_SAVINGS
+from worker.summaries import ARCHIVE, WITH_SAVINGS, lock_summary_tables
 
 CHUNK_ROWS: Final = 10_000
 LOCK_TIMEOUT_MS: Final = 30_000
@@ -116,13 +115,10 @@ def _wait_for_running_batches(conn: psycopg.Connection[Any]) -> None:
     that could still insert an execution older than the horizon holds them now; a SHARE lock
     is granted only once all of those have committed or rolled back.
     """
-    started = time.monotonic()
     with conn.transaction():
-        conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{LOCK_TIMEOUT_MS}ms",))
-        try:
-            conn.execute(f"LOCK TABLE {', '.join(t.name for t in TABLES)} IN SHARE MODE")
-        except psycopg.errors.LockNotAvailable:
+        granted = lock_summary_tables(conn, "SHARE", LOCK_TIMEOUT_MS)
+        if not granted:
             raise SummariesBusyError(
                 f"the horizon is recorded, but batches held the summary tables for more than "
-                f"{time.monotonic() - started:.0f} s; nothing was deleted: run retention again"
-            ) from None
+                f"{LOCK_TIMEOUT_MS / 1000:g} s; nothing was deleted: run retention again"
+            )

@@ -183,16 +183,11 @@ def rebuild(
         raise ValueError("rebuild needs a connection outside any transaction")
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        # Queued behind a long transaction, the lock request would also hold up every batch.
-        cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_ms}ms",))
-        try:
-            cur.execute(f"LOCK TABLE {', '.join(t.name for t in TABLES)} IN EXCLUSIVE MODE")
-        except psycopg.errors.LockNotAvailable:
+        if not lock_summary_tables(cur, "EXCLUSIVE", lock_timeout_ms):
             raise SummariesBusyError(
                 f"could not lock the summary tables within {lock_timeout_ms / 1000:g} s: a long "
                 "transaction holds them (see pg_stat_activity); nothing was changed, try again"
-            ) from None
-        cur.execute("SELECT set_config('lock_timeout', '0', true)")
+            )
         drift = _compare(cur)
         for table in TABLES:
             cur.execute(f"DELETE FROM {table.name}")
@@ -200,6 +195,21 @@ def rebuild(
                 f"INSERT INTO {table.name} ({', '.join(table.columns)}) {table.recompute_sql()}"
             )
     return drift
+
+
+def lock_summary_tables(
+    cur: psycopg.Cursor[Any] | psycopg.Connection[Any], mode: str, timeout_ms: int
+) -> bool:
+    """Locks both summary tables in `mode` until the transaction ends; False (and the
+    transaction aborted) when not granted within `timeout_ms`. Queued behind a long
+    transaction, a lock request would hold up every batch too: hence the timeout."""
+    cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{timeout_ms}ms",))
+    try:
+        cur.execute(f"LOCK TABLE {', '.join(t.name for t in TABLES)} IN {mode} MODE")
+    except psycopg.errors.LockNotAvailable:
+        return False
+    cur.execute("SELECT set_config('lock_timeout', '0', true)")
+    return True
 
 
 def _compare(cur: psycopg.Cursor[Any]) -> list[Drift]:

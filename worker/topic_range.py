@@ -128,15 +128,7 @@ class RangeReader:
             except KafkaError as exc:
                 raise BrokerUnavailableError(f"reading {self._topic}: {exc}") from exc
             batch = [
-                Message(
-                    r.topic,
-                    r.partition,
-                    r.offset,
-                    r.timestamp,
-                    r.key,
-                    r.value,
-                    list(r.headers or ()),
-                )
+                Message.of_record(r)
                 for records in polled.values()
                 for r in records
                 if r.offset < self._ranges[r.partition].end

@@ -59,8 +59,8 @@ fi
 
 work=$(mktemp -d "$CACHE/promtool-download.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-# apt-get download writes into the current directory; its sandbox user (_apt) must be able to
-# write there, or apt warns and downloads as root.
+# apt-get download writes into the current directory; readable for its sandbox user (_apt),
+# though apt may still download as root from a private directory (it says so; harmless).
 chmod 755 "$work"
 
 download() {

@@ -57,8 +57,11 @@ def dlq_json(stream: Stream, *args: str) -> dict[str, Any]:
 
 def counts(report: dict[str, Any]) -> dict[str, int]:
     """The redrive report's counts that are not zero."""
-    names = ("read", "redriven", "already_redriven", "repeat", "value_dropped", "poison")
-    return {name: report[name] for name in (*names, "filtered_out", "failed") if report[name]}
+    names = (
+        *("read", "redriven", "already_redriven", "repeat", "value_dropped", "still_invalid"),
+        *("poison", "filtered_out", "failed"),
+    )
+    return {name: report[name] for name in names if report[name]}
 
 
 def dead_letters(stream: Stream) -> int:
@@ -106,10 +109,13 @@ def publish_sample_letters(stream: Stream) -> None:
                 (b"big", b""),
                 [*letter(11, "invalid_json", []), ("roi.error.value_dropped_bytes", b"2000000")],
             ),
-            ((b"k3", b'{"v": 3}'), letter(12, "schema_violation", [("roi.redrive.count", b"3")])),
+            (
+                (b"k3", b'{"v": 3}'),
+                letter(12, "conflicting_duplicate", [("roi.redrive.count", b"3")]),
+            ),
             (
                 (b"k4", b'{"v": 4}'),
-                letter(13, "schema_violation", [("roi.redrive.count", b"1"), TRACE]),
+                letter(13, "conflicting_duplicate", [("roi.redrive.count", b"1"), TRACE]),
             ),
         ],
     )
@@ -193,17 +199,15 @@ def test_a_fixed_event_is_stored_once_after_redrive(
     samples = blocked + samples[5:]
     messages = [s.message for s in samples] + [(b"bad", b"not json")]
     produce(stream.bootstrap_servers, stream.topic, messages)
-    worker = start(stream, workers, tmp_path)
+    start(stream, workers, tmp_path)
     wait_caught_up(stream)
     wait_dead_letters(stream, 6)
     assert query(stream.database_url, "SELECT count(*) FROM pattern_executions") == [(55,)]
 
     with psycopg.connect(stream.database_url) as conn:  # the fix
         conn.execute("ALTER TABLE pattern_executions DROP CONSTRAINT not_blocked")
-    # A running worker's staging table still has the constraint (it copied it when its
-    # session began): the runbook restarts the workers after a schema fix, then redrives.
-    assert worker.stop() == 0
-    start(stream, workers, tmp_path).wait_ready()
+    # The running worker's staging table still has the constraint (it copied it when its
+    # session began): it must notice the fix by itself, without a restart.
     report = dlq_json(stream, "redrive", "--reason", "database_rejected")
     assert counts(report) == {"read": 6, "redriven": 5, "filtered_out": 1}
     assert report["complete"] is True
@@ -227,7 +231,13 @@ def test_a_poison_event_stops_at_the_redrive_limit(
     stream: Stream, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
     """An event that fails every time is redriven --max-redrives times, then left as poison."""
-    produce(stream.bootstrap_servers, stream.topic, [(b"poison", b"not json")], headers=[TRACE])
+    with psycopg.connect(stream.database_url) as conn:  # a rule no fix will relax
+        conn.execute(
+            "ALTER TABLE pattern_executions ADD CONSTRAINT no_poison "
+            "CHECK (workflow_id IS DISTINCT FROM 'poison')"
+        )
+    poison = Sample(dict(sample_events(1)[0].document, workflow_id="poison"))
+    produce(stream.bootstrap_servers, stream.topic, [poison.message], headers=[TRACE])
     start(stream, workers, tmp_path)
     wait_dead_letters(stream, 1)
 
@@ -249,11 +259,27 @@ def test_a_poison_event_stops_at_the_redrive_limit(
     assert [h.get("roi.redrive.count") for h in headers] == [None, b"1", b"2"]
     assert headers[2]["roi.redrive.source"] == f"{stream.dlq_topic}/0/1".encode()
     assert all(h["traceparent"] == TRACE[1] for h in headers)
-    assert all(h["roi.error.reason"] == b"invalid_json" for h in headers)
+    assert all(h["roi.error.reason"] == b"database_rejected" for h in headers)
     assert query(
         stream.database_url,
         'SELECT "offset", redrive_count FROM redriven_dead_letters ORDER BY "offset"',
     ) == [(0, 1), (1, 2)]
+
+
+def test_letters_that_still_fail_validation_are_not_published(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    """Bytes the worker would refuse again are held back, unrecorded, so a later release that
+    accepts them can still redrive them; the workers never see them again meanwhile."""
+    produce(stream.bootstrap_servers, stream.topic, [(b"garbage", b"not json")])
+    start(stream, workers, tmp_path)
+    wait_dead_letters(stream, 1)
+    topic_end = end_offsets(stream.bootstrap_servers, stream.topic)
+    for _ in range(2):
+        report = dlq_json(stream, "redrive")
+        assert counts(report) == {"read": 1, "still_invalid": 1}
+    assert end_offsets(stream.bootstrap_servers, stream.topic) == topic_end
+    assert query(stream.database_url, "SELECT count(*) FROM redriven_dead_letters") == [(0,)]
 
 
 def test_a_second_redrive_publishes_nothing_new(stream: Stream) -> None:

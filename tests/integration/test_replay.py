@@ -36,6 +36,7 @@ from tests.worker_harness import (
     wait_caught_up,
 )
 from worker import cli, cli_replay
+from worker.errors import DatabaseUnavailableError
 from worker.migrate import load_migrations, migrate
 from worker.replay import Plan, Replay, plan_replay
 from worker.retention import horizon_for
@@ -666,6 +667,36 @@ def test_an_interrupted_replay_says_so_and_its_resume_hint_completes_it(
     )
     assert {row[0]: tuple(row[1:]) for row in summary} == expected_summary(samples)
     assert drift(stream.database_url) == []
+
+
+class FailingToStore(Replay):
+    """A replay whose database is gone for good: every batch fails to store."""
+
+    def _write(self, *args: Any) -> Any:
+        raise DatabaseUnavailableError("PostgreSQL: the test took it away")
+
+
+def test_a_partition_whose_last_batch_failed_is_not_done(
+    stream: Stream, roi_worker: RoiWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partition read to its end in one batch that then fails to store is reported as not
+    done, and the resume hint (keeping --to-time and --dry-run) starts it where it began."""
+    produce_to(stream, sample_events(5))
+    monkeypatch.setattr(cli_replay, "Replay", FailingToStore)
+    to_time = datetime.now(UTC) + timedelta(milliseconds=1)
+    monkeypatch.setattr(cli_replay, "datetime", frozen_clock(to_time + timedelta(seconds=1)))
+    outcome = roi_worker(
+        "replay", "--from-beginning", "--dry-run", "--group", "gone", "--to-time", iso(to_time)
+    )
+    assert outcome.code == 1
+    report = parse_report(outcome.out)
+    assert report.status == "INCOMPLETE"
+    assert report.rows[0].status == "stopped at 0"
+    hint, error = outcome.err.splitlines()[-2:]
+    assert hint.endswith(
+        f"--topic {stream.topic} --group gone --from-offsets 0:0 --to-time {iso(to_time)} --dry-run"
+    )
+    assert error == "roi-worker: error: PostgreSQL: the test took it away"
 
 
 # --------------------------------------------------------------------------- retention
