@@ -2,7 +2,7 @@
 # pipeline) and `make test`; both install and start everything they need.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop services-status lint format typecheck unit test \
+.PHONY: help venv services services-stop services-status lint format typecheck unit test bench \
 	schemas migrate demo clean
 
 PYTHON ?= python3
@@ -60,6 +60,10 @@ unit: venv ## unit tests only; no services needed
 
 test: venv lint typecheck ## the whole suite: lint, types, then every test against real services
 	@$(call with_services,$(BIN)/pytest)
+
+# Not part of `test`: pytest never collects tests/benchmarks/ (no test_ modules there).
+bench: venv ## benchmark against real services, append to docs/benchmarks.md (ARGS="--events 100000 ...")
+	@$(call with_services,$(BIN)/python -m tests.benchmarks.run_bench $(ARGS))
 
 schemas: venv ## regenerate schemas/ from the model (a test fails when they drift)
 	$(BIN)/roi-worker schema --write schemas

@@ -1,0 +1,1 @@
+"""The benchmark (`make bench`, docs/benchmarks.md): scripts, never collected by pytest."""
