@@ -196,6 +196,10 @@ class Pipeline:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            if not self._consumer.assignment():
+                # Still joining the group, so nothing to batch: kafka-python's join needs
+                # polls longer than a short batch window (0.1 s ones never finished it).
+                remaining = POLL_SLICE_SECONDS
             self._poll(min(remaining, POLL_SLICE_SECONDS), limit - len(self._pending))
         if self._pending and not self._stop.is_set():
             self._batch = prepare(

@@ -64,6 +64,20 @@ def test_stores_every_event_once_and_summaries_match(
     assert worker.stop() == 0
 
 
+def test_a_short_batch_window_still_joins_the_group(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    """With ROI_BATCH_MAX_SECONDS=0.1 the worker joins its group and stores everything: polls
+    that short never let kafka-python 3.0.12 finish the join, so the worker hung at start-up."""
+    samples = sample_events(300)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    worker = start(stream, workers, tmp_path, ROI_BATCH_MAX_SECONDS="0.1")
+    worker.wait_ready()
+    wait_caught_up(stream, timeout=30)
+    assert_stored_exactly(stream, samples)
+    assert worker.stop() == 0
+
+
 def test_redelivery_reproduction_and_replay_change_nothing(
     stream: Stream, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
