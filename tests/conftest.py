@@ -24,7 +24,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from psycopg import sql
 
-from tests.helpers import wait_until
+from tests.helpers import drop_database, wait_until
 
 settings.register_profile(
     "deterministic",
@@ -159,18 +159,7 @@ def new_database(services: Services, prefix: str) -> Iterator[str]:
         yield with_database(services.database_url, name)
     finally:
         with _admin_connect(services.database_url) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-
-            def dropped() -> bool:
-                try:
-                    conn.execute(drop)
-                except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
-                    # FORCE may not end an autovacuum worker busy in the database for a
-                    # non-superuser; it finishes (or is cancelled by a plain retry) soon.
-                    return False
-                return True
-
-            wait_until(dropped, timeout=SERVICE_TIMEOUT, interval=0.5, what=f"DROP {name}")
+            drop_database(conn, name, timeout=SERVICE_TIMEOUT)
 
 
 @pytest.fixture(scope="module")

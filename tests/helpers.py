@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
 
 T = TypeVar("T")
 
@@ -21,3 +24,19 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+def drop_database(conn: psycopg.Connection[Any], name: str, *, timeout: float) -> None:
+    """DROP DATABASE ... WITH (FORCE) over an autocommit connection, retried: FORCE may not
+    end an autovacuum worker busy in the database for a non-superuser; it finishes (or is
+    cancelled by a plain retry) soon. Fails like wait_until after `timeout` s."""
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+
+    def dropped() -> bool:
+        try:
+            conn.execute(drop)
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+            return False
+        return True
+
+    wait_until(dropped, timeout=timeout, interval=0.5, what=f"DROP {name}")

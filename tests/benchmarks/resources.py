@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Final
@@ -18,6 +17,7 @@ from psycopg import sql
 
 from tests.benchmarks.processes import Child
 from tests.benchmarks.report import REPO
+from tests.helpers import drop_database, wait_until
 from worker.migrate import load_migrations, migrate
 
 LOG_DIR: Final = REPO / ".local" / "bench"  # each started process logs to <scenario>.log here
@@ -43,11 +43,10 @@ class Services:
         try:
             admin.create_topics([NewTopic(name, partitions, 1)])
             self.topics.append(name)
-            deadline = time.monotonic() + 30
-            while name not in admin.list_topics():
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"topic {name} did not appear")
-                time.sleep(0.1)
+            try:
+                wait_until(lambda: name in admin.list_topics(), timeout=30, what=f"topic {name}")
+            except AssertionError as exc:  # run_bench reports TimeoutErrors in one line
+                raise TimeoutError(str(exc)) from None
         finally:
             admin.close()
         return name
@@ -90,16 +89,8 @@ class Services:
 
 
 def _drop_database(url: str, name: str) -> None:
-    """FORCE may not end an autovacuum worker for a non-superuser: retry for a while."""
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    deadline = time.monotonic() + DROP_TIMEOUT_SECONDS
     with psycopg.connect(url, autocommit=True) as conn:
-        while True:
-            try:
-                conn.execute(drop)
-                return
-            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
-                if time.monotonic() > deadline:
-                    print(f"run_bench: could not drop database {name}", file=sys.stderr)
-                    return
-                time.sleep(0.5)
+        try:
+            drop_database(conn, name, timeout=DROP_TIMEOUT_SECONDS)
+        except AssertionError:
+            print(f"run_bench: could not drop database {name}", file=sys.stderr)
