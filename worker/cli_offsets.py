@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
+from worker.formatting import table
 from worker.offset_admin import (
     EARLIEST,
     GroupMembers,
@@ -202,7 +203,7 @@ def render_positions(
     header = ["partition", "stored", "committed", "first", "end", "lag", "note"]
     if not any(row[-1] for row in rows):
         header, rows = header[:-1], [row[:-1] for row in rows]
-    lines = [f"group {group} on topic {topic}: {who}", *_table(header, rows, "<>>>>><")]
+    lines = [f"group {group} on topic {topic}: {who}", *table(header, rows, "<>>>>><")]
     return "\n".join(lines) + "\n"
 
 
@@ -228,7 +229,7 @@ def render_plan(plan: ResetPlan) -> str:
         total += f", {plan.skips:,} never read (skipped: their events will not be stored)"
     lines = [
         f"plan: reset group {plan.group} on topic {plan.topic} to {plan.target.describe()}",
-        *_table(header, rows, "<>>>><"),
+        *table(header, rows, "<>>>><"),
         total,
     ]
     return "\n".join(lines) + "\n"
@@ -254,14 +255,3 @@ def _position_note(p: PartitionPosition) -> str:
     if p.stored < p.first:
         return f"{p.first - p.stored} deleted by retention before they were stored"
     return ""
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
-    """Columns padded to their widest cell, aligned per `align` ('<' left, '>' right)."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return [
-        "  ".join(
-            f"{cell:{side}{width}}" for cell, side, width in zip(row, align, widths, strict=False)
-        ).rstrip()
-        for row in [header, *rows]
-    ]

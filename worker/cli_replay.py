@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from worker.db import connect
 from worker.errors import ConfigurationError
+from worker.formatting import table
 from worker.offset_admin import parse_moment
 from worker.process import configure_command_logging
 from worker.progress import Progress
@@ -213,11 +214,7 @@ def _report(plan: Plan, dry_run: bool, group: str) -> str:
     total_row = ["total", "", "", *(f"{getattr(total, n):,}" for n in COLUMNS[3:-1])]
     complete = all(p.done for p in plan.partitions)
     total_row.append("complete" if complete else "INCOMPLETE")
-    widths = [max(len(str(r[i])) for r in [COLUMNS, *rows, total_row]) for i in range(len(COLUMNS))]
-    lines = [
-        "  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True))
-        for row in [COLUMNS, *rows, total_row]
-    ]
+    lines = table(COLUMNS, [*rows, total_row], ">" * len(COLUMNS))
     verb = "would insert" if dry_run else "inserted"
     summary = (
         f"{'dry run: ' if dry_run else ''}read {total.read:,} messages, {verb} {total.inserted:,} "

@@ -43,7 +43,7 @@ from worker import json_codec
 from worker.db import connect
 from worker.errors import BrokerUnavailableError, ConfigurationError, RoiWorkerError
 from worker.event import SCHEMA_VERSION
-from worker.formatting import TENTH, number, percent, usd
+from worker.formatting import TENTH, number, percent, table, usd
 from worker.producer import ExecutionEventProducer
 from worker.settings import Settings
 from worker.write import BatchWriter
@@ -528,17 +528,11 @@ def format_table(rows: Sequence[PatternRoi]) -> list[str]:
         sum((r.cost_saved_usd for r in rows), Decimal(0)),
         sum((r.actual_cost_usd for r in rows), Decimal(0)),
     )
-    body = [_cells(r) for r in rows]
-    cells = [header, *body, _cells(total)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-
-    def line(row: Sequence[str]) -> str:
-        first = row[0].ljust(widths[0])
-        rest = (cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest]).rstrip()
-
-    rule = "-" * len(line(header))
-    return [line(header), rule, *(line(r) for r in body), rule, line(cells[-1])]
+    first, *body, last = table(
+        header, [*(_cells(r) for r in rows), _cells(total)], "<" + ">" * (len(header) - 1)
+    )
+    rule = "-" * len(first)
+    return [first, rule, *body, rule, last]
 
 
 def _cells(row: PatternRoi) -> tuple[str, ...]:

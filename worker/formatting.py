@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Final
 
@@ -49,3 +50,15 @@ def duration(seconds: Decimal) -> str:
     if magnitude < 3600:
         return f"{number(seconds / 60, TENTH)} minutes"
     return f"{number(seconds / 3600, TENTH)} hours"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
+    """Lines of columns padded to their widest cell and two spaces apart, each column aligned
+    by its character of `align` ('<' left, '>' right); no trailing spaces."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(
+            f"{cell:{side}{width}}" for cell, side, width in zip(row, align, widths, strict=True)
+        ).rstrip()
+        for row in [header, *rows]
+    ]
