@@ -27,11 +27,10 @@ from worker.offset_admin import (
     positions,
     refuse_if_live,
 )
-from worker.settings import load_settings
+from worker.settings import GROUP_ID_MAX_LENGTH, TOPIC_NAME, load_settings
 
 EXIT_OK: Final = 0
-MAX_GROUP_ID: Final = 249
-_TOPIC_NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own rule
+_TOPIC_NAME: Final = re.compile(TOPIC_NAME)
 NONE: Final = "-"
 
 
@@ -96,8 +95,8 @@ def _add_scope(parser: argparse.ArgumentParser) -> None:
 
 
 def _group_id(text: str) -> str:
-    if not 0 < len(text) <= MAX_GROUP_ID:
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_GROUP_ID} characters")
+    if not 0 < len(text) <= GROUP_ID_MAX_LENGTH:
+        raise argparse.ArgumentTypeError(f"must be 1 to {GROUP_ID_MAX_LENGTH} characters")
     return text
 
 

@@ -20,7 +20,8 @@ from worker.roi import DEFAULT_MIN_EXECUTIONS
 
 ENV_PREFIX = "ROI_"
 DEFAULT_TOPIC = "adw.pattern-executions"
-_TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"  # Kafka's own rule for topic names
+TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"  # Kafka's own rule for topic names
+GROUP_ID_MAX_LENGTH = 249  # Kafka's limit too
 _URL_PASSWORD = re.compile(r"(?<=://)([^:/@]+):[^@/]*@")
 _QUERY_PASSWORD = re.compile(r"(?<=[?&])(password|sslpassword)=[^&]*", re.IGNORECASE)
 
@@ -36,7 +37,7 @@ class KafkaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
-    topic: str = Field(default=DEFAULT_TOPIC, pattern=_TOPIC_NAME)
+    topic: str = Field(default=DEFAULT_TOPIC, pattern=TOPIC_NAME)
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated host:port list."
     )
@@ -110,9 +111,9 @@ class Settings(KafkaSettings):
     database_url: SecretStr = Field(
         description="PostgreSQL URL, e.g. postgresql://roi:secret@db:5432/roi?sslmode=verify-full"
     )
-    group_id: str = Field(default="roi-worker", min_length=1, max_length=249)
+    group_id: str = Field(default="roi-worker", min_length=1, max_length=GROUP_ID_MAX_LENGTH)
     kafka_session_timeout_ms: int = Field(default=45000, ge=6000, le=300000)
-    dlq_topic: str | None = Field(default=None, pattern=_TOPIC_NAME)
+    dlq_topic: str | None = Field(default=None, pattern=TOPIC_NAME)
     create_topics: bool = False
     batch_max_messages: int = Field(default=5000, ge=1, le=100_000)
     batch_max_seconds: float = Field(default=0.5, gt=0, le=60)
