@@ -202,7 +202,8 @@ def render_positions(
     header = ["partition", "stored", "committed", "first", "end", "lag", "note"]
     if not any(row[-1] for row in rows):
         header, rows = header[:-1], [row[:-1] for row in rows]
-    lines = [f"group {group} on topic {topic}: {who}", *table(header, rows, "<>>>>><")]
+    align = "<>>>>><"[: len(header)]
+    lines = [f"group {group} on topic {topic}: {who}", *table(header, rows, align)]
     return "\n".join(lines) + "\n"
 
 
