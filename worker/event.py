@@ -407,14 +407,23 @@ class ExecutionEvent(BaseModel):
     def fingerprint(self) -> bytes:
         """SHA-256 of the event's content, the same however a producer wrote equal values.
 
-        Canonical form: keys sorted, numbers normalized (1.50 and "1.5" are equal amounts),
-        executed_at in UTC. Tells a re-delivered event from a conflicting re-use of its event_id.
+        Canonical form: compact JSON with keys sorted, executed_at in UTC, and every number
+        normalized (1.50 and "1.5" are equal amounts) and written as a string prefixed by NUL.
+        Tells a re-delivered event from a conflicting re-use of its event_id. The stored
+        content_sha256 of every event depends on this exact form: changing it needs a
+        migration that recomputes them.
         """
-        document = self.to_document()
-        document["executed_at"] = self.executed_at.astimezone(UTC).isoformat()
-        canonical = json.dumps(
-            _canonical(document), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+        members = [
+            (name, _encode_member(name, value))
+            for name in _FIELD_NAMES
+            if (value := getattr(self, name)) is not None
+        ]
+        if self.__pydantic_extra__:
+            members += [
+                (name, _canonical_json(value)) for name, value in self.__pydantic_extra__.items()
+            ]
+        members.sort()
+        canonical = "{" + ",".join(_encode_string(k) + ":" + v for k, v in members) + "}"
         return hashlib.sha256(canonical.encode()).digest()
 
     def to_json(self) -> bytes:
@@ -422,9 +431,38 @@ class ExecutionEvent(BaseModel):
         return json_codec.dumps(self.to_document()).encode()
 
 
+_FIELD_NAMES: Final = tuple(ExecutionEvent.model_fields)
+
+# The fingerprint's canonical JSON is written by hand for the model's own fields (the hot path:
+# one per consumed event) and by the json module for free-form values; both give exactly what
+# json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False) gives.
+_encode_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
+
 # Numbers become strings with this prefix, so that the C JSON encoder can write them exactly;
 # no string of a valid event contains NUL, so none can pass for a number.
 _NUMBER: Final = "\x00"
+
+
+def _encode_member(name: str, value: Any) -> str:
+    if type(value) is str:
+        return _encode_string(value)
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is Decimal or type(value) is int:
+        return _encode_string(_canonical_number(value))
+    if isinstance(value, uuid.UUID):
+        return '"' + str(value) + '"'
+    if isinstance(value, datetime):
+        return _encode_string(value.astimezone(UTC).isoformat())
+    return _canonical_json(value)
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _canonical_number(value: int | Decimal) -> str:
+    return _NUMBER + str(Decimal(value).normalize() if value else 0)  # 100 == 100.0 == 1E+2
 
 
 def _canonical(value: Any) -> Any:
@@ -433,5 +471,5 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, list):
         return [_canonical(item) for item in value]
     if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        return _NUMBER + str(Decimal(value).normalize() if value else 0)  # 100 == 100.0 == 1E+2
+        return _canonical_number(value)
     return value

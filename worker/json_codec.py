@@ -53,7 +53,9 @@ def loads(text: str) -> Any:
         raise JsonError("nested too deeply") from None
     except ValueError as exc:  # e.g. an integer literal beyond the interpreter's digit limit
         raise JsonError(str(exc)) from None
-    if _depth(value) > MAX_DEPTH:
+    # Nesting needs an opening bracket per level: most texts cannot be too deep, and counting
+    # is far cheaper than walking the parsed value.
+    if text.count("{") + text.count("[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise JsonError(f"nested deeper than {MAX_DEPTH} levels")
     return value
 
