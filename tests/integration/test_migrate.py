@@ -168,6 +168,9 @@ def test_event_id_is_unique_and_money_is_exact(migrated: str) -> None:
         {"actual_cost": Decimal("-0.01")},
         {"execution_time_seconds": Decimal(-1)},
         {"pattern_id": "bad id"},
+        {"pattern_id": ""},
+        {"pattern_id": "p" * 201},
+        {"pattern_id": "é"},
         {"quality_score": Decimal("1.5")},
     ],
 )
@@ -326,3 +329,14 @@ def test_a_refusing_database_gets_one_line(fresh_database: str) -> None:
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "nothing was applied" in lines[0]
+
+
+def test_the_longest_pattern_id_is_stored(migrated: str) -> None:
+    """The pattern_id rule admits every character of the contract, up to 200 of them."""
+    pattern_id = ("Az09._:/-" * 23)[:200]
+    with psycopg.connect(migrated) as conn:
+        _insert_execution(conn, pattern_id=pattern_id)
+        stored = conn.execute(
+            "SELECT count(*) FROM pattern_executions WHERE pattern_id = %s", (pattern_id,)
+        ).fetchone()
+    assert stored == (1,)
