@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import string
 import threading
@@ -434,6 +435,30 @@ def test_error_messages_quote_the_offending_value_as_json() -> None:
     error = rejection(example_document(success="yes"))
     assert str(error.errors[0]) == 'success: must be true or false, not a string (got "yes")'
     assert error.errors[0].rule == "bool_type"
+
+
+def _reference_canonical(value: Any) -> Any:
+    """The canonical form as first defined: numbers as NUL-prefixed normalized strings."""
+    if isinstance(value, dict):
+        return {key: _reference_canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_reference_canonical(item) for item in value]
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return "\x00" + str(Decimal(value).normalize() if value else 0)
+    return value
+
+
+@given(valid_documents())
+def test_the_fingerprint_keeps_its_canonical_form(document: dict[str, Any]) -> None:
+    """Stored content_sha256 values depend on the exact canonical text: the fast encoder must
+    write what the first definition (sorted json.dumps of the canonicalised document) wrote."""
+    event = validate(document, now=NOW)
+    reference = event.to_document()
+    reference["executed_at"] = event.executed_at.astimezone(UTC).isoformat()
+    text = json.dumps(
+        _reference_canonical(reference), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    assert event.fingerprint() == hashlib.sha256(text.encode()).digest()
 
 
 def test_the_fingerprint_compares_content_not_spelling() -> None:
