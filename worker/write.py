@@ -87,21 +87,7 @@ WITH inserted AS (
 SELECT event_id FROM inserted
 """
 
-# Staged events whose event_id is stored with different content, and expired ones; then
-# empties the staging table for the next chunk (one snapshot, so the order does not matter).
-_CONFLICTS_AND_CLEAR: Final = f"""
-WITH conflicts AS (
-    SELECT s.event_id FROM {STAGING_TABLE} s JOIN pattern_executions p USING (event_id)
-    WHERE p.content_sha256 <> s.content_sha256
-), expired AS (
-    SELECT s.event_id FROM {STAGING_TABLE} s
-    WHERE s.executed_at < {_HORIZON}
-      AND NOT EXISTS (SELECT 1 FROM pattern_executions p WHERE p.event_id = s.event_id)
-), cleared AS (
-    DELETE FROM {STAGING_TABLE}
-)
-SELECT event_id, false FROM conflicts UNION ALL SELECT event_id, true FROM expired
-"""
+_CLEAR_STAGING: Final = f"DELETE FROM {STAGING_TABLE}"
 
 # Offsets only move forward: a worker that lost its partition to a rebalance but still
 # finishes a batch cannot rewind the new owner (its events are duplicates anyway).
@@ -211,18 +197,13 @@ class BatchWriter:
         unique, result = _dedupe_batch(events)
         with _database_errors():
             row = self._conn.execute(_RETENTION_HORIZON).fetchone()
-            ids = [item.event.event_id for item in unique]
-            stored = dict(self._conn.execute(_STORED_FINGERPRINTS, (ids,)).fetchall())
+            stored = self._stored_fingerprints(unique)
         horizon = row[0] if row else None
+        _classify_stored([item for item in unique if item.event.event_id in stored], stored, result)
         for item in unique:
-            event_id = item.event.event_id
-            if event_id in stored:
-                fingerprint = stored[event_id]
-                if fingerprint is None or bytes(fingerprint) == item.fingerprint:
-                    result.duplicates.append(item)
-                else:
-                    result.refused.append(conflict(item))
-            elif horizon is not None and item.event.executed_at < horizon:
+            if item.event.event_id in stored:
+                continue
+            if horizon is not None and item.event.executed_at < horizon:
                 result.expired.append(item)
             else:
                 result.inserted.append(item)
@@ -248,7 +229,7 @@ class BatchWriter:
             with self._conn.transaction():  # a savepoint
                 staged = self._stage(events, result)
                 if staged:
-                    self._classify(staged, *self._insert_staged(), result)
+                    self._insert_staged(staged, result)
             return
         except (pg_errors.DataError, pg_errors.IntegrityError):
             # A rule only pattern_executions has (a constraint added after this session made
@@ -286,7 +267,8 @@ class BatchWriter:
     def _store_in_chunks(self, events: list[ValidEvent], result: WriteResult) -> None:
         def insert(chunk: list[ValidEvent]) -> None:
             self._copy(chunk)
-            self._classify(chunk, *self._insert_staged(), result)
+            self._insert_staged(chunk, result)
+            self._conn.execute(_CLEAR_STAGING)  # for the next chunk
 
         # Chunks lock summary rows out of key order: a deadlock with another worker is
         # possible here, and is retried like any other database failure.
@@ -319,37 +301,23 @@ class BatchWriter:
             for item in chunk:
                 copy.write_row(_row(item))
 
-    def _insert_staged(self) -> tuple[set[Any], set[Any], set[Any]]:
-        """Inserts the staged rows and increments the summaries; empties the staging table.
-        Returns the event_ids inserted, those already stored with other content, and those
-        older than the retention horizon."""
-        with self._conn.cursor() as cur:
-            cur.execute(_INSERT)
-            inserted = {row[0] for row in cur.fetchall()}
-            cur.execute(_CONFLICTS_AND_CLEAR)
-            rows = cur.fetchall()
-        conflicts = {event_id for event_id, expired in rows if not expired}
-        expired = {event_id for event_id, expired in rows if expired}
-        return inserted, conflicts, expired
+    def _insert_staged(self, staged: list[ValidEvent], result: WriteResult) -> None:
+        """Inserts the staged rows (`staged`) and increments the summaries by those inserted.
+        The others are already stored (duplicates, or conflicts when their content differs)
+        or expired: older than the retention horizon, so the insert skipped them."""
+        rows = self._conn.execute(_INSERT).fetchall()
+        inserted = {row[0] for row in rows}
+        if len(inserted) == len(staged):  # the usual case: nothing more to ask
+            result.inserted += staged
+            return
+        others = [item for item in staged if item.event.event_id not in inserted]
+        result.inserted += [item for item in staged if item.event.event_id in inserted]
+        _classify_stored(others, self._stored_fingerprints(others), result)
 
-    @staticmethod
-    def _classify(
-        chunk: list[ValidEvent],
-        inserted: set[Any],
-        conflicts: set[Any],
-        expired: set[Any],
-        result: WriteResult,
-    ) -> None:
-        for item in chunk:
-            event_id = item.event.event_id
-            if event_id in inserted:
-                result.inserted.append(item)
-            elif event_id in conflicts:
-                result.refused.append(conflict(item))
-            elif event_id in expired:
-                result.expired.append(item)
-            else:
-                result.duplicates.append(item)
+    def _stored_fingerprints(self, items: list[ValidEvent]) -> dict[Any, bytes | None]:
+        ids = [item.event.event_id for item in items]
+        rows = self._conn.execute(_STORED_FINGERPRINTS, (ids,)).fetchall()
+        return {event_id: None if sha is None else bytes(sha) for event_id, sha in rows}
 
     def _save_offsets(self, next_offsets: Mapping[Partition, int]) -> None:
         if not next_offsets:
@@ -376,6 +344,22 @@ def _dedupe_batch(events: Sequence[ValidEvent]) -> tuple[list[ValidEvent], Write
         else:
             result.refused.append(conflict(item))
     return list(first.values()), result
+
+
+def _classify_stored(
+    items: list[ValidEvent], stored: Mapping[Any, bytes | None], result: WriteResult
+) -> None:
+    """Sorts events that were not inserted: stored with the same content (or stored before
+    fingerprints existed), a duplicate; with other content, a conflict; not stored at all, it
+    was older than the retention horizon."""
+    for item in items:
+        event_id = item.event.event_id
+        if event_id not in stored:
+            result.expired.append(item)
+        elif (fingerprint := stored[event_id]) is None or fingerprint == item.fingerprint:
+            result.duplicates.append(item)
+        else:
+            result.refused.append(conflict(item))
 
 
 def _expire_repeats(result: WriteResult) -> None:
