@@ -205,7 +205,9 @@ def stored_offsets(database_url: str, group_id: str, topic: str) -> dict[int, in
 
 
 def wait_caught_up(stream: Stream, timeout: float = PROCESS_TIMEOUT, group: str = "") -> None:
-    """Waits until the group's stored offsets reach the topic's end on every partition."""
+    """Waits until the group's offsets reach the topic's end on every partition: stored in
+    PostgreSQL, then committed to Kafka. A worker commits to Kafka only once it has counted
+    the batch in /metrics, so its metrics are up to date too."""
     ends = {p: o for p, o in end_offsets(stream.bootstrap_servers, stream.topic).items() if o}
     group_id = group or stream.group_id
 
@@ -214,6 +216,20 @@ def wait_caught_up(stream: Stream, timeout: float = PROCESS_TIMEOUT, group: str 
         return all(stored.get(p, 0) >= end for p, end in ends.items())
 
     wait_until(caught_up, timeout=timeout, what=f"group {group_id} to store {stream.topic} {ends}")
+    consumer = KafkaConsumer(
+        bootstrap_servers=stream.bootstrap_servers, group_id=group_id, enable_auto_commit=False
+    )
+    try:
+
+        def committed() -> bool:
+            return all(
+                (consumer.committed(TopicPartition(stream.topic, p)) or 0) >= end
+                for p, end in ends.items()
+            )
+
+        wait_until(committed, timeout=timeout, what=f"group {group_id} to commit {ends} to Kafka")
+    finally:
+        consumer.close(autocommit=False)
 
 
 def read_topic(

@@ -1,6 +1,6 @@
 """The one place that wires the stages: poll -> decode -> validate -> write -> commit.
 
-One batch at a time, in this order (docs/architecture.md):
+Each batch goes through these steps, in this order (docs/architecture.md):
 1. poll until ROI_BATCH_MAX_MESSAGES messages or ROI_BATCH_MAX_SECONDS;
 2. decode and validate each message; the invalid ones are published to the dead-letter topic
    (the circuit breaker counts them) and acknowledged;
@@ -8,6 +8,9 @@ One batch at a time, in this order (docs/architecture.md):
    offset of each partition; conflicting duplicates and rows the database refuses are
    dead-lettered, and acknowledged, just before it commits;
 4. only then are the offsets committed to Kafka.
+
+Step 3 runs on a thread of its own (worker/background_store.py) while the loop polls, decodes
+and validates the next batch; batches are still stored one at a time, in the order polled.
 
 The database, not Kafka, says where each partition resumes: a newly assigned partition stays
 paused until it has been seeked to the offset stored in PostgreSQL. When PostgreSQL or the
@@ -31,7 +34,8 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from worker.batch import Batch, prepare, store
+from worker.background_store import BackgroundStore
+from worker.batch import Batch, Stored, prepare, store
 from worker.circuit_breaker import CircuitBreaker
 from worker.commit import KafkaCommitter
 from worker.db import WORKER_SESSION, connect
@@ -60,6 +64,8 @@ DATABASE_CHECK_SECONDS: Final = 5.0
 DEAD_LETTER_TIMEOUT_SECONDS: Final = 5.0
 KAFKA_TIMEOUT_MS: Final = 5000  # offset lookups
 PROGRESS_LOG_SECONDS: Final = 30.0
+STOP_WAIT_SECONDS: Final = 30.0  # how long a stopping worker lets the batch in flight finish
+STORE_CHECK_SECONDS: Final = 0.05  # the longest poll while a batch is being stored
 
 
 class Pipeline:
@@ -74,7 +80,9 @@ class Pipeline:
         self._breaker = CircuitBreaker(settings.dlq_max_ratio)
         self._stop = threading.Event()
         self._pending: list[Message] = []
-        self._batch: Batch | None = None
+        self._batch: Batch | None = None  # prepared, waiting for the store in flight
+        self._writing: Batch | None = None  # being stored, or to store again after a failure
+        self._store_thread: BackgroundStore[tuple[Batch, Stored]] = BackgroundStore("roi-store")
         self._unpositioned: set[TopicPartition] = set()
         self._start_offsets: dict[TopicPartition, int] = {}  # where unstored partitions start
         self._degraded: str | None = None
@@ -159,8 +167,7 @@ class Pipeline:
             )
             while not self._stop.is_set():
                 self._step()
-            if self._batch or self._pending:
-                log.info("stopping: the batch not yet stored is left for re-delivery")
+            self._finish_on_stop()
             if not self._committer.commit(force=True):
                 self._metrics.kafka_errors.inc()
         log.info("stopped")
@@ -172,15 +179,22 @@ class Pipeline:
         try:
             if not self._committer.commit():  # a commit that failed after the last batch
                 self._metrics.kafka_errors.inc()
+            self._finish_store(timeout=0)
             if self._unpositioned:
+                self._finish_store()  # positioning reads the offsets over the same connection
                 self._position()
+            if self._writing is not None and not self._store_thread.busy:
+                self._start_store(self._writing)  # again, after a failure and _degrade's backoff
             if self._batch is None:
                 self._collect()
             if self._batch is not None:
-                self._store(self._batch)
-            self._check_database()
-            if self._degraded:
-                self._recover()
+                self._finish_store()
+                self._writing, self._batch = self._batch, None
+                self._start_store(self._writing)
+            if not self._store_thread.busy:
+                self._check_database()
+                if self._degraded:
+                    self._recover()
             self._refresh_lag()
             self._progress.maybe_log()
         except KafkaError as exc:  # poll() and seek() surface few errors; back off on any
@@ -200,6 +214,10 @@ class Pipeline:
                 # Still joining the group, so nothing to batch: kafka-python's join needs
                 # polls longer than a short batch window (0.1 s ones never finished it).
                 remaining = POLL_SLICE_SECONDS
+            if self._store_thread.busy:
+                # Commit the stored batch's offsets to Kafka soon after it is stored.
+                self._finish_store(timeout=0)
+                remaining = min(remaining, STORE_CHECK_SECONDS)
             self._poll(min(remaining, POLL_SLICE_SECONDS), limit - len(self._pending))
         if self._pending and not self._stop.is_set():
             self._batch = prepare(
@@ -218,15 +236,36 @@ class Pipeline:
         for records in polled.values():
             self._pending.extend(Message.of_record(r) for r in records)
 
-    def _store(self, batch: Batch) -> None:
-        outcome = store(batch, self._database(), self._dead_letters)
-        result, letters = outcome.result, outcome.letters
-        next_offsets = batch.next_offsets
-        self._batch = None  # stored: whatever happens next must not store it again
+    def _start_store(self, batch: Batch) -> None:
+        writer, dead_letters = self._database(), self._dead_letters
+
+        def run() -> tuple[Batch, Stored]:
+            stored = store(batch, writer, dead_letters)
+            # Here, not in the loop: /metrics counts a batch as soon as it is stored.
+            self._record(batch, stored.result, stored.letters, time.time())
+            return batch, stored
+
+        self._store_thread.start(run)
+
+    def _finish_store(self, timeout: float | None = None) -> None:
+        """Takes in the outcome of the store in flight, waiting up to `timeout` seconds (for
+        ever with None) for it. Raises what the store raised; the batch is then stored again
+        by a later step."""
+        finished = self._store_thread.wait(timeout)
+        if finished is None:
+            return
+        self._writing = None  # stored: it must not be stored again
         self._database_seen = time.monotonic()
-        stored_at = time.time()
-        self._record(batch, result, letters, stored_at)
-        stored = {TopicPartition(t, p): o for (t, p), o in next_offsets.items()}
+        batch, outcome = finished.value
+        result = outcome.result
+        self._progress.add(len(result.inserted), len(result.duplicates), len(outcome.letters))
+        # A partition revoked while its batch was in flight is no longer ours to commit.
+        assigned = self._consumer.assignment()
+        stored = {
+            tp: offset
+            for (topic, partition), offset in batch.next_offsets.items()
+            if (tp := TopicPartition(topic, partition)) in assigned
+        }
         self._committer.stored(stored)
         if not self._committer.commit():
             self._metrics.kafka_errors.inc()
@@ -234,6 +273,18 @@ class Pipeline:
             end = self._consumer.highwater(tp)  # from the last fetch: no round trip
             if end is not None:
                 self._set_lag(tp, end - offset)
+
+    def _finish_on_stop(self) -> None:
+        try:
+            if self._store_thread.busy and not self._store_thread.done:
+                log.info("stopping: waiting for the batch being stored")
+            self._finish_store(timeout=STOP_WAIT_SECONDS)
+        except RetryableError as exc:
+            log.warning("the last batch was not stored (%s); it will be consumed again", exc)
+        if self._store_thread.busy:
+            log.warning("the last batch was still being stored after %.0f s", STOP_WAIT_SECONDS)
+        if self._batch or self._pending or self._writing:
+            log.info("stopping: the events not yet stored are left for re-delivery")
 
     def _record(
         self, batch: Batch, result: WriteResult, letters: list[DeadLetter], stored_at: float
@@ -252,7 +303,6 @@ class Pipeline:
         metrics.batch_size.observe(len(batch.messages))
         metrics.batch_duration.observe(time.monotonic() - batch.started)
         metrics.last_commit.set(stored_at)
-        self._progress.add(len(result.inserted), len(result.duplicates), len(letters))
         for letter in letters:
             log.debug(
                 "dead-lettered %s/%d@%d: %s",
@@ -423,6 +473,8 @@ class Pipeline:
         ]
         if self._batch is not None:
             self._batch = self._batch.without(revoked)
+        if self._writing is not None and not self._store_thread.busy:  # waiting for a retry
+            self._writing = self._writing.without(revoked)
         self._unpositioned -= revoked
         self._committer.forget(revoked)
         for tp in revoked:

@@ -17,6 +17,8 @@ group has already seen would otherwise publish every invalid one again.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import secrets
 import threading
@@ -29,6 +31,7 @@ from typing import Any, Final, Literal
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer
 
+from worker.background_store import BackgroundStore
 from worker.batch import Batch, prepare, store
 from worker.db import WORKER_SESSION, connect
 from worker.deadletter import DeadLetterPublisher
@@ -165,23 +168,46 @@ class Replay:
         # Partitions read to their end and stored: the reader says a partition is done when
         # it hands out its last batch, which only counts once that batch is stored.
         completed = {p.partition for p in self._plan.partitions if p.size == 0}
+        # Batch N is written on a thread of its own while batch N+1 is read and validated.
+        writing: BackgroundStore[tuple[Batch, set[int], WriteResult]] = BackgroundStore(
+            "roi-replay-store"
+        )
+
+        def finish(*, progress: bool = True) -> None:
+            finished = writing.wait()
+            if finished is None:
+                return
+            batch, done, result = finished.value
+            self._account(batch, result)
+            completed.update(done)
+            self.read += len(batch.messages)
+            if progress:
+                self._progress(self.read)
+
+        def write(batch: Batch, done: set[int]) -> tuple[Batch, set[int], WriteResult]:
+            return batch, done, self._write(database, batch, publisher, pause)
+
         try:
             for messages in reader.batches(settings.batch_max_messages, stop):
                 batch = prepare(messages, now=datetime.now(UTC), closed=time.monotonic())
-                result = self._write(database, batch, publisher, pause)
-                self._account(batch, result)
-                completed |= reader.done
-                self.read += len(messages)
-                self._progress(self.read)
+                done = set(reader.done)
+                finish()
+                writing.start(functools.partial(write, batch, done))
+            finish()
             completed |= reader.done  # ends with nothing left to read (e.g. compacted away)
         finally:
-            database.close()
-            if producer is not None:
-                producer.close(timeout=5)
-            for report in self._plan.partitions:  # also when stopped or failing: the report
-                report.done = report.partition in completed
-                if report.done:
-                    report.position = report.end
+            try:
+                if writing.busy:  # stopped or failing while a batch is written: let it finish
+                    with contextlib.suppress(RetryableError):
+                        finish(progress=False)
+            finally:
+                database.close()
+                if producer is not None:
+                    producer.close(timeout=5)
+                for report in self._plan.partitions:  # also when stopped or failing: the report
+                    report.done = report.partition in completed
+                    if report.done:
+                        report.position = report.end
         return self._plan
 
     def _write(

@@ -633,7 +633,8 @@ def test_an_interrupted_replay_says_so_and_its_resume_hint_completes_it(
     report = parse_report(outcome.out)
     assert report.status == "INCOMPLETE"
     read = {p: row.counts["read"] for p, row in report.rows.items()}
-    assert 0 < sum(read.values()) <= 10
+    # The first batch, and the next one if it was already being written when the replay stopped.
+    assert 0 < sum(read.values()) <= 20
     assert report.total == counts(read=sum(read.values()), inserted=sum(read.values()))
     assert {p: (row.start, row.end, row.status) for p, row in report.rows.items()} == {
         p: (0, 100, f"stopped at {read[p]}") for p in range(3)
