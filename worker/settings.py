@@ -126,6 +126,7 @@ class Settings(KafkaSettings):
     api_port: int = Field(default=8000, ge=1, lt=65536)
     api_db_pool_size: int = Field(default=4, ge=1, le=100)
     api_publish_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    api_cache_seconds: float = Field(default=2.0, ge=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")

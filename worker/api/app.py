@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final
 
 import psycopg
@@ -29,8 +30,16 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from worker import __version__, schemas
-from worker.analytics import Analytics, load_analytics, pattern_exists, read_analytics, snapshot
+from worker.analytics import (
+    Analytics,
+    PatternAnalytics,
+    load_analytics,
+    pattern_exists,
+    read_analytics,
+    snapshot,
+)
 from worker.api.backends import Database, Publisher
+from worker.api.cache import TtlCache
 from worker.api.ingest import MAX_BODY_BYTES, InvalidBodyError, parse_events
 from worker.api.models import (
     MAX_EVENTS_PER_REQUEST,
@@ -51,7 +60,7 @@ from worker.api.models import (
 from worker.db import first_line
 from worker.errors import BrokerUnavailableError, DatabaseUnavailableError
 from worker.event import PATTERN_ID_RE
-from worker.report_document import PatternReport, build_document
+from worker.report_document import Overall, PatternReport, build_document
 from worker.roi import Window
 from worker.settings import Settings
 from worker.usage_stats import GroupBy, TimeRange, TooManyBucketsError, load_usage_stats
@@ -141,7 +150,23 @@ def create_app(
 # --------------------------------------------------------------------------- reads
 
 
+@dataclass(frozen=True, slots=True)
+class _AllPatterns:
+    """Every pattern's analytics (no percentiles) and their summaries, shared by readers."""
+
+    analytics: Analytics
+    summaries: dict[str, PatternSummary]
+    overall: Overall
+
+    def pick(self, patterns: list[PatternAnalytics]) -> list[PatternSummary]:
+        return [self.summaries[p.pattern_id] for p in patterns]
+
+
 def _reads(app: FastAPI, settings: Settings, db: Database) -> None:
+    cache: TtlCache[tuple[str | None, int, date], _AllPatterns] = TtlCache(
+        settings.api_cache_seconds
+    )
+
     def analytics(
         since: str | None, min_executions: int | None, *, pattern_id: str | None = None
     ) -> Analytics:
@@ -156,6 +181,18 @@ def _reads(app: FastAPI, settings: Settings, db: Database) -> None:
                 percentiles=False,
             )
 
+    def all_patterns(since: str | None, min_executions: int | None) -> _AllPatterns:
+        def compute() -> _AllPatterns:
+            found = analytics(since, minimum)
+            return _AllPatterns(
+                found,
+                {p.pattern_id: PatternSummary.from_analytics(p) for p in found.patterns},
+                build_document(found, "summary", [], 1).overall,
+            )
+
+        minimum = min_executions or settings.min_executions
+        return cache.get((since, minimum, datetime.now(UTC).date()), compute)
+
     @app.get(
         f"{ROI}/summary",
         response_model=SummaryPage,
@@ -169,16 +206,16 @@ def _reads(app: FastAPI, settings: Settings, db: Database) -> None:
         limit: Annotated[int, Query(ge=1, le=1000, description="patterns per page")] = 100,
         offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="patterns to skip")] = 0,
     ) -> Response:
-        found = analytics(since, min_executions)
-        page = found.patterns[offset : offset + limit]
+        every = all_patterns(since, min_executions)
+        found = every.analytics
         return _json(
             SummaryPage(
                 **scope_of(found),
                 total=len(found.patterns),
                 limit=limit,
                 offset=offset,
-                overall=build_document(found, "summary", [], 1).overall,
-                patterns=[PatternSummary.from_analytics(p) for p in page],
+                overall=every.overall,
+                patterns=every.pick(list(found.patterns[offset : offset + limit])),
             )
         )
 
@@ -238,17 +275,17 @@ def _reads(app: FastAPI, settings: Settings, db: Database) -> None:
         )
 
     def ranking(
-        pick: Callable[[Analytics, int], list[Any]],
+        pick: Callable[[Analytics, int], list[PatternAnalytics]],
     ) -> Callable[[Since, MinExecutions, RankingLimit], Response]:
         def endpoint(
             since: Since = None, min_executions: MinExecutions = None, limit: RankingLimit = 10
         ) -> Response:
-            found = analytics(since, min_executions)
+            every = all_patterns(since, min_executions)
             return _json(
                 Ranking(
-                    **scope_of(found),
+                    **scope_of(every.analytics),
                     limit=limit,
-                    patterns=[PatternSummary.from_analytics(p) for p in pick(found, limit)],
+                    patterns=every.pick(pick(every.analytics, limit)),
                 )
             )
 
