@@ -26,7 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from psycopg.rows import dict_row
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from starlette.exceptions import HTTPException
 
 from worker import __version__, schemas
@@ -532,6 +532,12 @@ def _json(
 
 
 # --------------------------------------------------------------------------- OpenAPI
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document /openapi.json serves, built without any service."""
+    settings = Settings.model_construct(database_url=SecretStr("postgresql://localhost/openapi"))
+    return create_app(settings).openapi()
 
 
 def openapi_schema(app: FastAPI) -> dict[str, Any]:

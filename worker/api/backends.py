@@ -108,7 +108,7 @@ class Publisher:
                     client_id="roi-worker-api",
                     # send() waits at most this long for the topic's metadata
                     max_block_ms=timeout_ms,
-                    api_version_auto_timeout_ms=min(timeout_ms, 10_000),
+                    bootstrap_timeout_ms=timeout_ms,  # the first connection, likewise
                 )
                 log.info("connected to Kafka at %s", self._settings.kafka_bootstrap_servers)
             return self._producer
