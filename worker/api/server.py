@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+from types import FrameType
 from typing import Final
 
 import uvicorn
@@ -40,6 +42,16 @@ def serve(settings: Settings, host: str, port: int) -> int:
     server = uvicorn.Server(config)
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     log.info("roi-worker api on http://%s:%d (OpenAPI at /docs)", shown, port)
+    # uvicorn stops gracefully on SIGTERM or SIGINT and then raises the signal again with the
+    # handler it found: this one makes that (or a signal before uvicorn took over) a clean exit
+    # 0, as for the worker.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stopped)
     with sock:
         server.run(sockets=[sock])
     return 0
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    del signum, frame
+    raise SystemExit(0)
