@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .PHONY: help venv services services-stop services-status lint format typecheck unit test bench \
-	schemas migrate demo clean
+	bench-api schemas migrate demo api clean
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -65,7 +65,10 @@ test: venv lint typecheck ## the whole suite: lint, types, then every test again
 bench: venv ## benchmark against real services, append to docs/benchmarks.md (ARGS="--events 100000 ...")
 	@$(call with_services,$(BIN)/python -m tests.benchmarks.run_bench $(ARGS))
 
-schemas: venv ## regenerate schemas/ from the model (a test fails when they drift)
+bench-api: venv ## read API benchmark: req/s and p95 with 500 patterns, 1M executions (ARGS=...)
+	@$(call with_services,$(BIN)/python -m tests.benchmarks.api_bench $(ARGS))
+
+schemas: venv ## regenerate schemas/ (event contract, report, OpenAPI); a test fails when they drift
 	$(BIN)/roi-worker schema --write schemas
 
 migrate: venv ## apply the migrations to the local (or configured) database
@@ -73,6 +76,9 @@ migrate: venv ## apply the migrations to the local (or configured) database
 
 demo: venv ## run the worker on a sample stream, print the ROI per pattern (DEMO_SECONDS=N: stop after N s)
 	@$(call with_services,$(BIN)/roi-worker migrate && $(BIN)/roi-worker demo)
+
+api: venv ## serve the read API on 127.0.0.1:ROI_API_PORT (8000) against the local services
+	@$(call with_services,ROI_API_HOST=127.0.0.1 $(BIN)/roi-worker api)
 
 clean: ## remove the virtualenv and tool caches (the services and their data stay)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

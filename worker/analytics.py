@@ -9,7 +9,8 @@ workers keep writing. The figures themselves are derived by worker.roi.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +21,7 @@ import psycopg
 from worker.roi import (
     PERFORMING,
     UNDERPERFORMING,
-    DailyCount,
+    DailySums,
     RateChange,
     Rating,
     Totals,
@@ -35,6 +36,7 @@ from worker.roi import (
 )
 from worker.summaries import SUMS
 
+_NO_DAYS: Final = DailySums(0, 0, 0, 0, 0, 0, 0)
 PERCENTILES: Final = (Decimal("0.5"), Decimal("0.95"), Decimal("0.99"))
 
 # Summary column -> the Totals field it fills (a unit test checks both sides are complete).
@@ -67,10 +69,17 @@ _SPANS: Final = (
     f"SELECT pattern_id, first_executed_at, last_executed_at FROM pattern_roi_summary "
     f"WHERE {_PATTERN}"
 )
-_DAILY: Final = f"""
-SELECT pattern_id, day, total_executions, successful_executions FROM pattern_roi_daily
-WHERE {_PATTERN} AND (%(since)s::date IS NULL OR day >= %(since)s)
-ORDER BY pattern_id, day
+# The sums the trend's line is fitted from (worker.roi.DailySums), one row per pattern: x is the
+# day's number from the pattern's first day with executions in the window.
+_DAILY_SUMS: Final = f"""
+SELECT pattern_id, count(*), sum(n), sum(s), sum(n * x), sum(n * x * x), sum(s * x), max(x)
+FROM (
+    SELECT pattern_id, total_executions AS n, successful_executions AS s,
+           day - min(day) OVER (PARTITION BY pattern_id) AS x
+    FROM pattern_roi_daily
+    WHERE {_PATTERN} AND (%(since)s::date IS NULL OR day >= %(since)s) AND total_executions > 0
+) AS days
+GROUP BY pattern_id
 """
 # percentile_disc: the smallest stored value at or above each fraction of the sorted times, an
 # exact value that was really observed (no interpolation).
@@ -159,6 +168,15 @@ def pattern_exists(conn: psycopg.Connection[Any], pattern_id: str) -> bool:
     return bool(row and row[0])
 
 
+@contextlib.contextmanager
+def snapshot(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Cursor[Any]]:
+    """A cursor in a read-only REPEATABLE READ transaction: every read through it sees one
+    consistent state of the database, whatever workers commit meanwhile."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield cur
+
+
 def load_analytics(
     conn: psycopg.Connection[Any],
     window: Window,
@@ -173,6 +191,27 @@ def load_analytics(
     `percentiles=False` skips the execution-time percentiles, the one figure that reads (and
     sorts) the raw executions rather than the summaries.
     """
+    with snapshot(conn) as cur:
+        return read_analytics(
+            cur,
+            window,
+            min_executions,
+            generated_at,
+            pattern_id=pattern_id,
+            percentiles=percentiles,
+        )
+
+
+def read_analytics(
+    cur: psycopg.Cursor[Any],
+    window: Window,
+    min_executions: int,
+    generated_at: datetime,
+    *,
+    pattern_id: str | None = None,
+    percentiles: bool = True,
+) -> Analytics:
+    """load_analytics through a cursor of a `snapshot`, for callers that read more from it."""
     previous = window.previous
     params: dict[str, Any] = {
         "pattern": pattern_id,
@@ -180,32 +219,31 @@ def load_analytics(
         "until": None,
         "fractions": list(PERCENTILES),
     }
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        if window.since is None:
-            current = _totals_by_pattern(cur, _ALL_TIME, params)
-        else:
-            current = _totals_by_pattern(cur, _BETWEEN_DAYS, params)
-        before: dict[str, Totals] = {}
-        if previous is not None:
-            before = _totals_by_pattern(
-                cur, _BETWEEN_DAYS, params | {"since": previous.since, "until": previous.until}
-            )
-        spans = {row[0]: (row[1], row[2]) for row in cur.execute(_SPANS, params)}
-        daily: dict[str, list[DailyCount]] = {}
-        for pattern, day, executions, successes in cur.execute(_DAILY, params):
-            daily.setdefault(pattern, []).append(DailyCount(day, int(executions), int(successes)))
-        timings = {}
-        if percentiles:
-            rows = cur.execute(_PERCENTILES, params)
-            timings = {pattern: Percentiles(*values) for pattern, values in rows}
+    if window.since is None:
+        current = _totals_by_pattern(cur, _ALL_TIME, params)
+    else:
+        current = _totals_by_pattern(cur, _BETWEEN_DAYS, params)
+    before: dict[str, Totals] = {}
+    if previous is not None:
+        before = _totals_by_pattern(
+            cur, _BETWEEN_DAYS, params | {"since": previous.since, "until": previous.until}
+        )
+    spans = {row[0]: (row[1], row[2]) for row in cur.execute(_SPANS, params)}
+    daily = {
+        row[0]: DailySums(*(int(value) for value in row[1:]))
+        for row in cur.execute(_DAILY_SUMS, params)
+    }
+    timings = {}
+    if percentiles:
+        rows = cur.execute(_PERCENTILES, params)
+        timings = {pattern: Percentiles(*values) for pattern, values in rows}
     patterns = []
     # A pattern asked for by name is shown even without executions in either window.
     named = spans.keys() if pattern_id is not None else set()
     for pattern in sorted(current.keys() | before.keys() | named):
         totals = current.get(pattern, Totals())
         first, last = spans.get(pattern, (None, None))
-        days = daily.get(pattern, [])
+        days = daily.get(pattern, _NO_DAYS)
         patterns.append(
             PatternAnalytics(
                 pattern_id=pattern,

@@ -109,6 +109,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_cmd.set_defaults(handler=_run)
 
+    api_cmd = commands.add_parser(
+        "api",
+        help="serve the read API and HTTP ingestion (ROI_API_PORT, default 8000)",
+        description="Serves the ROI tracking endpoints, usage statistics and event ingestion "
+        "over HTTP, with the OpenAPI schema at /openapi.json and /docs (docs/api.md). Reads "
+        "PostgreSQL (ROI_DATABASE_URL); POST publishes to ROI_TOPIC. SIGTERM or Ctrl-C stops it.",
+    )
+    api_cmd.add_argument(
+        "--host", default=None, help="address to listen on (default ROI_API_HOST, 0.0.0.0)"
+    )
+    api_cmd.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        metavar="N",
+        help="port to listen on (default ROI_API_PORT, 8000)",
+    )
+    api_cmd.set_defaults(handler=_api)
+
     demo_cmd = commands.add_parser(
         "demo",
         help="run the worker against the local services and publish a sample stream",
@@ -230,6 +249,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, not {text!r}")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -315,6 +341,15 @@ def _run(args: argparse.Namespace) -> int:
     except BrokerUnavailableError as exc:
         return _fail(f"cannot start: {exc}", EXIT_FAILED)
     return EXIT_OK
+
+
+def _api(args: argparse.Namespace) -> int:
+    # FastAPI and uvicorn load only for this command, not for every run of the CLI.
+    from worker.api.server import serve  # noqa: PLC0415
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return serve(settings, args.host or settings.api_host, args.port or settings.api_port)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -1,12 +1,13 @@
 """`roi-worker demo`: the worker against the local services, fed a realistic sample stream.
 
 1. starts `roi-worker run` as a child process (ROI_CREATE_TOPICS=true, endpoints on 127.0.0.1,
-   log in .local/demo-worker.log) and waits until /readyz answers 200;
+   log in .local/demo-worker.log) and `roi-worker api` as another (on 127.0.0.1:ROI_API_PORT,
+   log in .local/demo-api.log), and waits until both /readyz answer 200;
 2. publishes two weeks of executions of six patterns with the producer helper, plus a few invalid
    messages, exact re-sends (duplicates) and one conflicting re-use of an event_id;
 3. waits until the consumer_offsets the worker stores with the events reach the topic's end;
-4. prints the ROI per pattern and the metrics URL, then keeps the worker running until Ctrl-C or
-   for `seconds`, and stops it with SIGTERM.
+4. prints the ROI per pattern, the metrics URL and the API's URL, then keeps the worker and the
+   API running until Ctrl-C or for `seconds`, and stops them with SIGTERM.
 
 The sample figures come from a fixed seed, so every run publishes the same amounts; event_ids are
 new each run, so a second run adds as many events again. Money is Decimal throughout.
@@ -49,6 +50,7 @@ from worker.settings import Settings
 from worker.write import BatchWriter
 
 LOG_PATH: Final = Path(".local") / "demo-worker.log"
+API_LOG_NAME: Final = "demo-api.log"  # next to the worker's log
 SEED: Final = 20240614  # the sample's figures; event_ids are fresh uuid4s every run
 EVENTS: Final = 2000  # distinct valid events per run
 DUPLICATES: Final = 20  # exact re-sends of already published events
@@ -299,16 +301,25 @@ def _invalid_steps(rng: random.Random, now: datetime) -> list[Step]:
 
 
 class _Worker:
-    """`roi-worker run` as a child process with its output in a log file."""
+    """`roi-worker run` (or another `command`) as a child process with its output in a log
+    file; `name` says which in messages."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(
+        self, log_path: Path, command: Sequence[str] = ("run",), name: str = "the worker"
+    ) -> None:
         self.log_path = log_path
+        self.name = name
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = log_path.open("wb")
-        environment = {**os.environ, "ROI_CREATE_TOPICS": "true", "ROI_METRICS_HOST": "127.0.0.1"}
+        environment = {
+            **os.environ,
+            "ROI_CREATE_TOPICS": "true",
+            "ROI_METRICS_HOST": "127.0.0.1",
+            "ROI_API_HOST": "127.0.0.1",
+        }
         # A session of its own: only the demo signals it, once, whatever Ctrl-C reaches.
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "run"],
+        self._process = subprocess.Popen(  # noqa: S603  (our own CLI, fixed commands)
+            [sys.executable, "-m", "worker", *command],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -322,7 +333,7 @@ class _Worker:
             code = self._process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
             return
-        raise DemoError(f"the worker exited with code {code}: {self.last_line()}")
+        raise DemoError(f"{self.name} exited with code {code}: {self.last_line()}")
 
     def run_until_exit(self, seconds: float | None) -> int | None:
         """Waits for `seconds` (None: forever); the worker's exit code if it ended meanwhile."""
@@ -375,7 +386,7 @@ def _wait_ready(worker: _Worker, base_url: str) -> None:
             reason = "not answering yet"
         if time.monotonic() > deadline:
             raise DemoError(
-                f"the worker was not ready within {READY_TIMEOUT_SECONDS:.0f} s "
+                f"{worker.name} was not ready within {READY_TIMEOUT_SECONDS:.0f} s "
                 f"(/readyz: {reason}); see {worker.log_path}"
             )
         worker.pause(POLL_SECONDS)
@@ -564,6 +575,15 @@ def _worker_counts(base_url: str) -> dict[str, int]:
     return counts
 
 
+def _api_patterns(api_url: str) -> str:
+    """How many patterns the API's summary lists, or why it could not be read."""
+    try:
+        with urlopen(f"{api_url}/api/roi-tracking/summary", timeout=10) as response:  # noqa: S310  (http://127.0.0.1)
+            return f"{json_codec.loads(response.read().decode('utf-8'))['total']:,}"
+    except (URLError, OSError, ValueError, KeyError) as exc:
+        return f"unreadable: {exc}"
+
+
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -606,38 +626,57 @@ def run_demo(settings: Settings, seconds: float | None, *, log_path: Path = LOG_
     port = settings.metrics_port
     if port == 0:
         raise ConfigurationError("ROI_METRICS_PORT: the demo needs a fixed port, not 0")
-    if _port_in_use(port):
-        raise DemoError(
-            f"port {port} on 127.0.0.1 is in use (another roi-worker?); stop it or set "
-            "ROI_METRICS_PORT to a free port"
-        )
+    for taken, variable in ((port, "ROI_METRICS_PORT"), (settings.api_port, "ROI_API_PORT")):
+        if _port_in_use(taken):
+            raise DemoError(
+                f"port {taken} on 127.0.0.1 is in use (another roi-worker?); stop it or set "
+                f"{variable} to a free port"
+            )
     base_url = f"http://127.0.0.1:{port}"
+    api_url = f"http://127.0.0.1:{settings.api_port}"
     with _signals_interrupt():
         worker = _Worker(log_path)
         _say(f"started the worker; its log: {log_path}")
+        api_log = log_path.with_name(API_LOG_NAME)
+        api = _Worker(api_log, ("api",), "the API")
+        _say(f"started the API; its log: {api_log}")
         try:
-            result = _demo(settings, seconds, worker, base_url)
+            result = _demo(settings, seconds, worker, base_url, api=api, api_url=api_url)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
-                _say("\ninterrupted; stopping the worker ...")
+                _say("\ninterrupted; stopping the worker and the API ...")
+            api.stop()
             worker.stop()
             raise
-        _say("stopping the worker ...")
+        _say("stopping the worker and the API ...")
+        api_code = api.stop()
         code = worker.stop()
-    if code != 0:
-        print(
-            f"{_PROG}: the worker did not stop cleanly (exit code {code}): {worker.last_line()}",
-            file=sys.stderr,
-        )
+    for child, exit_code in ((worker, code), (api, api_code)):
+        if exit_code != 0:
+            print(
+                f"{_PROG}: {child.name} did not stop cleanly (exit code {exit_code}): "
+                f"{child.last_line()}",
+                file=sys.stderr,
+            )
+    if code != 0 or api_code != 0:
         return 1
-    _say("worker stopped")
+    _say("worker and API stopped")
     return result
 
 
-def _demo(settings: Settings, seconds: float | None, worker: _Worker, base_url: str) -> int:
+def _demo(
+    settings: Settings,
+    seconds: float | None,
+    worker: _Worker,
+    base_url: str,
+    *,
+    api: _Worker,
+    api_url: str,
+) -> int:
     topic, dead_letters = settings.topic, settings.dead_letter_topic
     _wait_ready(worker, base_url)
     _say(f"worker ready: topic {topic}, group {settings.group_id}, {base_url}")
+    _wait_ready(api, api_url)
     steps = plan_stream(random.Random(SEED), datetime.now(UTC))  # noqa: S311  (sample data)
     dead_letters_before = sum(_end_offsets(settings, dead_letters).values())
     published = _publish(settings, steps)
@@ -680,6 +719,10 @@ def _demo(settings: Settings, seconds: float | None, worker: _Worker, base_url: 
         )
     _say(f"Metrics: {base_url}/metrics   readiness: {base_url}/readyz")
     _say(
+        f"API: {api_url}/api/roi-tracking/summary ({_api_patterns(api_url)} patterns)   "
+        f"docs: {api_url}/docs"
+    )
+    _say(
         "Ratings, recommendations and trends: roi-worker report --summary "
         "(also --pattern-id ID, --since 7d, --format json; see docs/reports.md)"
     )
@@ -687,9 +730,9 @@ def _demo(settings: Settings, seconds: float | None, worker: _Worker, base_url: 
         return 0
     try:
         _say(
-            "The worker keeps running until Ctrl-C."
+            "The worker and the API keep running until Ctrl-C."
             if seconds is None
-            else f"The worker keeps running for {seconds:g} s; Ctrl-C ends it sooner."
+            else f"The worker and the API keep running for {seconds:g} s; Ctrl-C ends them sooner."
         )
         code = worker.run_until_exit(seconds)
     except KeyboardInterrupt:

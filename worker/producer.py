@@ -19,8 +19,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
@@ -84,6 +85,31 @@ class ExecutionEventProducer:
                 f"Kafka did not take event {event.event_id}: {exc}"
             ) from exc
         return future
+
+    def publish_all(
+        self, events: Sequence[ExecutionEvent], timeout: float = SEND_TIMEOUT_SECONDS
+    ) -> None:
+        """Sends validated events and blocks until the broker acknowledged every one of them.
+
+        Raises BrokerUnavailableError when any is not acknowledged within `timeout` seconds in
+        all; some of the others may have been stored, so a caller re-sends all of them (the
+        worker stores each event_id once). Unlike `flush`, it reports only these events' fate,
+        so concurrent callers sharing the producer do not see each other's failures.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            futures = [
+                self._producer.send(
+                    self.topic, key=event.pattern_id.encode(), value=event.to_json()
+                )
+                for event in events
+            ]
+            for future in futures:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+        except KafkaError as exc:
+            raise BrokerUnavailableError(
+                f"Kafka did not acknowledge the {len(events)} event(s) in time: {exc}"
+            ) from exc
 
     def track(
         self,

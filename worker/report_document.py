@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
@@ -141,7 +141,7 @@ class PatternReport(Figures, _Pattern):  # pattern_id first, then the figures
     change: Change | None
 
     @classmethod
-    def from_analytics(cls, pattern: PatternAnalytics) -> PatternReport:
+    def from_analytics(cls, pattern: PatternAnalytics) -> Self:
         timing = pattern.execution_time
         previous = pattern.previous
         fitted = pattern.success_rate_change

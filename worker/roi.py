@@ -10,6 +10,7 @@ the Wilson lower bound of the success rate, and the trend. The SQL that keeps th
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
@@ -273,7 +274,38 @@ class RateChange:
     margin: Decimal
 
 
-def success_rate_change(days: list[DailyCount]) -> RateChange | None:
+@dataclass(frozen=True, slots=True)
+class DailySums:
+    """What the success-rate line is fitted from: sums over one pattern's days with executions,
+    a day's number `x` being the days since the first of them. PostgreSQL can compute them
+    (analytics does, so that it reads one row per pattern rather than one per day)."""
+
+    days: int  # distinct days with executions
+    executions: int  # sum n
+    successes: int  # sum s
+    day_sum: int  # sum n x
+    day_square_sum: int  # sum n x^2
+    success_day_sum: int  # sum s x
+    span: int  # x of the last day
+
+    @classmethod
+    def of(cls, days: Sequence[DailyCount]) -> DailySums:
+        days = [d for d in days if d.executions > 0]
+        if not days:
+            return cls(0, 0, 0, 0, 0, 0, 0)
+        first = min(d.day for d in days)
+        return cls(
+            days=len({d.day for d in days}),
+            executions=sum(d.executions for d in days),
+            successes=sum(d.successes for d in days),
+            day_sum=sum(d.executions * (d.day - first).days for d in days),
+            day_square_sum=sum(d.executions * (d.day - first).days ** 2 for d in days),
+            success_day_sum=sum(d.successes * (d.day - first).days for d in days),
+            span=(max(d.day for d in days) - first).days,
+        )
+
+
+def success_rate_change(days: Sequence[DailyCount] | DailySums) -> RateChange | None:
     """How much the success rate changed across the days, from a least-squares line.
 
     The line is fitted to each day's success rate, weighted by that day's executions, so a day
@@ -282,17 +314,12 @@ def success_rate_change(days: list[DailyCount]) -> RateChange | None:
     change, for executions that all succeed with the window's overall rate (no real change).
     None with fewer than two days with executions.
     """
-    days = [d for d in days if d.executions > 0]
-    if len({d.day for d in days}) < 2:
+    sums = days if isinstance(days, DailySums) else DailySums.of(days)
+    if sums.days < 2:
         return None
-    first = min(d.day for d in days)
     # Weighted sums with integer day numbers: the fitted slope is an exact fraction.
-    w = sum(d.executions for d in days)
-    wx = sum(d.executions * (d.day - first).days for d in days)
-    wxx = sum(d.executions * (d.day - first).days ** 2 for d in days)
-    s = sum(d.successes for d in days)
-    xs = sum((d.day - first).days * d.successes for d in days)
-    span = (max(d.day for d in days) - first).days
+    w, wx, wxx = sums.executions, sums.day_sum, sums.day_square_sum
+    s, xs, span = sums.successes, sums.success_day_sum, sums.span
     spread = w * wxx - wx * wx  # w times the weighted sum of squared deviations of the days
     with localcontext() as context:
         context.prec = 34
@@ -302,12 +329,15 @@ def success_rate_change(days: list[DailyCount]) -> RateChange | None:
     return RateChange(change, margin)
 
 
-def trend(days: list[DailyCount], min_executions: int = DEFAULT_MIN_EXECUTIONS) -> Trend:
+def trend(
+    days: Sequence[DailyCount] | DailySums, min_executions: int = DEFAULT_MIN_EXECUTIONS
+) -> Trend:
     """`increasing` or `decreasing` when the success rate changed across the days (see
     `success_rate_change`) by at least TREND_THRESHOLD and by more than its margin of error;
     `stable` otherwise, and with fewer than `min_executions` executions or two days of data."""
-    fitted = success_rate_change(days)
-    if fitted is None or sum(d.executions for d in days) < min_executions:
+    sums = days if isinstance(days, DailySums) else DailySums.of(days)
+    fitted = success_rate_change(sums)
+    if fitted is None or sums.executions < min_executions:
         return Trend.STABLE
     size = abs(fitted.change)
     if size < TREND_THRESHOLD or size <= fitted.margin:

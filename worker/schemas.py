@@ -11,6 +11,7 @@ from worker.report_document import ReportDocument
 
 EXECUTION_EVENT_V1 = "execution-event.v1.json"
 ROI_REPORT_V1 = "roi-report.v1.json"
+ROI_API_V1 = "roi-api.v1.json"
 
 
 def execution_event_schema() -> dict[str, Any]:
@@ -33,6 +34,13 @@ def roi_report_schema() -> dict[str, Any]:
     }
 
 
+def roi_api_schema() -> dict[str, Any]:
+    """The OpenAPI document of `roi-worker api`, as it serves it at /openapi.json (docs/api.md)."""
+    from worker.api.app import openapi_document  # noqa: PLC0415  (the app imports this module)
+
+    return openapi_document()
+
+
 def render(schema: dict[str, Any]) -> str:
     """The stable text of a schema file: sorted keys, two-space indent, final newline."""
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -43,6 +51,7 @@ def published() -> dict[str, str]:
     return {
         EXECUTION_EVENT_V1: render(execution_event_schema()),
         ROI_REPORT_V1: render(roi_report_schema()),
+        ROI_API_V1: render(roi_api_schema()),
     }
 
 

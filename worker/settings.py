@@ -122,6 +122,11 @@ class Settings(KafkaSettings):
     metrics_port: int = Field(default=9108, ge=0, lt=65536)
     metrics_max_patterns: int = Field(default=500, ge=0)
     min_executions: int = Field(default=DEFAULT_MIN_EXECUTIONS, ge=1)
+    api_host: str = "0.0.0.0"  # noqa: S104  (dashboards and scripts come from outside the pod)
+    api_port: int = Field(default=8000, ge=1, lt=65536)
+    api_db_pool_size: int = Field(default=4, ge=1, le=100)
+    api_publish_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    api_cache_seconds: float = Field(default=2.0, ge=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")

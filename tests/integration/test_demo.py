@@ -6,13 +6,17 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
+import threading
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,7 +24,8 @@ from jsonschema import Draft202012Validator
 from kafka import KafkaAdminClient
 
 from tests.conftest import Services, delete_topics
-from tests.worker_harness import free_port
+from tests.helpers import wait_until
+from tests.worker_harness import free_ports
 from worker import schemas
 from worker.demo import EVENTS, PROFILES, SEED, plan_stream
 
@@ -51,12 +56,51 @@ def _run(
     )
 
 
+def _run_demo_and_read_the_api(
+    env: dict[str, str], cwd: Path, api_port: int
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Runs `demo --seconds 600` until it says the worker and the API keep running, GETs the
+    API's summary, then ends the demo with SIGTERM as Ctrl-C would (exit 0)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker", "demo", "--seconds", "600"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")))  # type: ignore[union-attr]
+    reader.start()
+    try:
+        wait_until(
+            lambda: any("keep running" in line for line in lines) or process.poll() is not None,
+            timeout=DEMO_TIMEOUT,
+            what="the demo to print its table and keep running",
+        )
+        summary: dict[str, Any] = {}
+        if process.poll() is None:
+            url = f"http://127.0.0.1:{api_port}/api/roi-tracking/summary?limit=1000"
+            with urllib.request.urlopen(url, timeout=30) as response:
+                summary = json.loads(response.read())
+            process.send_signal(signal.SIGTERM)
+        stderr = process.communicate(timeout=60)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        reader.join(timeout=10)
+    result = subprocess.CompletedProcess(process.args, process.returncode, "".join(lines), stderr)
+    return result, summary
+
+
 def test_demo_stores_the_sample_stream_and_prints_every_pattern(
     services: Services, database_url: str, demo_topic: str, tmp_path: Path
 ) -> None:
-    """`demo --seconds 0` exits 0 after printing every pattern and the metrics URL; the database
+    """The demo prints every pattern, the metrics URL and the API's URL, its API lists the demo's
+    patterns while it runs, and it exits 0 on SIGTERM; the database
     holds each published event once, duplicates included, invalid and conflicting ones not."""
-    port = free_port()
+    port, api_port = free_ports(2)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROI_") and k != "DEMO_SECONDS"}
     env |= {
         "ROI_KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap_servers,
@@ -64,11 +108,13 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
         "ROI_TOPIC": demo_topic,
         "ROI_GROUP_ID": f"roi-test-demo-{uuid.uuid4().hex[:8]}",
         "ROI_METRICS_PORT": str(port),
+        "ROI_API_PORT": str(api_port),
     }
     migrated = _run(["migrate"], env, tmp_path, timeout=60)
     assert migrated.returncode == 0, migrated.stderr
 
-    result = _run(["demo", "--seconds", "0"], env, tmp_path, timeout=DEMO_TIMEOUT)
+    # Running until told to stop, as `make demo` does: the API answers meanwhile.
+    result, summary = _run_demo_and_read_the_api(env, tmp_path, api_port)
 
     log = tmp_path / ".local" / "demo-worker.log"
     worker_log = log.read_text(errors="replace") if log.exists() else "(no worker log)"
@@ -78,6 +124,11 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
     for profile in PROFILES:
         assert re.search(rf"^{re.escape(profile.pattern_id)}\s+[0-9,]+\s", out, re.MULTILINE), out
     assert f"http://127.0.0.1:{port}/metrics" in out
+    assert f"API: http://127.0.0.1:{api_port}/api/roi-tracking/summary (6 patterns)" in out, out
+    assert sorted(p["pattern_id"] for p in summary["patterns"]) == sorted(
+        profile.pattern_id for profile in PROFILES
+    )
+    assert sum(p["executions"] for p in summary["patterns"]) == EVENTS
     planned = Counter(step.kind for step in plan_stream(random.Random(SEED), datetime.now(UTC)))
     dead_lettered = planned["invalid"] + planned["conflict"]
     assert f"dead-letter topic {demo_topic}.dlq received {dead_lettered}." in out, out

@@ -24,8 +24,8 @@ PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 SERVICES_SH = ROOT / "deploy" / "local" / "services.sh"
 PYPROJECT = ROOT / "pyproject.toml"
 
-SERVICES = ("kafka", "postgres", "migrate", "worker", "prometheus")
-WORKER_IMAGE_SERVICES = ("migrate", "worker")
+SERVICES = ("kafka", "postgres", "migrate", "worker", "api", "prometheus")
+WORKER_IMAGE_SERVICES = ("migrate", "worker", "api")
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -160,10 +160,30 @@ def test_metrics_port_is_published_exposed_scraped_and_probed(
     port = settings.metrics_port
     assert settings.metrics_host not in ("127.0.0.1", "localhost"), "unreachable from outside"
     assert published_ports(service("worker")) == {port: ("127.0.0.1", port)}
-    assert [str(port)] == instruction_args("EXPOSE")
+    assert str(port) in exposed_ports()
     assert f"worker:{port}" in scrape_targets()
     probe = " ".join(service("worker")["healthcheck"]["test"])
     assert f"http://127.0.0.1:{port}/healthz" in probe
+
+
+def exposed_ports() -> list[str]:
+    return [port for arguments in instruction_args("EXPOSE") for port in arguments.split()]
+
+
+def test_api_port_is_published_exposed_and_probed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The api service runs `roi-worker api` on ROI_API_PORT, published on 127.0.0.1 only,
+    exposed by the image and health-checked on /readyz; it starts after the migration."""
+    api = service("api")
+    settings = settings_of("api", monkeypatch)
+    port = settings.api_port
+    assert api["command"] == ["api"]
+    assert settings.api_host not in ("127.0.0.1", "localhost"), "unreachable from outside"
+    assert published_ports(api) == {port: ("127.0.0.1", port)}
+    assert sorted(exposed_ports()) == sorted(
+        {str(port), str(settings_of("worker", monkeypatch).metrics_port)}
+    )
+    assert f"http://127.0.0.1:{port}/readyz" in " ".join(api["healthcheck"]["test"])
+    assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
 def test_worker_reaches_kafka_by_service_name(monkeypatch: pytest.MonkeyPatch) -> None:

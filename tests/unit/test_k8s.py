@@ -33,6 +33,8 @@ CORE = (
     "job-migrate.yaml",
     "deployment.yaml",
     "service.yaml",
+    "deployment-api.yaml",
+    "service-api.yaml",
 )
 # The oldest Kubernetes release the manifests are meant for, and the newest the validator knows.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
@@ -291,7 +293,7 @@ def test_termination_grace_period_exceeds_the_shutdown_deadline() -> None:
     assert grace >= 20
 
 
-@pytest.mark.parametrize("name", ["deployment.yaml", "job-migrate.yaml"])
+@pytest.mark.parametrize("name", ["deployment.yaml", "deployment-api.yaml", "job-migrate.yaml"])
 def test_pods_run_as_the_image_user_on_a_read_only_root(name: str) -> None:
     """Non-root as the Dockerfile's uid, read-only root filesystem, no privilege escalation or
     capabilities, no service-link variables, and bounded resources."""
@@ -342,7 +344,7 @@ def test_configuration_loads_as_settings_with_the_url_from_the_secret(
         assert field not in secret_fields, f"{variable} is a secret: put it in a Secret"
     (source,) = container("deployment.yaml")["envFrom"]
     assert source["configMapRef"]["name"] == config["metadata"]["name"]
-    for name in ("deployment.yaml", "job-migrate.yaml"):
+    for name in ("deployment.yaml", "deployment-api.yaml", "job-migrate.yaml"):
         (env,) = container(name)["env"]
         assert env["name"] == "ROI_DATABASE_URL"
         reference = env["valueFrom"]["secretKeyRef"]
@@ -355,3 +357,33 @@ def test_configuration_loads_as_settings_with_the_url_from_the_secret(
         monkeypatch.setenv(variable, value)
     settings = load_settings()
     assert settings.create_topics is False
+
+
+# ---------------------------------------------------------------------------- the API
+
+
+def test_api_serves_on_its_port_behind_its_own_service() -> None:
+    """`roi-worker api` of the project image on ROI_API_PORT (8000), probed on /healthz and
+    /readyz, behind a Service selecting the API pods only (not the workers or the Job)."""
+    api = container("deployment-api.yaml")
+    assert api["args"] == ["api"]
+    assert api["image"] == container("deployment.yaml")["image"]
+    (port,) = api["ports"]
+    assert port["containerPort"] == Settings.model_fields["api_port"].default == 8000
+    assert int(manifest("configmap.yaml")["data"]["ROI_API_PORT"]) == port["containerPort"]
+    assert api["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    assert api["envFrom"] == container("deployment.yaml")["envFrom"]
+    spec = manifest("service-api.yaml")["spec"]
+    assert selects(spec["selector"], pod_labels("deployment-api.yaml"))
+    for other in ("deployment.yaml", "job-migrate.yaml"):
+        assert not selects(spec["selector"], pod_labels(other))
+    assert not selects(
+        manifest("service.yaml")["spec"]["selector"], pod_labels("deployment-api.yaml")
+    )
+    assert not selects(
+        manifest("podmonitor.yaml")["spec"]["selector"]["matchLabels"],
+        pod_labels("deployment-api.yaml"),
+    )
+    (service_port,) = spec["ports"]
+    assert service_port["targetPort"] == port["name"]

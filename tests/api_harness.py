@@ -1,0 +1,99 @@
+"""Runs `roi-worker api` as a real process on a free port of 127.0.0.1 and talks HTTP to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import wait_until
+from tests.worker_harness import START_TIMEOUT, free_port
+
+
+class ApiProcess:
+    """One `roi-worker api` process with its log in `log_path`; `env` is its whole ROI_* setup."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("ROI_")}
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "worker",
+                "api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env={**clean, "ROI_API_CACHE_SECONDS": "0", **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
+        """(status, the JSON body (or text when not JSON), headers)."""
+        request = urllib.request.Request(  # noqa: S310  (http://127.0.0.1 only)
+            f"{self.base_url}{path}",
+            data=body,
+            method=method,
+            headers={"Content-Type": "application/json"} if body is not None else {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                status, raw, headers = response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                status, raw, headers = exc.code, exc.read(), dict(exc.headers)
+        try:
+            return status, json.loads(raw), headers
+        except ValueError:
+            return status, raw.decode(errors="replace"), headers
+
+    def get(self, path: str) -> tuple[int, Any]:
+        status, body, _ = self.request("GET", path)
+        return status, body
+
+    def post(self, path: str, body: bytes) -> tuple[int, Any]:
+        status, answer, _ = self.request("POST", path, body)
+        return status, answer
+
+    def wait_up(self, path: str = "/healthz", timeout: float = START_TIMEOUT) -> None:
+        def up() -> bool:
+            code = self.process.poll()
+            if code is not None:
+                raise AssertionError(f"roi-worker api exited with {code}:\n{self.log()[-3000:]}")
+            try:
+                return self.get(path)[0] == 200
+            except OSError:
+                return False
+
+        wait_until(up, timeout=timeout, what=f"roi-worker api {path} (log: {self.log_path})")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            self._log.close()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._log.close()

@@ -1,0 +1,114 @@
+"""What the API talks to: a PostgreSQL connection pool and a lazily connected Kafka producer.
+
+Both turn their failures into RetryableErrors (DatabaseUnavailableError, BrokerUnavailableError),
+which the app answers with 503: the API starts and serves what it can while either is down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from worker.errors import BrokerUnavailableError, DatabaseUnavailableError
+from worker.event import ExecutionEvent
+from worker.producer import ExecutionEventProducer
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POOL_WAIT_SECONDS: Final = 5.0  # a request waits this long for a connection, then 503
+# Fail fast rather than hold a request thread: no read takes longer on a healthy database.
+API_SESSION: Final[dict[str, Any]] = {
+    "autocommit": True,
+    "connect_timeout": 3,
+    "application_name": "roi-worker-api",
+    "options": "-c statement_timeout=15s",
+}
+
+
+class Database:
+    """A pool of PostgreSQL connections (autocommit; transactions are explicit)."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=size,
+            open=False,
+            timeout=POOL_WAIT_SECONDS,
+            kwargs=API_SESSION,
+            # One round trip per request, so a connection broken by a database restart is
+            # replaced instead of failing the request.
+            check=ConnectionPool.check_connection,
+            name="roi-worker-api",
+        )
+
+    def open(self) -> None:
+        """Starts connecting in the background; never waits for (or fails on) the database."""
+        self._pool.open(wait=False)
+
+    def close(self) -> None:
+        self._pool.close(timeout=5)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for one request. Raises DatabaseUnavailableError when none is free or
+        can be made within POOL_WAIT_SECONDS."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise DatabaseUnavailableError(
+                f"no PostgreSQL connection within {POOL_WAIT_SECONDS:g} s: the database is "
+                "unreachable or every connection is busy"
+            ) from None
+
+
+class Publisher:
+    """Publishes validated events with the producer helper, connecting on first use.
+
+    A broker that is down at start-up (or later) fails only the requests that publish; the next
+    one tries to connect again.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._timeout = settings.api_publish_timeout_seconds
+        self._producer: ExecutionEventProducer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def topic(self) -> str:
+        return self._settings.topic
+
+    def publish(self, events: Sequence[ExecutionEvent]) -> None:
+        """Blocks until the broker acknowledged every event; BrokerUnavailableError if not
+        within ROI_API_PUBLISH_TIMEOUT_SECONDS (plus up to as long again to connect)."""
+        self._connected().publish_all(events, timeout=self._timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(BrokerUnavailableError):
+                producer.close(timeout=self._timeout)
+
+    def _connected(self) -> ExecutionEventProducer:
+        with self._lock:
+            if self._producer is None:
+                timeout_ms = int(self._timeout * 1000)
+                self._producer = ExecutionEventProducer(
+                    self._settings,
+                    client_id="roi-worker-api",
+                    # send() waits at most this long for the topic's metadata
+                    max_block_ms=timeout_ms,
+                    bootstrap_timeout_ms=timeout_ms,  # the first connection, likewise
+                )
+                log.info("connected to Kafka at %s", self._settings.kafka_bootstrap_servers)
+            return self._producer

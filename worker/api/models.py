@@ -1,0 +1,215 @@
+"""The read API's response bodies: the report document's models, wrapped for HTTP.
+
+Every figure is a model of worker.report_document built from worker.analytics, exactly as
+`roi-worker report --format json` builds it, so the API and the report cannot disagree. Decimals
+are JSON strings in positional notation ("-12.50"), as in the report. Every response, errors
+included, has a model here, so the OpenAPI schema describes all of them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+from worker.analytics import Analytics
+from worker.report_document import Dec, Overall, PatternReport, ReportWindow
+from worker.roi import Totals
+from worker.usage_stats import GroupBy, TimeRange, UsageStats
+
+MAX_EVENTS_PER_REQUEST: Final = 1000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ErrorBody(_Model):
+    """What went wrong, in one sentence (404, 413, 503)."""
+
+    detail: str
+
+
+class FieldProblem(_Model):
+    """One broken rule: where (`loc`, e.g. ["query", "limit"] or ["body", 3, "actual_cost"]),
+    why (`msg`), a stable code (`type`) and, when there was one, the offending value."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: str | None = Field(default=None, description="the offending value, shortened")
+
+
+class ValidationProblem(_Model):
+    """422: every broken rule of the request."""
+
+    detail: list[FieldProblem]
+
+
+# --------------------------------------------------------------------------- patterns
+
+
+class PatternSummary(PatternReport):
+    """One pattern's figures, rating and trend, as in the report, without the execution-time
+    percentiles: those sort the raw executions, so only the report endpoint reads them."""
+
+    execution_time_percentiles: SkipJsonSchema[None] = Field(default=None, exclude=True)
+
+
+class _Scoped(_Model):
+    generated_at: datetime
+    min_executions: int = Field(ge=1, description="executions a pattern needs to be rated")
+    window: ReportWindow
+
+
+def scope_of(analytics: Analytics) -> dict[str, Any]:
+    """The fields every analytics answer shares, from the analytics themselves."""
+    window, previous = analytics.window, analytics.window.previous
+    return {
+        "generated_at": analytics.generated_at,
+        "min_executions": analytics.min_executions,
+        "window": ReportWindow(
+            since=window.since,
+            until=window.until,
+            days=window.days,
+            previous_since=None if previous is None else previous.since,
+            previous_until=None if previous is None else previous.until,
+        ),
+    }
+
+
+class SummaryPage(_Scoped):
+    """A page of every pattern's summary, ordered by pattern_id, and the overall figures."""
+
+    total: int = Field(ge=0, description="patterns in the window, on all pages")
+    limit: int = Field(ge=1)
+    offset: int = Field(ge=0)
+    overall: Overall
+    patterns: list[PatternSummary]
+
+
+class PatternDetail(_Scoped):
+    """One pattern's summary."""
+
+    pattern: PatternSummary
+
+
+class Ranking(_Scoped):
+    """Top performers (rated acceptable or better, highest ROI first) or underperformers
+    (rated poor or failed, lowest ROI first)."""
+
+    limit: int = Field(ge=1)
+    patterns: list[PatternSummary]
+
+
+class RecentExecution(_Model):
+    """One stored execution and what it saved (net: a failed run loses its own cost and time)."""
+
+    event_id: uuid.UUID
+    executed_at: datetime
+    success: bool
+    execution_time_seconds: Dec
+    estimated_time_seconds: Dec
+    actual_cost_usd: Dec
+    estimated_cost_usd: Dec
+    time_saved_seconds: Dec
+    cost_saved_usd: Dec
+    workflow_id: str | None
+    error_message: str | None
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any]) -> RecentExecution:
+        saved = Totals.of_execution(
+            success=row["success"],
+            execution_time_seconds=Decimal(row["execution_time_seconds"]),
+            estimated_time_seconds=Decimal(row["estimated_time_seconds"]),
+            actual_cost=Decimal(row["actual_cost"]),
+            estimated_cost=Decimal(row["estimated_cost"]),
+        )
+        return cls(
+            event_id=row["event_id"],
+            executed_at=row["executed_at"],
+            success=row["success"],
+            execution_time_seconds=saved.execution_time_seconds,
+            estimated_time_seconds=saved.estimated_time_seconds,
+            actual_cost_usd=saved.actual_cost_usd,
+            estimated_cost_usd=saved.estimated_cost_usd,
+            time_saved_seconds=saved.time_saved_seconds,
+            cost_saved_usd=saved.cost_saved_usd,
+            workflow_id=row["workflow_id"],
+            error_message=row["error_message"],
+        )
+
+
+class PatternFullReport(_Scoped):
+    """Everything about one pattern: the report's entry for it (percentiles included) and its
+    latest executions, newest first."""
+
+    pattern: PatternReport
+    recent_executions: list[RecentExecution]
+
+
+# --------------------------------------------------------------------------- usage
+
+
+class PatternSeries(_Model):
+    """Counts per bucket, aligned with the answer's `buckets`."""
+
+    pattern_id: str
+    total_executions: int = Field(ge=0, description="in the whole range")
+    executions: list[int]
+    successful_executions: list[int]
+
+
+class UsageStatsBody(_Model):
+    """Executions per UTC bucket per pattern over [start, end): every bucket, zeros included."""
+
+    time_range: TimeRange
+    group_by: GroupBy
+    start: datetime
+    end: datetime
+    buckets: list[datetime] = Field(description="the start of each bucket, oldest first")
+    patterns: list[PatternSeries] = Field(description="patterns that ran in the range")
+
+    @classmethod
+    def of(cls, stats: UsageStats) -> UsageStatsBody:
+        return cls(
+            time_range=stats.time_range,
+            group_by=stats.group_by,
+            start=stats.start,
+            end=stats.end,
+            buckets=stats.buckets,
+            patterns=[
+                PatternSeries(
+                    pattern_id=p.pattern_id,
+                    total_executions=sum(p.executions),
+                    executions=p.executions,
+                    successful_executions=p.successful_executions,
+                )
+                for p in stats.patterns
+            ],
+        )
+
+
+# --------------------------------------------------------------------------- ingestion
+
+
+class Accepted(_Model):
+    """202: the broker has the events; the worker stores them shortly (each event_id once)."""
+
+    status: Literal["accepted"] = "accepted"
+    topic: str
+    event_ids: list[uuid.UUID] = Field(description="in the order of the request")
+
+
+class Health(_Model):
+    """/healthz and /readyz when they answer 200."""
+
+    status: Literal["alive", "ready"]
