@@ -27,6 +27,9 @@ class CircuitBreaker:
         if self._max_ratio <= 0:
             return
         window = self._outcomes
+        if not invalid and not self._invalid:  # the usual case, once per message: no sums
+            window.append(False)
+            return
         if len(window) == window.maxlen and window[0]:
             self._invalid -= 1
         window.append(invalid)
