@@ -116,7 +116,7 @@ class Settings(KafkaSettings):
     dlq_topic: str | None = Field(default=None, pattern=TOPIC_NAME)
     create_topics: bool = False
     batch_max_messages: int = Field(default=5000, ge=1, le=100_000)
-    batch_max_seconds: float = Field(default=0.5, gt=0, le=60)
+    batch_max_seconds: float = Field(default=0.25, gt=0, le=60)
     dlq_max_ratio: float = Field(default=0.5, ge=0, le=1)
     metrics_host: str = "0.0.0.0"  # noqa: S104  (a pod's probes and Prometheus come from outside)
     metrics_port: int = Field(default=9108, ge=0, lt=65536)
