@@ -64,7 +64,7 @@ DATABASE_CHECK_SECONDS: Final = 5.0
 DEAD_LETTER_TIMEOUT_SECONDS: Final = 5.0
 KAFKA_TIMEOUT_MS: Final = 5000  # offset lookups
 PROGRESS_LOG_SECONDS: Final = 30.0
-STOP_WAIT_SECONDS: Final = 30.0  # how long a stopping worker lets the batch in flight finish
+STOP_WAIT_SECONDS: Final = 5.0  # for the batch in flight at stop; within process.py's 9 s
 STORE_CHECK_SECONDS: Final = 0.05  # the longest poll while a batch is being stored
 
 
