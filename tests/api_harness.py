@@ -1,4 +1,5 @@
-"""Runs `roi-worker api` as a real process on a free port of 127.0.0.1 and talks HTTP to it."""
+"""Runs `roi-worker api` as a real process on a free port of 127.0.0.1 and talks HTTP to it, or
+calls the application in-process (`asgi_request`) when a test needs to fake a backend."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from tests.helpers import wait_until
 from tests.worker_harness import START_TIMEOUT, free_port
@@ -97,3 +100,50 @@ class ApiProcess:
             self.process.kill()
             self.process.wait(timeout=10)
         self._log.close()
+
+
+async def asgi_request(app: Any, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    """One request straight to an ASGI application: (status, body). No lifespan runs, so the
+    application's backends are never opened."""
+    done = anyio.Event()
+    messages: list[dict[str, Any]] = []
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    path_only, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path_only,
+        "raw_path": path_only.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [
+            (b"host", b"test"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    try:
+        await app(scope, receive, send)
+    finally:
+        done.set()
+    status = next(m["status"] for m in messages if m["type"] == "http.response.start")
+    return status, b"".join(
+        m.get("body", b"") for m in messages if m["type"] == "http.response.body"
+    )

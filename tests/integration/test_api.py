@@ -11,6 +11,8 @@ import os
 import random
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -20,16 +22,25 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anyio
 import psycopg
 import pytest
 from kafka import KafkaAdminClient
+from pydantic import SecretStr
 
-from tests.api_harness import ApiProcess
+from tests.api_harness import ApiProcess, asgi_request
 from tests.conftest import Services, create_topic, delete_topics, new_database
 from tests.helpers import wait_until
 from tests.worker_harness import PROCESS_TIMEOUT, Stream, WorkerProcess, end_offsets, free_port
 from worker import json_codec, schemas
+from worker.api import app as api_app
+from worker.api import backends, ingest
+from worker.api.backends import Publisher
+from worker.api.cache import TtlCache
+from worker.errors import BrokerUnavailableError
+from worker.event import ExecutionEvent
 from worker.migrate import load_migrations, migrate
+from worker.settings import Settings
 from worker.usage_stats import truncate
 
 ROOT = Path(__file__).parents[2]
@@ -366,6 +377,14 @@ def test_unknown_patterns_get_404_with_a_json_body(live: Live, path: str) -> Non
     assert body == {"detail": "no pattern 'no-such-pattern': no execution of it is stored"}
 
 
+def test_a_bad_since_is_shown_in_its_problem(live: Live) -> None:
+    """A `since` of the right shape but out of range is echoed back, like every bad value."""
+    status, body = live.api.get(f"{ROI}/summary?since=2999-01-01")
+    assert status == 422, body
+    (problem,) = body["detail"]
+    assert (problem["loc"], problem["input"]) == (["query", "since"], "2999-01-01")
+
+
 @pytest.mark.parametrize(
     ("path", "loc"),
     [
@@ -402,18 +421,45 @@ def test_openapi_is_served_as_checked_in_and_docs_answer(live: Live) -> None:
 
 def test_broker_unavailable_gets_503_and_reads_still_work(live: Live, tmp_path: Path) -> None:
     """With Kafka unreachable, POST answers 503 within the publish timeout and says so; the
-    read endpoints keep answering from PostgreSQL."""
+    read endpoints keep answering from PostgreSQL, even while more POSTs than the server has
+    threads are waiting for Kafka, and each of those answers within a few timeouts rather
+    than one timeout per request before it."""
+    timeout = 2.0
     closed = f"127.0.0.1:{free_port()}"
     api = ApiProcess(
-        live.stream.env(ROI_KAFKA_BOOTSTRAP_SERVERS=closed, ROI_API_PUBLISH_TIMEOUT_SECONDS="2"),
+        live.stream.env(
+            ROI_KAFKA_BOOTSTRAP_SERVERS=closed, ROI_API_PUBLISH_TIMEOUT_SECONDS=str(timeout)
+        ),
         tmp_path / "api-no-kafka.log",
     )
+    body = json_codec.dumps(live.documents[0]).encode()
     try:
         api.wait_up("/readyz")
-        status, body = api.post(f"{ROI}/executions", json_codec.dumps(live.documents[0]).encode())
-        assert status == 503, body
-        assert "Kafka" in body["detail"]
+        status, answer = api.post(f"{ROI}/executions", body)
+        assert status == 503, answer
+        assert "Kafka" in answer["detail"]
         assert api.get(f"{ROI}/summary")[0] == 200
+
+        answers: list[tuple[int, float]] = []
+
+        def post() -> None:
+            started = time.monotonic()
+            status = api.post(f"{ROI}/executions", body)[0]
+            answers.append((status, time.monotonic() - started))
+
+        storm = [threading.Thread(target=post) for _ in range(48)]  # anyio has 40 threads
+        for thread in storm:
+            thread.start()
+        time.sleep(0.5)
+        for path in ("/healthz", "/readyz", f"{ROI}/summary"):
+            started = time.monotonic()
+            assert api.get(path)[0] == 200, path
+            assert time.monotonic() - started < timeout / 2, path
+        for thread in storm:
+            thread.join(timeout=120)
+        assert sorted({status for status, _ in answers}) == [503]
+        assert len(answers) == len(storm)
+        assert max(seconds for _, seconds in answers) < 3 * timeout + 2
     finally:
         api.close()
 
@@ -431,3 +477,166 @@ def test_database_unavailable_gets_503_not_500(live: Live, tmp_path: Path) -> No
             assert "PostgreSQL" in body["detail"]
     finally:
         api.close()
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings.model_construct(
+        database_url=SecretStr("postgresql://127.0.0.1:1/unused"), **overrides
+    )
+
+
+def _event_body(index: int) -> bytes:
+    return json_codec.dumps(
+        {
+            "schema_version": 1,
+            "event_id": str(uuid.UUID(int=index + 1, version=4)),
+            "pattern_id": "in-process",
+            "executed_at": datetime.now(UTC).isoformat(),
+            "success": True,
+            "execution_time_seconds": 1,
+            "estimated_time_seconds": 2,
+            "actual_cost": "0.10",
+            "estimated_cost": "1.00",
+        }
+    ).encode()
+
+
+class _BlockingPublisher(Publisher):
+    """Publishes nothing: each call counts itself and waits until `release` is set."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.release = threading.Event()
+        self.inside = 0
+        self.most_inside = 0
+        self._count = threading.Lock()
+
+    def publish(self, events: Any) -> None:
+        with self._count:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            self.release.wait(timeout=30)
+        finally:
+            with self._count:
+                self.inside -= 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_posts_waiting_for_kafka_take_a_bounded_number_of_threads() -> None:
+    """At most INGEST_CONCURRENCY POSTs wait for Kafka at once; the others get 503 after the
+    publish timeout instead of taking every worker thread, and /healthz answers meanwhile."""
+    settings = _settings(api_publish_timeout_seconds=0.5)
+    publisher = _BlockingPublisher(settings)
+    app = api_app.create_app(settings, publisher=publisher)
+    statuses: list[int] = []
+    posts = api_app.INGEST_CONCURRENCY + 40  # more POSTs than anyio has threads
+
+    async def post(index: int) -> None:
+        statuses.append(
+            (await asgi_request(app, "POST", f"{ROI}/executions", _event_body(index)))[0]
+        )
+
+    async def scenario() -> None:
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                for index in range(posts):
+                    group.start_soon(post, index)
+                await anyio.sleep(0.2)
+                assert (await asgi_request(app, "GET", "/healthz"))[0] == 200
+                await anyio.sleep(0.6)  # past the publish timeout: the others were refused
+                publisher.release.set()
+
+    try:
+        anyio.run(scenario)
+    finally:
+        publisher.release.set()
+    assert publisher.most_inside == api_app.INGEST_CONCURRENCY
+    assert Counter(statuses) == {202: api_app.INGEST_CONCURRENCY, 503: 40}
+
+
+def test_post_bodies_are_parsed_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing and validating up to 16 MiB of events runs in a worker thread, so the event loop
+    keeps answering other requests meanwhile."""
+    parsed_on: list[int] = []
+    parse = ingest.parse_events
+
+    def recording(body: bytes) -> list[ExecutionEvent]:
+        parsed_on.append(threading.get_ident())
+        return parse(body)
+
+    monkeypatch.setattr(api_app, "parse_events", recording)
+    settings = _settings()
+    publisher = _BlockingPublisher(settings)
+    publisher.release.set()
+    app = api_app.create_app(settings, publisher=publisher)
+
+    async def scenario() -> tuple[int, int]:
+        status, _ = await asgi_request(app, "POST", f"{ROI}/executions", _event_body(0))
+        return status, threading.get_ident()
+
+    status, loop_thread = anyio.run(scenario)
+    assert status == 202
+    assert parsed_on
+    assert loop_thread not in parsed_on
+
+
+def test_requests_waiting_for_a_failed_kafka_connection_share_its_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With Kafka down, requests that queued behind one connection attempt get its error when
+    it fails instead of each trying again in turn; a later request tries again."""
+    attempts: list[float] = []
+
+    class Unreachable:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            attempts.append(time.monotonic())
+            time.sleep(0.3)
+            raise BrokerUnavailableError("cannot reach Kafka at nowhere:1")
+
+    monkeypatch.setattr(backends, "ExecutionEventProducer", Unreachable)
+    publisher = Publisher(_settings(api_publish_timeout_seconds=0.3))
+    start = threading.Barrier(12)
+    failures: list[str] = []
+
+    def publish() -> None:
+        start.wait()
+        try:
+            publisher.publish([])
+        except BrokerUnavailableError as exc:
+            failures.append(str(exc))
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=publish) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert failures == ["cannot reach Kafka at nowhere:1"] * 12
+    assert len(attempts) == 1
+    assert time.monotonic() - began < 2.0
+    with pytest.raises(BrokerUnavailableError):
+        publisher.publish([])
+    assert len(attempts) == 2
+
+
+def test_the_cache_keeps_nothing_for_keys_whose_computation_fails() -> None:
+    """A computation that raises stores nothing and leaves no per-key lock behind, so keys
+    that never compute (a database down, crafted parameters) cannot grow memory."""
+    cache: TtlCache[int, int] = TtlCache(60)
+
+    def fail() -> int:
+        raise ValueError("no")
+
+    for key in range(1000):
+        with pytest.raises(ValueError, match="no"):
+            cache.get(key, fail)
+    assert cache._locks == {}  # the memory this pins down
+    assert cache._entries == {}
+    assert cache.get(1, lambda: 7) == 7
+    assert cache.get(1, fail) == 7  # fresh: served, not recomputed

@@ -17,9 +17,10 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
+import anyio
 import psycopg
 from fastapi import FastAPI, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -69,6 +70,10 @@ log = logging.getLogger(__name__)
 
 ROI: Final = "/api/roi-tracking"
 USAGE: Final = "/api/pattern-analytics"
+# POSTs parsed or published at once. Each holds a worker thread (of anyio's 40) while it parses
+# and waits for Kafka: the rest stay free for the reads and health checks, even when Kafka is
+# down and clients keep retrying.
+INGEST_CONCURRENCY: Final = 8
 _SINCE_RE: Final = r"^([1-9][0-9]{0,4}d|[0-9]{4}-[0-9]{2}-[0-9]{2})$"
 _RECENT: Final = """
 SELECT event_id, executed_at, success, execution_time_seconds, estimated_time_seconds,
@@ -163,19 +168,21 @@ class _AllPatterns:
 
 
 def _reads(app: FastAPI, settings: Settings, db: Database) -> None:
-    cache: TtlCache[tuple[str | None, int, date], _AllPatterns] = TtlCache(
-        settings.api_cache_seconds
-    )
+    # Keyed by what the answer depends on (the window's days and min_executions), parsed and
+    # checked first: a bad `since` never reaches the cache, and `7d` shares with its date.
+    cache: TtlCache[tuple[Window, int], _AllPatterns] = TtlCache(settings.api_cache_seconds)
 
     def analytics(
         since: str | None, min_executions: int | None, *, pattern_id: str | None = None
     ) -> Analytics:
-        window = _window(since)
+        return load(_window(since), min_executions or settings.min_executions, pattern_id)
+
+    def load(window: Window, minimum: int, pattern_id: str | None = None) -> Analytics:
         with db.connection() as conn:
             return load_analytics(
                 conn,
                 window,
-                min_executions or settings.min_executions,
+                minimum,
                 datetime.now(UTC),
                 pattern_id=pattern_id,
                 percentiles=False,
@@ -183,15 +190,15 @@ def _reads(app: FastAPI, settings: Settings, db: Database) -> None:
 
     def all_patterns(since: str | None, min_executions: int | None) -> _AllPatterns:
         def compute() -> _AllPatterns:
-            found = analytics(since, minimum)
+            found = load(window, minimum)
             return _AllPatterns(
                 found,
                 {p.pattern_id: PatternSummary.from_analytics(p) for p in found.patterns},
                 build_document(found, "summary", [], 1).overall,
             )
 
-        minimum = min_executions or settings.min_executions
-        return cache.get((since, minimum, datetime.now(UTC).date()), compute)
+        window, minimum = _window(since), min_executions or settings.min_executions
+        return cache.get((window, minimum), compute)
 
     @app.get(
         f"{ROI}/summary",
@@ -313,7 +320,9 @@ def _window(since: str | None) -> Window:
     try:
         return Window.parse(since, datetime.now(UTC).date())
     except ValueError as exc:
-        raise _invalid(["query", "since"], str(exc), "since") from None
+        raise _InvalidParameterError(
+            FieldProblem(loc=["query", "since"], msg=str(exc), type="since", input=since)
+        ) from None
 
 
 # --------------------------------------------------------------------------- usage
@@ -356,6 +365,8 @@ def _usage(app: FastAPI, db: Database) -> None:
 
 
 def _ingestion(app: FastAPI, kafka: Publisher) -> None:
+    admitted = anyio.CapacityLimiter(INGEST_CONCURRENCY)
+
     @app.post(
         f"{ROI}/executions",
         status_code=202,
@@ -382,11 +393,29 @@ def _ingestion(app: FastAPI, kafka: Publisher) -> None:
         body = await _read_body(request)
         if body is None:
             return _error(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
+        # Waits for its turn at most as long as for Kafka; only the wait is cancelled, never
+        # a publish under way (its answer would be lost).
+        turn = False
+        with anyio.move_on_after(kafka.timeout):
+            await admitted.acquire()
+            turn = True
+        if not turn:
+            message = (
+                f"Kafka is slow to take events: {INGEST_CONCURRENCY} requests are being "
+                "published already; retry later"
+            )
+            log.warning("%s %s: 503: %s", request.method, request.url.path, message)
+            return _error(503, message)
         try:
-            events = parse_events(body)
-        except InvalidBodyError as exc:
-            return _validation(exc.problems)
-        await run_in_threadpool(kafka.publish, events)
+            # Both in a worker thread: parsing 1,000 large events takes a CPU for a while,
+            # and the event loop must keep answering meanwhile.
+            try:
+                events = await run_in_threadpool(parse_events, body)
+            except InvalidBodyError as exc:
+                return _validation(exc.problems)
+            await run_in_threadpool(kafka.publish, events)
+        finally:
+            admitted.release()
         accepted = Accepted(topic=kafka.topic, event_ids=[e.event_id for e in events])
         return _json(accepted, status_code=202)
 
@@ -436,7 +465,7 @@ def _events_body() -> dict[str, Any]:
 
 def _health(app: FastAPI, db: Database) -> None:
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process answers")
-    def healthz() -> Health:
+    async def healthz() -> Health:  # on the event loop: it needs no thread, so none can starve it
         return Health(status="alive")
 
     @app.get(

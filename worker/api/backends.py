@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
@@ -81,15 +82,22 @@ class Publisher:
         self._settings = settings
         self._timeout = settings.api_publish_timeout_seconds
         self._producer: ExecutionEventProducer | None = None
+        self._failure: tuple[float, str] | None = None  # (when, why) the last connection failed
         self._lock = threading.Lock()
 
     @property
     def topic(self) -> str:
         return self._settings.topic
 
+    @property
+    def timeout(self) -> float:
+        """ROI_API_PUBLISH_TIMEOUT_SECONDS: the wait for acknowledgements, or to connect."""
+        return self._timeout
+
     def publish(self, events: Sequence[ExecutionEvent]) -> None:
         """Blocks until the broker acknowledged every event; BrokerUnavailableError if not
-        within ROI_API_PUBLISH_TIMEOUT_SECONDS (plus up to as long again to connect)."""
+        within ROI_API_PUBLISH_TIMEOUT_SECONDS, plus up to as long again to connect (or to
+        wait for another request's connection attempt, whose failure is then this one's)."""
         self._connected().publish_all(events, timeout=self._timeout)
 
     def close(self) -> None:
@@ -100,9 +108,21 @@ class Publisher:
                 producer.close(timeout=self._timeout)
 
     def _connected(self) -> ExecutionEventProducer:
+        """The producer, connecting first if there is none.
+
+        One request connects at a time. Requests that waited for a connection attempt which
+        then failed get its error at once instead of each trying again in turn: with Kafka
+        down, N concurrent POSTs would otherwise take N connection timeouts to answer, and
+        hold a thread each all that time.
+        """
+        asked = time.monotonic()
         with self._lock:
-            if self._producer is None:
-                timeout_ms = int(self._timeout * 1000)
+            if self._producer is not None:
+                return self._producer
+            if self._failure is not None and self._failure[0] >= asked:
+                raise BrokerUnavailableError(self._failure[1])
+            timeout_ms = int(self._timeout * 1000)
+            try:
                 self._producer = ExecutionEventProducer(
                     self._settings,
                     client_id="roi-worker-api",
@@ -110,5 +130,9 @@ class Publisher:
                     max_block_ms=timeout_ms,
                     bootstrap_timeout_ms=timeout_ms,  # the first connection, likewise
                 )
-                log.info("connected to Kafka at %s", self._settings.kafka_bootstrap_servers)
+            except BrokerUnavailableError as exc:
+                self._failure = (time.monotonic(), str(exc))
+                raise
+            self._failure = None
+            log.info("connected to Kafka at %s", self._settings.kafka_bootstrap_servers)
             return self._producer

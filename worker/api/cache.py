@@ -21,7 +21,11 @@ MAX_KEYS = 64  # windows x min_executions combinations kept; more: the oldest is
 
 
 class TtlCache(Generic[K, V]):
-    """Thread-safe. `compute` runs outside the cache's own lock, under the key's lock."""
+    """Thread-safe. `compute` runs outside the cache's own lock, under the key's lock.
+
+    At most MAX_KEYS answers (and their locks) are kept, plus the locks of computations under
+    way.
+    """
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._seconds = seconds
@@ -40,7 +44,15 @@ class TtlCache(Generic[K, V]):
             now = self._clock()
             if entry is not None and now - entry[0] < self._seconds:
                 return entry[1]
-            value = compute()  # raises: nothing is stored, the next reader tries again
+            try:
+                value = compute()
+            except BaseException:
+                # Nothing is stored and the next reader tries again. The key's lock goes too:
+                # keys that never compute (a database down, odd parameters) must not pile up.
+                with self._lock:
+                    if key not in self._entries:
+                        self._locks.pop(key, None)
+                raise
             with self._lock:
                 self._entries[key] = (self._clock(), value)
                 while len(self._entries) > MAX_KEYS:
