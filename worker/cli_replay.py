@@ -155,11 +155,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.to_time is not None and args.from_time is not None and args.from_time >= args.to_time:
         raise ConfigurationError("--from-time must be before --to-time")
     start: Start = "beginning" if args.from_beginning else args.from_time or args.from_offsets
-    consumer = open_consumer(
-        settings,
-        "roi-worker-replay",
-        max_partition_fetch_bytes=settings.kafka_max_partition_fetch_bytes,
-    )
+    consumer = open_consumer(settings, "roi-worker-replay", **settings.consumer_fetch_config())
     try:
         plan = plan_replay(consumer, topic, start, args.to_time)
         mode = "dry run: nothing is written" if args.dry_run else f"group {group}"

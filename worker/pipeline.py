@@ -134,7 +134,7 @@ class Pipeline:
                     auto_offset_reset="earliest",
                     allow_auto_create_topics=False,
                     max_poll_records=settings.batch_max_messages,
-                    max_partition_fetch_bytes=settings.kafka_max_partition_fetch_bytes,
+                    **settings.consumer_fetch_config(),
                     # Incremental rebalances: a joining or leaving replica moves only the
                     # partitions that change owner; the others keep flowing.
                     partition_assignment_strategy=(CooperativeStickyAssignor,),

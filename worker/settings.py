@@ -22,6 +22,7 @@ ENV_PREFIX = "ROI_"
 DEFAULT_TOPIC = "adw.pattern-executions"
 TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"  # Kafka's own rule for topic names
 GROUP_ID_MAX_LENGTH = 249  # Kafka's limit too
+FETCH_MAX_BYTES = 16 * 1024 * 1024  # one fetch response, all partitions together
 _URL_PASSWORD = re.compile(r"(?<=://)([^:/@]+):[^@/]*@")
 _QUERY_PASSWORD = re.compile(r"(?<=[?&])(password|sslpassword)=[^&]*", re.IGNORECASE)
 
@@ -116,6 +117,17 @@ class Settings(KafkaSettings):
     # kafka-python fetches a partition again only once its buffered records are consumed, and the
     # loop waits for that round trip: 4 MiB (~12,000 events) waits a quarter as often as 1 MiB.
     kafka_max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=65536, le=64 << 20)
+
+    def consumer_fetch_config(self) -> dict[str, int]:
+        """Fetch sizes for the consumers of `run` and `replay`. One fetch response is capped at
+        FETCH_MAX_BYTES whatever the partition count, so that memory does not grow with the
+        partitions a worker owns."""
+        per_partition = self.kafka_max_partition_fetch_bytes
+        return {
+            "max_partition_fetch_bytes": per_partition,
+            "fetch_max_bytes": max(FETCH_MAX_BYTES, per_partition),
+        }
+
     dlq_topic: str | None = Field(default=None, pattern=TOPIC_NAME)
     create_topics: bool = False
     batch_max_messages: int = Field(default=5000, ge=1, le=100_000)

@@ -156,3 +156,15 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     for name in Settings.model_fields:
         assert f"`ROI_{name.upper()}`" in readme, f"ROI_{name.upper()} missing from README"
+
+
+def test_fetch_sizes_bound_one_fetch_whatever_the_partition_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ROI_DATABASE_URL", "postgresql://roi@localhost/roi")
+    assert Settings().consumer_fetch_config() == {
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        "fetch_max_bytes": 16 * 1024 * 1024,
+    }
+    monkeypatch.setenv("ROI_KAFKA_MAX_PARTITION_FETCH_BYTES", str(32 * 1024 * 1024))
+    assert Settings().consumer_fetch_config()["fetch_max_bytes"] == 32 * 1024 * 1024
