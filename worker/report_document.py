@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 
 from worker.analytics import Analytics, PatternAnalytics
 from worker.formatting import round_half_up
-from worker.roi import EXACT, Rating, Totals, Trend
+from worker.roi import EXACT, Rating, Totals, Trend, Window
 
 REPORT_VERSION: Final = 1
 PLACES: Final = Decimal("0.000001")
@@ -181,6 +181,17 @@ class ReportWindow(_Model):
     previous_since: date | None
     previous_until: date | None
 
+    @classmethod
+    def of(cls, window: Window) -> Self:
+        previous = window.previous
+        return cls(
+            since=window.since,
+            until=window.until,
+            days=window.days,
+            previous_since=None if previous is None else previous.since,
+            previous_until=None if previous is None else previous.until,
+        )
+
 
 class ReportDocument(_Model):
     """What `roi-worker report --format json` prints."""
@@ -202,8 +213,6 @@ def build_document(
     patterns: list[PatternAnalytics],
     limit: int,
 ) -> ReportDocument:
-    window = analytics.window
-    previous_window = window.previous
     overall = analytics.overall
     overall_previous = analytics.overall_previous
     return ReportDocument(
@@ -211,13 +220,7 @@ def build_document(
         selection=selection,
         generated_at=analytics.generated_at,
         min_executions=analytics.min_executions,
-        window=ReportWindow(
-            since=window.since,
-            until=window.until,
-            days=window.days,
-            previous_since=None if previous_window is None else previous_window.since,
-            previous_until=None if previous_window is None else previous_window.until,
-        ),
+        window=ReportWindow.of(analytics.window),
         overall=Overall(
             **_figures(overall),
             patterns=len(analytics.tracked),

@@ -71,24 +71,21 @@ class _Scoped(_Model):
 
 def scope_of(analytics: Analytics) -> dict[str, Any]:
     """The fields every analytics answer shares, from the analytics themselves."""
-    window, previous = analytics.window, analytics.window.previous
     return {
         "generated_at": analytics.generated_at,
         "min_executions": analytics.min_executions,
-        "window": ReportWindow(
-            since=window.since,
-            until=window.until,
-            days=window.days,
-            previous_since=None if previous is None else previous.since,
-            previous_until=None if previous is None else previous.until,
-        ),
+        "window": ReportWindow.of(analytics.window),
     }
 
 
 class SummaryPage(_Scoped):
     """A page of every pattern's summary, ordered by pattern_id, and the overall figures."""
 
-    total: int = Field(ge=0, description="patterns in the window, on all pages")
+    total: int = Field(
+        ge=0,
+        description="patterns on all pages: those that ran in the window or, with since, in the "
+        "previous window",
+    )
     limit: int = Field(ge=1)
     offset: int = Field(ge=0)
     overall: Overall
