@@ -555,7 +555,7 @@ def effective_settings(bench: Bench) -> dict[str, str]:
     given = {**os.environ, **dict(bench.args.worker_env)}
     fields = Settings.model_fields
     knobs = {}
-    for name in ("batch_max_messages", "batch_max_seconds"):
+    for name in ("batch_max_messages", "batch_max_seconds", "kafka_max_partition_fetch_bytes"):
         variable = f"ROI_{name.upper()}"
         knobs[variable] = given.get(variable, f"{fields[name].default} (default)")
     others = {k: v for k, v in dict(bench.args.worker_env).items() if k not in knobs}
