@@ -159,6 +159,12 @@ class Pipeline:
             self._dead_letters = DeadLetterPublisher(
                 producer, settings.dead_letter_topic, timeout=DEAD_LETTER_TIMEOUT_SECONDS
             )
+            try:
+                # Topic metadata first: a member that joins without it is assigned nothing,
+                # and gets its partitions only a rebalance later (about a second).
+                consumer.partitions_for_topic(settings.topic)
+            except KafkaError as exc:
+                raise BrokerUnavailableError(f"Kafka: {exc}") from exc
             consumer.subscribe([settings.topic], listener=_Rebalance(self))
             log.info(
                 "consuming %s as group %s; dead letters to %s",
