@@ -63,8 +63,9 @@ class BackgroundStore(Generic[T]):
             finally:
                 self._done.set()
 
-        self._thread = threading.Thread(target=run, name=self._name, daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=run, name=self._name, daemon=True)
+        thread.start()  # may raise: then nothing is in flight
+        self._thread = thread
 
     def wait(self, timeout: float | None = None) -> Finished[T] | None:
         """The outcome of the store in flight, once it has finished; None if it is still

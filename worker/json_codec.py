@@ -45,6 +45,8 @@ def loads(text: str) -> Any:
     4300 digits and nesting deeper than the interpreter's recursion limit.
     """
     try:
+        if text.startswith("\ufeff"):  # as json.loads says; the decoder alone would not
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
         value = _DECODER.decode(text)
     except JsonError:
         raise

@@ -64,7 +64,8 @@ DATABASE_CHECK_SECONDS: Final = 5.0
 DEAD_LETTER_TIMEOUT_SECONDS: Final = 5.0
 KAFKA_TIMEOUT_MS: Final = 5000  # offset lookups
 PROGRESS_LOG_SECONDS: Final = 30.0
-STOP_WAIT_SECONDS: Final = 5.0  # for the batch in flight at stop; within process.py's 9 s
+STOP_WAIT_SECONDS: Final = 4.0  # for the batch in flight at stop (process.py allows 9 s in all)
+ABANDON_WAIT_SECONDS: Final = 1.0  # for a cancelled store to roll back before its connection closes
 STORE_CHECK_SECONDS: Final = 0.05  # the longest poll while a batch is being stored
 
 
@@ -155,6 +156,7 @@ class Pipeline:
             except KafkaError as exc:
                 raise BrokerUnavailableError(f"Kafka: {exc}") from exc
             cleanup.callback(self._mark_stopped)
+            cleanup.callback(self._abandon_store)  # first: the store uses the producer too
             self._committer = KafkaCommitter(consumer)
             self._dead_letters = DeadLetterPublisher(
                 producer, settings.dead_letter_topic, timeout=DEAD_LETTER_TIMEOUT_SECONDS
@@ -191,7 +193,10 @@ class Pipeline:
                 self._finish_store()  # positioning reads the offsets over the same connection
                 self._position()
             if self._writing is not None and not self._store_thread.busy:
-                self._start_store(self._writing)  # again, after a failure and _degrade's backoff
+                # Again, after a failure and _degrade's backoff: only what is still ours.
+                self._writing = self._owned(self._writing)
+                if self._writing is not None:
+                    self._start_store(self._writing)
             if self._batch is None:
                 self._collect()
             if self._batch is not None:
@@ -292,6 +297,27 @@ class Pipeline:
             log.warning("the last batch was still being stored after %.0f s", STOP_WAIT_SECONDS)
         if self._batch or self._pending or self._writing:
             log.info("stopping: the events not yet stored are left for re-delivery")
+
+    def _abandon_store(self) -> None:
+        """On the way out, before the producer and the connection close: a store still
+        running has its statement cancelled (its transaction rolls back; the batch is delivered
+        again) and a moment to end. A connection it still uses is not closed under it: the
+        process's exit ends both."""
+        if not self._store_thread.busy:
+            return
+        if self._conn is not None and not self._store_thread.done:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.cancel_safe(timeout=ABANDON_WAIT_SECONDS)
+        with contextlib.suppress(Exception):  # it is being abandoned: its outcome is moot
+            self._store_thread.wait(ABANDON_WAIT_SECONDS)
+        if self._store_thread.busy:
+            log.warning("stopping with a batch still being stored; it will be consumed again")
+            self._conn, self._writer = None, None
+
+    def _owned(self, batch: Batch) -> Batch | None:
+        """The batch without the partitions revoked since it was polled."""
+        polled = {TopicPartition(topic, partition) for topic, partition in batch.next_offsets}
+        return batch.without(polled - self._consumer.assignment())
 
     def _record(
         self, batch: Batch, result: WriteResult, letters: list[DeadLetter], stored_at: float

@@ -197,7 +197,8 @@ class Replay:
             completed |= reader.done  # ends with nothing left to read (e.g. compacted away)
         finally:
             try:
-                if writing.busy:  # stopped or failing while a batch is written: let it finish
+                if writing.busy:  # stopped or failing while a batch is written: let it finish,
+                    pause.set()  # without the retries (Ctrl-C does not set the stop event)
                     with contextlib.suppress(RetryableError):
                         finish(progress=False)
             finally:

@@ -267,8 +267,14 @@ class BatchWriter:
     def _store_in_chunks(self, events: list[ValidEvent], result: WriteResult) -> None:
         def insert(chunk: list[ValidEvent]) -> None:
             self._copy(chunk)
-            self._insert_staged(chunk, result)
+            outcome = WriteResult()
+            self._insert_staged(chunk, outcome)
             self._conn.execute(_CLEAR_STAGING)  # for the next chunk
+            # Counted only once nothing in the chunk's savepoint can fail any more.
+            result.inserted += outcome.inserted
+            result.duplicates += outcome.duplicates
+            result.refused += outcome.refused
+            result.expired += outcome.expired
 
         # Chunks lock summary rows out of key order: a deadlock with another worker is
         # possible here, and is retried like any other database failure.

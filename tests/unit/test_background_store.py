@@ -55,3 +55,17 @@ def test_the_store_runs_on_a_named_daemon_thread() -> None:
     assert seen[0] is not threading.current_thread()
     assert seen[0].name == "roi-store"
     assert seen[0].daemon
+
+
+def test_a_thread_that_cannot_start_leaves_nothing_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    store: BackgroundStore[int] = BackgroundStore("test")
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError, match="can't start"):
+        store.start(lambda: 1)
+    assert not store.busy
+    assert store.wait(0) is None  # returns at once: nothing to wait for

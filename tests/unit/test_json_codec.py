@@ -39,3 +39,8 @@ def test_dumps_refuses_non_finite_decimals() -> None:
     """NaN and Infinity are not JSON numbers."""
     with pytest.raises(ValueError, match="not a JSON number"):
         json_codec.dumps(Decimal("NaN"))
+
+
+def test_a_byte_order_mark_is_named() -> None:
+    with pytest.raises(json_codec.JsonError, match="Unexpected UTF-8 BOM"):
+        json_codec.loads('\ufeff{"a": 1}')
