@@ -67,6 +67,11 @@ class BackgroundStore(Generic[T]):
         thread.start()  # may raise: then nothing is in flight
         self._thread = thread
 
+    def settled(self, timeout: float) -> bool:
+        """Waits up to `timeout` seconds for the store in flight to end, without taking its
+        outcome; True once it has ended (or if none is in flight)."""
+        return self._thread is None or self._done.wait(timeout)
+
     def wait(self, timeout: float | None = None) -> Finished[T] | None:
         """The outcome of the store in flight, once it has finished; None if it is still
         running after `timeout` seconds (or if none was started). Raises what the store raised.

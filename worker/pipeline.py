@@ -190,7 +190,9 @@ class Pipeline:
                 self._metrics.kafka_errors.inc()
             self._finish_store(timeout=0)
             if self._unpositioned:
-                self._finish_store()  # positioning reads the offsets over the same connection
+                if not self._wait_for_store():  # positioning reads offsets over its connection
+                    return  # stopping: _finish_on_stop takes it from here
+                self._finish_store()
                 self._position()
             if self._writing is not None and not self._store_thread.busy:
                 # Again, after a failure and _degrade's backoff: only what is still ours.
@@ -200,6 +202,8 @@ class Pipeline:
             if self._batch is None:
                 self._collect()
             if self._batch is not None:
+                if not self._wait_for_store():
+                    return
                 self._finish_store()
                 self._writing, self._batch = self._batch, None
                 self._start_store(self._writing)
@@ -285,6 +289,27 @@ class Pipeline:
             end = self._consumer.highwater(tp)  # from the last fetch: no round trip
             if end is not None:
                 self._set_lag(tp, end - offset)
+
+    def _wait_for_store(self) -> bool:
+        """Waits for the store in flight to end; False if the worker is stopping first.
+
+        A store that takes long (a lock wait) must not stop the loop from polling: a
+        rebalance of the group waits for every member to poll. After a second, it polls with
+        every partition paused until the store ends."""
+        if self._store_thread.settled(POLL_SLICE_SECONDS):
+            return True
+        log.info("the batch being stored takes long; polling with the partitions paused")
+        paused = set(self._consumer.assignment()) - set(self._consumer.paused())
+        self._consumer.pause(*paused)
+        try:
+            while not self._stop.is_set() and not self._store_thread.settled(0):
+                # Nothing is fetched while paused; the poll runs the group protocol.
+                self._poll(POLL_SLICE_SECONDS, self._settings.batch_max_messages)
+        finally:
+            if not self._degraded:
+                still = paused & set(self._consumer.assignment())
+                self._consumer.resume(*(still - self._unpositioned))
+        return self._store_thread.settled(0)
 
     def _finish_on_stop(self) -> None:
         try:

@@ -266,6 +266,40 @@ def test_two_workers_in_one_group_count_nothing_twice(
     assert "revoked" in first.log()
 
 
+@pytest.mark.parametrize("stream", [4], indirect=True)
+def test_a_long_store_does_not_hold_up_a_rebalance(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    """While a store waits on a lock, its worker keeps polling (partitions paused), so a
+    second worker joining the group gets partitions before the store ends."""
+    samples = sample_events(2000)
+    first = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES="500")
+    first.wait_ready()
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[:500]])
+    wait_caught_up(stream)
+    with psycopg.connect(stream.database_url) as blocker:
+        # Every store adds to pattern_roi_summary: this lock holds the next one (the worker
+        # gives up on a lock after 30 s, so everything below must happen well within that).
+        blocker.execute("LOCK TABLE pattern_roi_summary IN EXCLUSIVE MODE")
+        produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[500:1500]])
+        wait_until(
+            lambda: "takes long; polling with the partitions paused" in first.log(),
+            timeout=15,
+            what="the first worker to wait for its blocked store while polling",
+        )
+        second = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES="500")
+        wait_until(
+            lambda: "assigned" in second.log(),
+            timeout=20,
+            what="the second worker's partitions, while the first's store is blocked",
+        )
+        blocker.rollback()
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[1500:]])
+    wait_caught_up(stream)
+    assert_stored_exactly(stream, samples)
+    assert "revoked" in first.log()
+
+
 def test_a_stream_of_garbage_trips_the_circuit_breaker(
     stream: Stream, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:

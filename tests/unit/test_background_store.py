@@ -69,3 +69,15 @@ def test_a_thread_that_cannot_start_leaves_nothing_in_flight(
         store.start(lambda: 1)
     assert not store.busy
     assert store.wait(0) is None  # returns at once: nothing to wait for
+
+
+def test_settled_waits_without_taking_the_outcome() -> None:
+    store: BackgroundStore[int] = BackgroundStore("test")
+    assert store.settled(0)  # nothing in flight
+    release = threading.Event()
+    store.start(lambda: 5 if release.wait(10) else -1)
+    assert not store.settled(0.01)
+    release.set()
+    assert store.settled(10)
+    assert store.busy  # the outcome is still there to take
+    assert store.wait(0) == Finished(5)
