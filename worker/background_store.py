@@ -1,7 +1,7 @@
 """Stores one batch on a thread of its own, so that the loop decodes the next batch meanwhile.
 
 The store waits on PostgreSQL for most of its time, and psycopg releases the GIL while it waits:
-overlapping it with the next batch's poll, decode and validate nearly halves the time per event
+overlapping it with the next batch's poll, decode and validate hides most of that wait
 (docs/benchmarks.md). At most one store runs at a time, so batches are stored in the order they
 were polled, and the loop stays the only user of the consumer: the thread never touches Kafka's
 consumer, only the database connection and the (thread-safe) dead-letter producer.
