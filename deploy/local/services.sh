@@ -176,11 +176,14 @@ start_kafka() {
   # 9>&-: the broker must not inherit (and so hold forever) this script's lock.
   setsid "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_HOME/server.properties" \
     </dev/null >"$KAFKA_HOME/logs/stdout.log" 2>&1 9>&- &
-  echo $! >"$KAFKA_HOME/kafka.pid"
+  local launched=$!
+  echo "$launched" >"$KAFKA_HOME/kafka.pid"
 
+  # Watch the process just launched, not kafka_pid: until the child has exec'd java its
+  # command line is still this script's, which kafka_pid would take for a dead broker.
   local waited=0
   until port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$KAFKA_HOME/logs/server.log"; do
-    if ! kafka_pid >/dev/null; then
+    if ! kill -0 "$launched" 2>/dev/null; then
       cat "$KAFKA_HOME/logs/stdout.log" >>"$KAFKA_HOME/logs/server.log"
       fail "kafka: the broker exited during start-up" "$KAFKA_HOME/logs/server.log"
     fi
