@@ -98,12 +98,20 @@ class ExecutionEventProducer:
         """
         deadline = time.monotonic() + timeout
         try:
-            futures = [
-                self._producer.send(
-                    self.topic, key=event.pattern_id.encode(), value=event.to_json()
+            futures: list[Any] = []
+            for event in events:
+                # send() itself blocks while the send buffer is full (up to max_block_ms):
+                # the deadline bounds the whole call, not just the acknowledgements.
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailableError(
+                        f"Kafka took only {len(futures)} of the {len(events)} event(s) "
+                        f"within {timeout:g} s (its send buffer is full)"
+                    )
+                futures.append(
+                    self._producer.send(
+                        self.topic, key=event.pattern_id.encode(), value=event.to_json()
+                    )
                 )
-                for event in events
-            ]
             for future in futures:
                 future.get(timeout=max(0.0, deadline - time.monotonic()))
         except KafkaError as exc:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import socket
 from types import FrameType
-from typing import Final
 
 import uvicorn
 
@@ -15,7 +15,11 @@ from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-GRACEFUL_SHUTDOWN_SECONDS: Final = 5  # in-flight requests get this long after SIGTERM
+
+def graceful_shutdown_seconds(settings: Settings) -> int:
+    """How long in-flight requests get after SIGTERM: a POST publishing when it arrives may
+    take up to twice the publish timeout (a blocked send, then the acknowledgements)."""
+    return math.ceil(2 * settings.api_publish_timeout_seconds) + 1
 
 
 def serve(settings: Settings, host: str, port: int) -> int:
@@ -36,7 +40,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
         create_app(settings),
         log_config=None,  # the logging of worker.process, like every command
         access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_graceful_shutdown=graceful_shutdown_seconds(settings),
         server_header=False,
     )
     server = uvicorn.Server(config)
