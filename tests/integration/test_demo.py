@@ -61,36 +61,45 @@ def _run_demo_and_read_the_api(
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Runs `demo --seconds 600` until it says the worker and the API keep running, GETs the
     API's summary, then ends the demo with SIGTERM as Ctrl-C would (exit 0)."""
-    process = subprocess.Popen(
+    # One reader per pipe, and nothing else reads them: communicate() would race the readers.
+    lines: list[str] = []
+    errors: list[str] = []
+    summary: dict[str, Any] = {}
+    with subprocess.Popen(
         [sys.executable, "-m", "worker", "demo", "--seconds", "600"],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+    ) as process:
+        readers = [
+            threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, ""))),  # type: ignore[union-attr]
+            threading.Thread(target=lambda: errors.append(process.stderr.read())),  # type: ignore[union-attr]
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            wait_until(
+                lambda: any("keep running" in line for line in lines) or process.poll() is not None,
+                timeout=DEMO_TIMEOUT,
+                what="the demo to print its table and keep running",
+            )
+            if process.poll() is None:
+                url = f"http://127.0.0.1:{api_port}/api/roi-tracking/summary?limit=1000"
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    summary = json.loads(response.read())
+                process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+            for reader in readers:  # before the pipes close, at the end of `with`
+                reader.join(timeout=10)
+    result = subprocess.CompletedProcess(
+        process.args, process.returncode, "".join(lines), "".join(errors)
     )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")))  # type: ignore[union-attr]
-    reader.start()
-    try:
-        wait_until(
-            lambda: any("keep running" in line for line in lines) or process.poll() is not None,
-            timeout=DEMO_TIMEOUT,
-            what="the demo to print its table and keep running",
-        )
-        summary: dict[str, Any] = {}
-        if process.poll() is None:
-            url = f"http://127.0.0.1:{api_port}/api/roi-tracking/summary?limit=1000"
-            with urllib.request.urlopen(url, timeout=30) as response:
-                summary = json.loads(response.read())
-            process.send_signal(signal.SIGTERM)
-        stderr = process.communicate(timeout=60)[1]
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        reader.join(timeout=10)
-    result = subprocess.CompletedProcess(process.args, process.returncode, "".join(lines), stderr)
     return result, summary
 
 
