@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -14,37 +13,30 @@ from typing import Any
 
 import anyio
 
+from tests.child_process import LoggedProcess
 from tests.helpers import wait_until
 from tests.worker_harness import START_TIMEOUT, free_port
 
 
-class ApiProcess:
+class ApiProcess(LoggedProcess):
     """One `roi-worker api` process with its log in `log_path`; `env` is its whole ROI_* setup."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
         clean = {k: v for k, v in os.environ.items() if not k.startswith("ROI_")}
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "worker",
-                "api",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env={**clean, "ROI_API_CACHE_SECONDS": "0", **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        argv = [
+            sys.executable,
+            "-m",
+            "worker",
+            "api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        environment = {**clean, "ROI_API_CACHE_SECONDS": "0", **env}
+        super().__init__("roi-worker api", argv, environment, log_path)
 
     def request(
         self, method: str, path: str, body: bytes | None = None
@@ -77,29 +69,13 @@ class ApiProcess:
 
     def wait_up(self, path: str = "/healthz", timeout: float = START_TIMEOUT) -> None:
         def up() -> bool:
-            code = self.process.poll()
-            if code is not None:
-                raise AssertionError(f"roi-worker api exited with {code}:\n{self.log()[-3000:]}")
+            self.check_running()
             try:
                 return self.get(path)[0] == 200
             except OSError:
                 return False
 
         wait_until(up, timeout=timeout, what=f"roi-worker api {path} (log: {self.log_path})")
-
-    def stop(self, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            self._log.close()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self._log.close()
 
 
 async def asgi_request(app: Any, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -23,6 +21,7 @@ import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.child_process import LoggedProcess
 from tests.helpers import wait_until
 
 START_TIMEOUT = 60.0
@@ -68,23 +67,15 @@ class Stream:
         }
 
 
-class WorkerProcess:
+class WorkerProcess(LoggedProcess):
     """One `roi-worker run` process with its log in `log_path`."""
 
     def __init__(self, stream: Stream, log_path: Path, **env: str) -> None:
         self.port = free_port()
-        self.log_path = log_path
         environment = {**os.environ, **stream.env(ROI_METRICS_PORT=str(self.port), **env)}
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "run"],
-            env=environment,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            "the worker", [sys.executable, "-m", "worker", "run"], environment, log_path
         )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def get(self, path: str) -> tuple[int, str]:
         try:
@@ -95,7 +86,7 @@ class WorkerProcess:
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         def ready() -> bool:
-            self._check_running()
+            self.check_running()
             try:
                 return self.get("/readyz")[0] == 200
             except OSError:
@@ -116,41 +107,14 @@ class WorkerProcess:
 
     def sample(self, name: str) -> float | None:
         """One sample of /metrics; None while the endpoint is not up (yet)."""
-        self._check_running()
+        self.check_running()
         try:
             return self.metrics().get(name)
         except OSError:
             return None
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            self._log.close()
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
-        self._log.close()
-
-    def close(self) -> None:
-        """Kills the worker if it still runs; always releases its log."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self._log.close()
-
     def wait_exit(self, timeout: float = PROCESS_TIMEOUT) -> int:
-        code = self.process.wait(timeout=timeout)
-        self._log.close()
-        return code
-
-    def _check_running(self) -> None:
-        code = self.process.poll()
-        if code is not None:
-            raise AssertionError(f"the worker exited with {code}:\n{self.log()[-3000:]}")
+        return super().wait_exit(timeout)
 
 
 def start(

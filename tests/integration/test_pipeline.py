@@ -21,6 +21,7 @@ from tests.worker_harness import (
     query,
     read_topic,
     start,
+    stored_offsets,
     wait_caught_up,
 )
 from worker import json_codec
@@ -295,6 +296,43 @@ def test_a_long_store_does_not_hold_up_a_rebalance(
         )
         blocker.rollback()
     produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[1500:]])
+    wait_caught_up(stream)
+    assert_stored_exactly(stream, samples)
+    assert "revoked" in first.log()
+
+
+@pytest.mark.parametrize("stream", [4], indirect=True)
+def test_a_worker_storing_back_to_back_lets_another_join(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    """With a backlog a store is in flight nearly all the time, so the loop polls in short
+    slices between batches; the group protocol must still complete: a second worker joining
+    gets partitions while the first is busy, and nothing is counted twice."""
+    samples = sample_events(8000)
+    batch = 100
+    with psycopg.connect(stream.database_url, autocommit=True) as conn:
+        # Every store saves its offsets: a quarter of a second more per store makes the
+        # first worker alone need at least 80 x 0.25 = 20 s for the backlog.
+        conn.execute(
+            "CREATE FUNCTION slow_store() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(0.25); RETURN NULL; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER slow_store AFTER INSERT ON consumer_offsets "
+            "FOR EACH STATEMENT EXECUTE FUNCTION slow_store()"
+        )
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    first = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES=str(batch))
+
+    def stored() -> int:
+        return sum(stored_offsets(stream.database_url, stream.group_id, stream.topic).values())
+
+    wait_until(lambda: stored() > 0, timeout=60, what="the first worker's first batch")
+    second = start(stream, workers, tmp_path, ROI_BATCH_MAX_MESSAGES=str(batch))
+    wait_until(lambda: "assigned" in second.log(), timeout=60, what="the second's partitions")
+    assert stored() < len(samples), "the first worker finished before the second joined"
+    with psycopg.connect(stream.database_url, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER slow_store ON consumer_offsets")
     wait_caught_up(stream)
     assert_stored_exactly(stream, samples)
     assert "revoked" in first.log()
