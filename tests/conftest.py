@@ -59,12 +59,22 @@ class Services:
 
 
 def _docker_answers() -> bool:
+    # Without an engine docker-py leaks the socket of its failed version probe, which fails
+    # the run with a ResourceWarning: most machines without Docker have no socket to probe.
+    if "DOCKER_HOST" not in os.environ and not Path("/var/run/docker.sock").exists():
+        return False
     try:
         import docker
 
-        docker.from_env(timeout=3).ping()
+        client = docker.from_env(timeout=3)
     except Exception:
         return False
+    try:
+        client.ping()
+    except Exception:
+        return False
+    finally:
+        client.close()  # an unclosed client's socket fails the run with a ResourceWarning
     return True
 
 
