@@ -32,7 +32,7 @@ from worker.errors import (
 from worker.event import PATTERN_ID
 from worker.migrate import load_migrations, migrate, migration_status
 from worker.pipeline import Pipeline
-from worker.process import ShutdownWatchdog, configure_logging
+from worker.process import ShutdownWatchdog, configure_logging, tune_gc_for_throughput
 from worker.report import FORMATS, Request, full_report, render
 from worker.report_document import Selection
 from worker.roi import Window
@@ -333,6 +333,7 @@ def _run(args: argparse.Namespace) -> int:
     del args
     settings = load_settings()
     configure_logging(settings.log_level)
+    tune_gc_for_throughput()
     pipeline = Pipeline(settings)
     watchdog = ShutdownWatchdog(pipeline.stop)
     watchdog.install()

@@ -19,7 +19,7 @@ from worker.db import connect
 from worker.errors import ConfigurationError
 from worker.formatting import table
 from worker.offset_admin import parse_moment
-from worker.process import configure_command_logging
+from worker.process import configure_command_logging, tune_gc_for_throughput
 from worker.progress import Progress
 from worker.replay import PartitionReport, Plan, Replay, Start, choose_group, plan_replay
 from worker.retention import apply_retention, current_horizon, horizon_for
@@ -147,6 +147,7 @@ def _days(text: str) -> int:
 def _replay(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_command_logging(settings.log_level)
+    tune_gc_for_throughput()
     topic: str = args.topic or settings.topic
     now = datetime.now(UTC)
     group = choose_group(settings, args.group, now)

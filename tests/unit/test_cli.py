@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from tests.strategies import example_document
 from worker import json_codec, schemas
-from worker.process import RateLimit
+from worker.process import GC_YOUNG_THRESHOLD, RateLimit, tune_gc_for_throughput
 
 ROOT = Path(__file__).parents[2]
 
@@ -152,6 +153,15 @@ def test_kafka_log_storms_are_rate_limited() -> None:
     assert limit.filter(record("kafka.cluster", "another logger"))
     assert limit.filter(record("worker.pipeline", "ours are never limited"))
     assert all(limit.filter(record("worker.pipeline", "again")) for _ in range(5))
+
+
+def test_stream_commands_collect_young_garbage_rarely_and_keep_the_older_thresholds() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc_for_throughput()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.set_threshold(*before)
 
 
 @pytest.mark.parametrize(
