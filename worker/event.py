@@ -109,6 +109,11 @@ def _bounded_decimal(value: object, *, strings: bool, maximum: Decimal, unit: st
         raise _fail("ge", "must be >= 0")
     if number > maximum:
         raise _fail("le", f"must be <= {maximum}{unit}")
+    # A plain (no exponent) string of at most MAX_DECIMAL_PLACES characters cannot hold more
+    # decimal places: that test is a fraction of the cost of as_tuple(), run on every amount.
+    text = str(number)
+    if len(text) <= MAX_DECIMAL_PLACES and "E" not in text:
+        return number
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
         raise _fail("decimal_places", f"must have at most {MAX_DECIMAL_PLACES} decimal places")
@@ -454,7 +459,8 @@ _NUMBER: Final = "\x00"
 
 
 def _encode_number(value: int | Decimal) -> str:
-    return '"\\u0000' + str(Decimal(value).normalize() if value else 0) + '"'
+    number = value if type(value) is Decimal else Decimal(value)
+    return '"\\u0000' + str(number.normalize() if number else 0) + '"'
 
 
 def _encode_bool(value: bool) -> str:
@@ -466,7 +472,8 @@ def _encode_uuid(value: uuid.UUID) -> str:
 
 
 def _encode_moment(value: datetime) -> str:
-    return '"' + value.astimezone(UTC).isoformat() + '"'  # digits, '-', ':', '.', 'T', '+'
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)  # "Z" parses to UTC itself
+    return '"' + utc.isoformat() + '"'  # digits, '-', ':', '.', 'T', '+'
 
 
 def _canonical_json(value: Any) -> str:

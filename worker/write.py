@@ -84,7 +84,7 @@ WITH inserted AS (
 ), daily AS (
     {DAILY.increment_sql("inserted")}
 )
-SELECT event_id FROM inserted
+SELECT event_id::text FROM inserted
 """
 
 _CLEAR_STAGING: Final = f"DELETE FROM {STAGING_TABLE}"
@@ -311,13 +311,15 @@ class BatchWriter:
         """Inserts the staged rows (`staged`) and increments the summaries by those inserted.
         The others are already stored (duplicates, or conflicts when their content differs)
         or expired: older than the retention horizon, so the insert skipped them."""
+        # As text: psycopg makes a uuid.UUID of each in Python, and all the usual case needs
+        # is how many there are.
         rows = self._conn.execute(_INSERT).fetchall()
-        inserted = {row[0] for row in rows}
-        if len(inserted) == len(staged):  # the usual case: nothing more to ask
+        if len(rows) == len(staged):  # the usual case: nothing more to ask
             result.inserted += staged
             return
-        others = [item for item in staged if item.event.event_id not in inserted]
-        result.inserted += [item for item in staged if item.event.event_id in inserted]
+        inserted = {row[0] for row in rows}
+        others = [item for item in staged if str(item.event.event_id) not in inserted]
+        result.inserted += [item for item in staged if str(item.event.event_id) in inserted]
         _classify_stored(others, self._stored_fingerprints(others), result)
 
     def _stored_fingerprints(self, items: list[ValidEvent]) -> dict[Any, bytes | None]:
