@@ -57,6 +57,17 @@ def test_the_store_runs_on_a_named_daemon_thread() -> None:
     assert seen[0].daemon
 
 
+def test_every_store_runs_on_the_same_thread() -> None:
+    store: BackgroundStore[threading.Thread] = BackgroundStore("roi-store")
+    threads = []
+    for _ in range(3):
+        store.start(threading.current_thread)
+        finished = store.wait(10)
+        assert finished is not None
+        threads.append(finished.value)
+    assert threads[0] is threads[1] is threads[2]
+
+
 def test_a_thread_that_cannot_start_leaves_nothing_in_flight(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
