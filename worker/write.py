@@ -318,8 +318,9 @@ class BatchWriter:
             result.inserted += staged
             return
         inserted = {row[0] for row in rows}
-        others = [item for item in staged if str(item.event.event_id) not in inserted]
-        result.inserted += [item for item in staged if str(item.event.event_id) in inserted]
+        others: list[ValidEvent] = []
+        for item in staged:
+            (result.inserted if str(item.event.event_id) in inserted else others).append(item)
         _classify_stored(others, self._stored_fingerprints(others), result)
 
     def _stored_fingerprints(self, items: list[ValidEvent]) -> dict[Any, bytes | None]:
