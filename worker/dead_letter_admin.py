@@ -56,6 +56,7 @@ BATCH_RECORDS: Final = 500  # letters published, then recorded, together
 ACK_TIMEOUT_SECONDS: Final = 60.0  # for the broker to acknowledge one batch
 LISTED_LETTERS: Final = 20  # poison and unredrivable letters named in a text report
 LOCK_KEY: Final = 0x524F495F444C5152  # "ROI_DLQR": one redrive at a time per database
+UNDECODABLE: Final = InvalidReason.UNDECODABLE_RECORD.value
 
 ALREADY_REDRIVEN: Final = """
     SELECT partition, "offset" FROM redriven_dead_letters
@@ -106,7 +107,7 @@ class Letter:
         return cls(
             message=message,
             reason=_text(headers.get("roi.error.reason")),
-            error=_text(headers.get("roi.error.message")),
+            error=message.undecodable or _text(headers.get("roi.error.message")),
             fields=_text(headers.get("roi.error.fields")),
             source=(topic, partition, offset)
             if topic and partition is not None and offset is not None
@@ -115,6 +116,12 @@ class Letter:
             redrive_count=max(counts, default=0),  # several: the largest, never a reset
             value_dropped_bytes=_decimal(headers.get("roi.error.value_dropped_bytes")),
         )
+
+    @property
+    def undecodable(self) -> bool:
+        """A letter with no event to redrive: the worker could not decode the record it
+        dead-lettered, or this tool cannot decode the letter itself."""
+        return self.message.undecodable is not None or self.reason == UNDECODABLE
 
     @property
     def where(self) -> str:
@@ -226,7 +233,7 @@ class Inspection:
 
     def add(self, letter: Letter) -> None:
         self.letters += 1
-        reason = letter.reason or "(none)"
+        reason = letter.reason or ("(undecodable)" if letter.undecodable else "(none)")
         self.by_reason[reason] += 1
         self.by_source_topic[letter.source[0] if letter.source else "(unknown)"] += 1
         self.by_redrive_count[letter.redrive_count] += 1
@@ -390,7 +397,7 @@ class Outcome(StrEnum):
     REDRIVEN = "redriven"  # published (or, in a dry run, would be)
     ALREADY_REDRIVEN = "already_redriven"  # in redriven_dead_letters: by an earlier run
     REPEAT = "repeat"  # a copy of a source redriven earlier in this run
-    VALUE_DROPPED = "value_dropped"  # the letter has no value to publish
+    VALUE_DROPPED = "value_dropped"  # the letter has no value to publish (too large, undecodable)
     STILL_INVALID = "still_invalid"  # its bytes still fail decode or validate: not published
     POISON = "poison"  # redriven --max-redrives times already
     FILTERED_OUT = "filtered_out"  # another reason than --reason
@@ -605,7 +612,10 @@ class _Redrive:
             (Outcome.FILTERED_OUT, lambda: wanted is not None and letter.reason != wanted),
             (Outcome.ALREADY_REDRIVEN, lambda: (m.partition, m.offset) in done),
             (Outcome.REPEAT, lambda: _identity(letter) in self._planned),
-            (Outcome.VALUE_DROPPED, lambda: letter.value_dropped_bytes is not None),
+            (
+                Outcome.VALUE_DROPPED,
+                lambda: letter.value_dropped_bytes is not None or letter.undecodable,
+            ),
             (
                 Outcome.STILL_INVALID,
                 lambda: letter.reason in CONTRACT_REASONS and _still_invalid(m.value),
@@ -697,7 +707,7 @@ def render_redrive(result: RedriveResult, fmt: Format) -> str:
         ("repeated copies", counts[Outcome.REPEAT], "of a source redriven in this run"),
         ("still invalid", counts[Outcome.STILL_INVALID], "fail validation as they are"),
         ("poison", counts[Outcome.POISON], f"redriven {_times(r.max_redrives)} already"),
-        ("not redrivable", counts[Outcome.VALUE_DROPPED], "value dropped as too large"),
+        ("not redrivable", counts[Outcome.VALUE_DROPPED], "value too large or undecodable"),
         ("filtered out", counts[Outcome.FILTERED_OUT], "other reasons"),
     ]
     if result.failed:
@@ -709,11 +719,12 @@ def render_redrive(result: RedriveResult, fmt: Format) -> str:
     ]
     for title, refs in (("poison", result.poison), ("not redrivable", result.value_dropped)):
         for ref in refs[:LISTED_LETTERS]:
-            why = (
-                f"redriven {_times(ref.redrive_count)}"
-                if ref.value_dropped_bytes is None
-                else f"value of {ref.value_dropped_bytes:,} bytes dropped"
-            )
+            if ref.value_dropped_bytes is not None:
+                why = f"value of {ref.value_dropped_bytes:,} bytes dropped"
+            elif title == "poison":
+                why = f"redriven {_times(ref.redrive_count)}"
+            else:
+                why = "undecodable: no value to publish"
             lines.append(
                 f"{title}: {ref.where} from {ref.origin}, {ref.reason or '(no reason)'}, {why}"
             )

@@ -36,11 +36,12 @@ from urllib.error import HTTPError, URLError
 from urllib.request import urlopen
 
 import psycopg
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker import json_codec
+from worker.consumer import new_consumer
 from worker.db import connect
 from worker.errors import BrokerUnavailableError, ConfigurationError, RoiWorkerError
 from worker.event import SCHEMA_VERSION
@@ -398,10 +399,7 @@ def _wait_ready(worker: _Worker, base_url: str) -> None:
 def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """The end offset of every partition of `topic`."""
     try:
-        consumer = KafkaConsumer(
-            **{**settings.kafka_config(), "client_id": "roi-worker-demo"},
-            enable_auto_commit=False,
-        )
+        consumer = new_consumer(settings, client_id="roi-worker-demo", enable_auto_commit=False)
     except KafkaError as exc:
         raise BrokerUnavailableError(f"Kafka: {exc}") from exc
     try:

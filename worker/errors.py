@@ -25,6 +25,7 @@ class InvalidReason(StrEnum):
     SCHEMA_VIOLATION = "schema_violation"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"  # event_id stored with other content
     DATABASE_REJECTED = "database_rejected"  # a constraint of the database refused the row
+    UNDECODABLE_RECORD = "undecodable_record"  # the Kafka client cannot read the record at all
 
 
 @dataclass(frozen=True, slots=True)

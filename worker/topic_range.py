@@ -2,7 +2,9 @@
 
 Replay and the dead-letter tools read this way, so they always end, whatever keeps arriving
 while they run. The consumer is assigned its partitions directly (no consumer group), so
-reading never disturbs a group's members or its committed offsets.
+reading never disturbs a group's members or its committed offsets. It reads committed events
+only, and a record the client cannot decode comes out as a Message with `undecodable` set
+(worker.consumer), so a range always ends.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Final
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from worker.consumer import RecordReader, new_consumer
 from worker.deadletter import Message
 from worker.errors import BrokerUnavailableError, ConfigurationError
 from worker.settings import KafkaSettings
@@ -45,8 +48,9 @@ def open_consumer(settings: KafkaSettings, client_id: str, **config: Any) -> Kaf
     Raises BrokerUnavailableError when Kafka cannot be reached.
     """
     try:
-        return KafkaConsumer(
-            **{**settings.kafka_config(), "client_id": client_id},
+        return new_consumer(
+            settings,
+            client_id=client_id,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -104,6 +108,7 @@ class RangeReader:
 
     def __init__(self, consumer: KafkaConsumer, topic: str, ranges: Sequence[PartitionRange]):
         self._consumer = consumer
+        self._reader = RecordReader(consumer, skipped=False)
         self._ranges = {r.partition: r for r in ranges}
         self._topic = topic
         self._done: set[int] = {r.partition for r in ranges if r.size == 0}
@@ -124,15 +129,10 @@ class RangeReader:
         last_positions: dict[int, int] = {}
         while len(self._done) < len(self._ranges) and not (stop and stop.is_set()):
             try:
-                polled = self._consumer.poll(timeout_ms=POLL_MS, max_records=max_records)
+                polled = self._reader.poll(timeout_ms=POLL_MS, max_records=max_records)
             except KafkaError as exc:
                 raise BrokerUnavailableError(f"reading {self._topic}: {exc}") from exc
-            batch = [
-                Message.of_record(r)
-                for records in polled.values()
-                for r in records
-                if r.offset < self._ranges[r.partition].end
-            ]
+            batch = [m for m in polled if m.offset < self._ranges[m.partition].end]
             positions = self._check_ends()
             if batch or positions != last_positions:
                 idle_since = time.monotonic()

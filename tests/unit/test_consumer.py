@@ -1,0 +1,151 @@
+"""The consumers' one configuration, and how undecodable records and skipped offsets travel
+through a batch (pure logic; tests/integration/test_consumer_reads.py reads real topics)."""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from kafka import TopicPartition
+from kafka.errors import (
+    CorruptRecordError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    UnsupportedCodecError,
+)
+
+from tests.integration.events import sample_events
+from worker.batch import prepare
+from worker.consumer import may_be_undecodable, new_consumer
+from worker.dead_letter_admin import Inspection, Letter
+from worker.deadletter import DeadLetter, Message, Skipped
+from worker.settings import KafkaSettings
+
+WORKER = Path(__file__).parents[2] / "worker"
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def test_only_worker_consumer_makes_kafka_consumers() -> None:
+    """No module of the package but worker/consumer.py calls KafkaConsumer, so none can forget
+    to read committed events only."""
+    callers = []
+    for path in sorted(WORKER.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name == "KafkaConsumer":
+                    callers.append(path.relative_to(WORKER).as_posix())
+    assert set(callers) == {"consumer.py"}
+
+
+def test_every_consumer_reads_committed_events_only() -> None:
+    """The consumer configuration asks for read_committed, and new_consumer refuses another."""
+    settings = KafkaSettings(kafka_bootstrap_servers="127.0.0.1:9")
+    assert settings.consumer_config()["isolation_level"] == "read_committed"
+    assert settings.consumer_config()["bootstrap_servers"] == ["127.0.0.1:9"]
+    with pytest.raises(ValueError, match="committed"):
+        new_consumer(settings, isolation_level="read_uncommitted")
+
+
+@pytest.mark.parametrize(
+    ("error", "undecodable"),
+    [
+        (CorruptRecordError("Found invalid record structure"), True),
+        (UnsupportedCodecError("Libraries for zstd compression codec not found"), True),
+        (zlib.error("invalid stored block lengths"), True),
+        (gzip.BadGzipFile("Not a gzipped file"), True),
+        (RuntimeError("LZ4F_decompress failed"), True),
+        (KafkaTimeoutError("Timeout waiting for future"), False),
+        (KafkaConnectionError("connection reset"), False),
+    ],
+)
+def test_which_poll_errors_may_be_a_record_the_client_cannot_decode(
+    error: Exception, undecodable: bool
+) -> None:
+    """Kafka's record errors and any codec's own errors are probed; the client's other errors
+    (an unreachable broker) are not."""
+    assert may_be_undecodable(error) is undecodable
+
+
+def message(partition: int, offset: int, value: bytes) -> Message:
+    return Message("events", partition, offset, 1_700_000_000_000, b"k", value, [])
+
+
+def test_undecodable_records_are_dead_lettered_and_skipped_offsets_stored() -> None:
+    """prepare() dead-letters an undecodable record like an invalid event, and a Skipped entry
+    moves its partition's next offset without being a message."""
+    valid = sample_events(1)[0].value
+    verdicts: list[bool] = []
+    batch = prepare(
+        [
+            message(0, 4, valid),
+            Message.of_undecodable("events", 0, 5, "CorruptRecordError: failed crc check"),
+            Skipped.up_to("events", 0, 9),  # a transaction's marker at 8, say
+            Skipped.up_to("events", 1, 12),  # an aborted transaction and its marker only
+        ],
+        now=NOW,
+        closed=0.0,
+        on_checked=verdicts.append,
+    )
+    assert verdicts == [True, False]
+    assert [m.offset for m in batch.messages] == [4, 5]
+    assert [v.source.offset for v in batch.valid] == [4]
+    [letter] = batch.letters
+    assert (letter.reason, letter.error) == (
+        "undecodable_record",
+        "CorruptRecordError: failed crc check",
+    )
+    assert batch.next_offsets == {("events", 0): 9, ("events", 1): 12}
+
+    only_skipped = batch.without([TopicPartition("events", 0)])
+    assert only_skipped is not None
+    assert (only_skipped.messages, only_skipped.next_offsets) == ([], {("events", 1): 12})
+    assert only_skipped.without([TopicPartition("events", 1)]) is None
+
+
+def test_a_batch_of_records_only_keeps_its_messages() -> None:
+    """Without Skipped entries the batch holds the very list it was given (no copy)."""
+    messages = [message(0, 0, b"{}"), message(1, 3, b"[]")]
+    batch = prepare(messages, now=NOW, closed=0.0)
+    assert batch.messages is messages
+    assert batch.next_offsets == {("events", 0): 1, ("events", 1): 4}
+
+
+def test_the_dead_letter_of_an_undecodable_record_says_where_it_is() -> None:
+    """Its headers name the source topic, partition and offset and the client's error; the
+    unknown timestamp is left out rather than written as -1."""
+    undecodable = Message.of_undecodable("events", 2, 41, "CorruptRecordError: bad header key")
+    headers = dict(
+        DeadLetter(undecodable, "undecodable_record", undecodable.undecodable or "").headers()
+    )
+    assert headers == {
+        "roi.error.reason": b"undecodable_record",
+        "roi.error.message": b"CorruptRecordError: bad header key",
+        "roi.source.topic": b"events",
+        "roi.source.partition": b"2",
+        "roi.source.offset": b"41",
+    }
+    assert (undecodable.key, undecodable.value, undecodable.headers) == (None, None, [])
+
+
+def test_the_dlq_tools_never_redrive_what_could_not_be_decoded() -> None:
+    """An undecodable_record letter has no event to redrive, and a letter the tools cannot
+    decode themselves is counted apart, with the client's error."""
+    undecodable = Message.of_undecodable("events", 2, 41, "CorruptRecordError: bad header key")
+    letter = DeadLetter(undecodable, "undecodable_record", "CorruptRecordError: bad header key")
+    written = Message("events.dlq", 0, 7, 1, None, b"", [*letter.headers()])
+    assert Letter.parse(written).undecodable
+    assert not Letter.parse(
+        written._replace(headers=[("roi.error.reason", b"invalid_json")])
+    ).undecodable
+
+    unreadable = Letter.parse(Message.of_undecodable("events.dlq", 0, 8, "UnicodeDecodeError"))
+    assert (unreadable.undecodable, unreadable.error) == (True, "UnicodeDecodeError")
+    inspection = Inspection("events.dlq", samples_per_reason=1)
+    inspection.add(Letter.parse(written))
+    inspection.add(unreadable)
+    assert inspection.by_reason == {"undecodable_record": 1, "(undecodable)": 1}

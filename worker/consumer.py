@@ -1,0 +1,259 @@
+"""Every Kafka consumer of roi-worker, and reading with one whatever the log holds.
+
+`new_consumer` is the one way this package makes a consumer (tests/unit/test_consumer.py
+checks that no other module calls KafkaConsumer): it reads committed events only
+(`Settings.consumer_config`) and works around a kafka-python 3.0 hang described at
+`_drain_on_error`.
+
+`RecordReader.poll` is `consumer.poll` for the pipeline and the range reader, as Messages:
+- a record the client cannot decode (kafka-python raises on it at every poll, for ever: a bad
+  CRC, a header key that is not UTF-8, a broken structure, a codec error) becomes a Message
+  with `undecodable` set, and the consumer is seeked past it. What kafka-python does is exact:
+  it returns the records before the bad one, raises on the next poll, and leaves the
+  consumer's position at the first offset it did not return. Which partition failed, its
+  error does not always say, so a probe (a second, group-less consumer) reads each readable
+  partition at the consumer's position; the one that fails there is it, and the probe goes on
+  to the next offsets while they fail too: a record after a bad one in the same record batch
+  cannot be read either (a fetch starts at the batch's first record). Every offset skipped is
+  one such Message, so the pipeline dead-letters each and stores its offset like any other's.
+  If no partition fails when probed, the client cannot say where the record is: FatalError;
+- offsets past the last record returned that hold nothing for us (transaction markers,
+  aborted transactions) become a `Skipped` entry, so that stored offsets reach the end of the
+  partition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Iterator
+from typing import Any, Final
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import Fetcher
+from kafka.errors import CorruptRecordError, KafkaError, UnsupportedCodecError
+
+from worker.deadletter import Message, Skipped
+from worker.errors import BrokerUnavailableError, FatalError
+from worker.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+PROBE_POLL_MS: Final = 200
+PROBE_SECONDS: Final = 15.0  # to read one offset, before the broker counts as unavailable
+PROBE_FETCH_WAIT_MS: Final = 100  # a fetch at a partition's end answers this soon
+KAFKA_TIMEOUT_MS: Final = 15000
+_NAMED_PARTITION = re.compile(r"TopicPartition\(topic='([^']*)', partition=(\d+)\)")
+
+
+def new_consumer(settings: KafkaSettings, **config: Any) -> KafkaConsumer:
+    """A KafkaConsumer with `settings.consumer_config()` and `config` (which may not change
+    the isolation level). Raises KafkaError as KafkaConsumer does."""
+    if "isolation_level" in config:
+        raise ValueError("every consumer reads committed events only")
+    consumer = KafkaConsumer(**{**settings.consumer_config(), **config})
+    _drain_on_error(consumer)
+    return consumer
+
+
+class _DrainingRecords(Fetcher.PartitionRecords):  # type: ignore[misc]  # untyped base
+    def take(self, n: int | None = None) -> list[Any]:
+        try:
+            return super().take(n)  # type: ignore[no-any-return]
+        except Exception:
+            self.drain()
+            raise
+
+
+def _drain_on_error(consumer: KafkaConsumer) -> None:
+    """Makes the records of a fetch that failed to decode be dropped, so they are fetched again.
+
+    kafka-python 3.0.12 keeps them, with an iterator that the error ended. A later poll that
+    reaches them at the same position (the partition was paused when the error was due, then
+    resumed) gets nothing from them and loops inside poll() for ever, at full CPU. Dropped,
+    they are fetched again and the error comes back, as at every other poll.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None or not hasattr(fetcher, "PartitionRecords"):
+        log.warning("kafka-python's fetcher changed: undecodable records may hang the consumer")
+        return
+    fetcher.PartitionRecords = _DrainingRecords
+
+
+def may_be_undecodable(exc: BaseException) -> bool:
+    """Whether poll() may have raised `exc` for a record it cannot decode: kafka-python's
+    record errors, or whatever a codec raises (gzip, snappy, lz4 and zstd each their own)."""
+    if isinstance(exc, CorruptRecordError | UnsupportedCodecError):
+        return True
+    return isinstance(exc, Exception) and not isinstance(exc, KafkaError)
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class RecordReader:
+    """Polls `consumer` (module docstring). `skipped`: also return Skipped entries."""
+
+    def __init__(self, consumer: KafkaConsumer, *, skipped: bool = True) -> None:
+        _drain_on_error(consumer)
+        self._consumer = consumer
+        self._skipped = skipped
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[Message]:
+        """At most `max_records` Messages (Skipped entries aside). Raises what poll() raises,
+        but for undecodable records; FatalError when the client cannot say where one is,
+        BrokerUnavailableError when the probe cannot read."""
+        consumer = self._consumer
+        before = self._positions() if self._skipped else {}
+        try:
+            polled = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except Exception as exc:
+            if not may_be_undecodable(exc):
+                raise
+            return self._undecodable(exc, max_records)
+        messages = [Message.of_record(r) for records in polled.values() for r in records]
+        if self._skipped:
+            messages += self._skipped_entries(polled, before)
+        return messages
+
+    def _readable(self) -> list[TopicPartition]:
+        consumer = self._consumer
+        paused = consumer.paused()
+        return sorted(tp for tp in consumer.assignment() if tp not in paused)
+
+    def _positions(self) -> dict[TopicPartition, int]:
+        """Of the partitions a poll may move; timeout 0: known positions only, no round trip."""
+        positions = {}
+        for tp in self._readable():
+            with contextlib.suppress(KafkaError):
+                position = self._consumer.position(tp, timeout_ms=0)
+                if position is not None:
+                    positions[tp] = position
+        return positions
+
+    def _skipped_entries(
+        self, polled: dict[TopicPartition, list[Any]], before: dict[TopicPartition, int]
+    ) -> list[Message]:
+        entries: list[Message] = []
+        for tp, position in self._positions().items():
+            records = polled.get(tp)
+            reached = records[-1].offset + 1 if records else before.get(tp)
+            if reached is not None and position > reached:
+                entries.append(Skipped.up_to(tp.topic, tp.partition, position))
+        return entries
+
+    def _undecodable(self, error: Exception, max_records: int) -> list[Message]:
+        """Finds the partition and offsets that failed, seeks past them and returns them."""
+        consumer = self._consumer
+        readable = self._readable()
+        named = _NAMED_PARTITION.search(str(error))
+        if named is not None:  # a bad CRC names it: probe that one first
+            first = TopicPartition(named.group(1), int(named.group(2)))
+            readable.sort(key=lambda tp: tp != first)
+        try:
+            starts = {tp: consumer.position(tp, timeout_ms=KAFKA_TIMEOUT_MS) for tp in readable}
+        except KafkaError as exc:
+            raise BrokerUnavailableError(f"Kafka: {describe(exc)}") from exc
+        with self._probe() as probe:
+            for tp in readable:
+                start = starts[tp]
+                if start is None:
+                    continue
+                failed = probe.failures(tp, start, max_records)
+                if not failed:
+                    continue
+                after = failed[-1][0] + 1
+                consumer.seek(tp, after)
+                log.warning(
+                    "%s/%d: the Kafka client cannot decode offset%s %s (%s); dead-lettered as "
+                    "undecodable_record, reading on from %d",
+                    tp.topic,
+                    tp.partition,
+                    "s" if len(failed) > 1 else "",
+                    f"{start} to {after - 1}" if len(failed) > 1 else start,
+                    failed[0][1],
+                    after,
+                )
+                return [
+                    Message.of_undecodable(tp.topic, tp.partition, offset, message)
+                    for offset, message in failed
+                ]
+        where = ", ".join(f"{tp.topic}/{tp.partition}@{starts[tp]}" for tp in readable)
+        raise FatalError(
+            f"the Kafka client failed to read a record ({describe(error)}) but none of the "
+            f"partitions it was reading ({where or 'none'}) fails when read again, so it "
+            "cannot be skipped; stopping rather than failing for ever. See docs/operations.md, "
+            "'Undecodable records'"
+        ) from error
+
+    @contextlib.contextmanager
+    def _probe(self) -> Iterator[_Probe]:
+        config = {
+            **self._consumer.config,
+            "client_id": f"{self._consumer.config['client_id']}-probe",
+            "group_id": None,
+            "enable_auto_commit": False,
+            "max_poll_records": 1,
+            "fetch_max_wait_ms": PROBE_FETCH_WAIT_MS,
+        }
+        try:
+            consumer = KafkaConsumer(**config)
+        except KafkaError as exc:
+            raise BrokerUnavailableError(f"Kafka: {describe(exc)}") from exc
+        _drain_on_error(consumer)
+        try:
+            yield _Probe(consumer)
+        except KafkaError as exc:
+            raise BrokerUnavailableError(f"Kafka: {describe(exc)}") from exc
+        finally:
+            with contextlib.suppress(Exception):  # it read nothing worth waiting for
+                consumer.close(autocommit=False, timeout_ms=1000)
+
+
+class _Probe:
+    """Reads one offset at a time, to tell which ones the client cannot decode."""
+
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self._consumer = consumer
+
+    def failures(self, tp: TopicPartition, start: int, limit: int) -> list[tuple[int, str]]:
+        """(offset, error) of each offset from `start` on that cannot be decoded, until one
+        can (or holds no record, or is the end), at most `limit` of them."""
+        consumer = self._consumer
+        consumer.assign([tp])
+        end = consumer.end_offsets([tp], timeout_ms=KAFKA_TIMEOUT_MS)[tp]
+        failed: list[tuple[int, str]] = []
+        offset = start
+        while offset < end and len(failed) < limit:
+            error = self._error_at(tp, offset, end)
+            if error is None:
+                break
+            failed.append((offset, error))
+            offset += 1
+        return failed
+
+    def _error_at(self, tp: TopicPartition, offset: int, end: int) -> str | None:
+        """The client's error reading `offset`, or None when it reads a record there or finds
+        none (a transaction marker, say: the consumer skips those itself)."""
+        consumer = self._consumer
+        consumer.seek(tp, offset)
+        deadline = time.monotonic() + PROBE_SECONDS
+        while True:
+            try:
+                if consumer.poll(timeout_ms=PROBE_POLL_MS, max_records=1):
+                    return None
+            except Exception as exc:
+                if not may_be_undecodable(exc):
+                    raise
+                return describe(exc)
+            position = consumer.position(tp, timeout_ms=KAFKA_TIMEOUT_MS)
+            if position is not None and (position > offset or position >= end):
+                return None
+            if time.monotonic() > deadline:
+                raise BrokerUnavailableError(
+                    f"cannot read {tp.topic}/{tp.partition} at offset {offset} to tell whether "
+                    f"the Kafka client can decode it (no answer in {PROBE_SECONDS:g} s)"
+                )
