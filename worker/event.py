@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Overflow, Subnormal, Underflow
 from typing import Annotated, Any, Final
 
 from pydantic import (
@@ -117,7 +117,13 @@ def _bounded_decimal(value: object, *, strings: bool, maximum: Decimal, unit: st
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
         raise _fail("decimal_places", f"must have at most {MAX_DECIMAL_PLACES} decimal places")
+    if not number and isinstance(exponent, int) and exponent > 0:
+        # 0e999999999999999999 is 0, and numeric would refuse its exponent (beyond 2**30).
+        return _ZERO
     return number
+
+
+_ZERO: Final = Decimal(0)
 
 
 def _seconds(value: object) -> Decimal:
@@ -301,6 +307,10 @@ def _executed_at(value: object, info: ValidationInfo) -> datetime:
         moment = _parse_rfc3339(value)
     else:
         raise _fail("rfc3339", f"must be an RFC 3339 date-time string, not {_type_name(value)}")
+    if moment.tzinfo is not UTC:  # "Z" parses to UTC itself
+        # PostgreSQL's timestamptz refuses offsets beyond 15:59 that RFC 3339 allows, and the
+        # instant is all the contract keeps; the fingerprint was always taken in UTC.
+        moment = moment.astimezone(UTC)
     now = _now(info)
     if moment < EARLIEST_EXECUTED_AT:
         raise _fail("too_early", f"must not be before {EARLIEST_EXECUTED_AT:%Y-%m-%d}")
@@ -381,10 +391,8 @@ class ExecutionEvent(BaseModel):
         if self.__pydantic_extra__:
             try:
                 size = len(json_codec.dumps(self.__pydantic_extra__).encode())
-            except (TypeError, ValueError) as exc:
-                raise _fail(
-                    "json_value", f"unknown fields must hold only JSON values ({exc})"
-                ) from None
+            except (TypeError, ValueError):
+                raise _unknown_field_error(self.__pydantic_extra__) from None
             if size > MAX_UNKNOWN_FIELDS_BYTES:
                 raise _fail(
                     "unknown_fields_too_large",
@@ -448,6 +456,23 @@ class ExecutionEvent(BaseModel):
         return json_codec.dumps(self.to_document()).encode()
 
 
+_MAX_NAME_QUOTED: Final = 60
+
+
+def _unknown_field_error(fields: dict[str, Any]) -> PydanticCustomError:
+    """The error naming the first unknown field that is not storable JSON."""
+    for name, value in fields.items():
+        try:
+            json_codec.dumps({name: value})
+        except (TypeError, ValueError) as exc:
+            # ASCII and short: the name is the producer's, and may hold anything.
+            quoted = json.dumps(name)
+            if len(quoted) > _MAX_NAME_QUOTED:
+                quoted = quoted[: _MAX_NAME_QUOTED - 4] + '..."'
+            return _fail("json_value", f"unknown field {quoted} must hold only JSON values ({exc})")
+    return _fail("json_value", "unknown fields must hold only JSON values")
+
+
 # The fingerprint's canonical JSON is written by hand for the model's own fields (the hot path:
 # one per consumed event) and by the json module for free-form values; both give exactly what
 # json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False) gives.
@@ -458,9 +483,47 @@ _encode_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
 _NUMBER: Final = "\x00"
 
 
-def _encode_number(value: int | Decimal) -> str:
+# Python's default context, in which every stored fingerprint was computed: pinned, so that no
+# thread's decimal settings can change one. An exponent beyond its range traps, to
+# _exact_number: normalising 1e9999999 used to raise Overflow from here, stopping the worker.
+_CANONICAL_CONTEXT: Final = Context(
+    prec=28,
+    rounding=ROUND_HALF_EVEN,
+    Emin=-999999,
+    Emax=999999,
+    capitals=1,
+    clamp=0,
+    traps=[Overflow, Underflow, Subnormal],
+)
+
+
+def _canonical_number(value: int | Decimal) -> str:
+    """A number by value: 100, 100.0 and 1E+2 alike."""
     number = value if type(value) is Decimal else Decimal(value)
-    return '"\\u0000' + str(number.normalize() if number else 0) + '"'
+    if not number:
+        return "0"
+    try:
+        return str(number.normalize(_CANONICAL_CONTEXT))
+    except (Overflow, Underflow, Subnormal):
+        return _exact_number(number)
+
+
+def _exact_number(number: Decimal) -> str:
+    """Every digit, without trailing zeros, for numbers beyond the canonical context's
+    exponents. No stored fingerprint holds one (normalising raised, or PostgreSQL refused the
+    row), so this form is free to choose; it is exact, so it cannot equal another number's."""
+    sign, digits, exponent = number.as_tuple()
+    if not isinstance(exponent, int):  # NaN and Infinity: the contract refuses them anyway
+        return str(number)
+    end = len(digits)
+    while digits[end - 1] == 0:  # a zero returned early: some digit is not 0
+        end -= 1
+    exponent += len(digits) - end
+    return "-" * sign + "".join(map(str, digits[:end])) + f"E{exponent:+d}"
+
+
+def _encode_number(value: int | Decimal) -> str:
+    return '"\\u0000' + _canonical_number(value) + '"'
 
 
 def _encode_bool(value: bool) -> str:
@@ -486,7 +549,7 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, list):
         return [_canonical(item) for item in value]
     if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        return _NUMBER + str(Decimal(value).normalize() if value else 0)  # 100 == 100.0 == 1E+2
+        return _NUMBER + _canonical_number(value)
     return value
 
 

@@ -8,7 +8,7 @@ import string
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, Overflow, Subnormal, Underflow, localcontext
 from typing import Any
 
 import pytest
@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from tests.strategies import (
     NOW,
     REQUIRED_FIELDS,
+    Accepted,
+    accepted_events,
     example_document,
     json_values,
     storable,
@@ -486,3 +488,103 @@ def test_the_fingerprint_compares_content_not_spelling() -> None:
     ):
         other = validate({**original, **change}, now=NOW)
         assert other.fingerprint() != base.fingerprint(), change
+
+
+@given(accepted_events())
+def test_the_fingerprint_of_every_storable_event_keeps_its_canonical_form(
+    accepted: Accepted,
+) -> None:
+    """Across the whole accepted space the fingerprint never raises, and equals the first
+    definition wherever that could normalise every number: all PostgreSQL ever stored."""
+    event = parse_event(wire(accepted.document), now=NOW)
+    fingerprint = event.fingerprint()
+    reference = event.to_document()
+    reference["executed_at"] = event.executed_at.astimezone(UTC).isoformat()
+    with localcontext() as context:
+        context.traps[Subnormal] = context.traps[Underflow] = True  # Overflow traps already
+        try:
+            canonical = _reference_canonical(reference)
+        except (Overflow, Underflow, Subnormal):
+            return  # jsonb refused such numbers, and normalising them raised: none is stored
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert fingerprint == hashlib.sha256(text.encode()).digest()
+
+
+@pytest.mark.parametrize(
+    ("number", "same", "other"),
+    [
+        ("1E+9999999", "10E+9999998", "2E+9999999"),
+        ("1E-9999999", "0.1E-9999998", "1E-9999998"),
+        ("9" * 40 + "E+999970", "9" * 40 + "0E+999969", "9" * 39 + "8E+999970"),
+        ("1E+999999999999999999", "1.0E+999999999999999999", "2E+999999999999999999"),
+        ("1E-1999999999999999990", "1.000E-1999999999999999990", "2E-1999999999999999990"),
+    ],
+)
+def test_numbers_beyond_the_canonical_context_are_fingerprinted_by_value(
+    number: str, same: str, other: str
+) -> None:
+    """1e9999999 in an unknown field used to raise Overflow while fingerprinting (stopping the
+    worker), and 1e-9999999 fingerprinted as 0: now each has its own exact canonical form."""
+    fingerprint = validate(example_document(n=Decimal(number)), now=NOW).fingerprint()
+    assert validate(example_document(n=Decimal(same)), now=NOW).fingerprint() == fingerprint
+    for different in (0, Decimal(other)):
+        assert validate(example_document(n=different), now=NOW).fingerprint() != fingerprint
+
+
+@pytest.mark.parametrize(
+    ("offset", "shift"),
+    [
+        ("+23:59", timedelta(hours=-23, minutes=-59)),
+        ("-23:59", timedelta(hours=23, minutes=59)),
+        ("+16:00", timedelta(hours=-16)),
+        ("-16:00", timedelta(hours=16)),
+        ("+15:59", timedelta(hours=-15, minutes=-59)),
+        ("-00:00", timedelta(0)),
+        ("z", timedelta(0)),
+    ],
+)
+def test_executed_at_is_kept_in_utc_whatever_the_offset(offset: str, shift: timedelta) -> None:
+    """Every offset RFC 3339 allows is accepted and kept as the same instant, in UTC (the
+    only zone PostgreSQL's timestamptz takes for offsets beyond 15:59)."""
+    event = parse_event(wire(example_document(executed_at=f"2026-05-01T12:30:00{offset}")), now=NOW)
+    assert event.executed_at.tzinfo is UTC
+    assert event.executed_at == datetime(2026, 5, 1, 12, 30, tzinfo=UTC) + shift
+    same = example_document(executed_at=(event.executed_at.isoformat()))
+    assert validate(same, now=NOW).fingerprint() == event.fingerprint()
+
+
+def test_a_zero_amount_with_a_huge_exponent_is_zero() -> None:
+    """0e999999999999999999 is a valid zero; it is kept as 0, which numeric can store."""
+    event = parse_event(
+        wire(example_document(actual_cost=Decimal("0E+999999999999999999"), quality_score=0)),
+        now=NOW,
+    )
+    assert event.actual_cost == 0
+    assert event.actual_cost.as_tuple().exponent == 0
+
+
+def test_a_number_decimal_cannot_read_is_invalid_json() -> None:
+    """An exponent beyond Decimal's range (about 10**18) is refused as invalid_json, not raised
+    as decimal.InvalidOperation out of the decode stage."""
+    raw = wire(example_document()).replace(b'"success"', b'"n":1e99999999999999999999,"success"')
+    error = rejection(raw)
+    assert error.reason is InvalidReason.INVALID_JSON
+    assert "exponent" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"team": "a\u0000b"}, '"team"'),
+        ({"team": ["ok", {"k": "\ud800"}]}, '"team"'),
+        ({"nul\u0000key": 1}, '"nul\\u0000key"'),
+        ({"t" * 500: "\u0000"}, '"' + "t" * 55 + '..."'),
+    ],
+)
+def test_an_unstorable_unknown_field_is_named(changes: dict[str, Any], named: str) -> None:
+    """NUL and unpaired surrogates stay refused in unknown fields too, and the error says which
+    field, quoted as ASCII and shortened."""
+    with pytest.raises(InvalidEventError) as caught:
+        validate(example_document(**changes), now=NOW)
+    assert_names(caught.value, "(event)", "json_value")
+    assert f"unknown field {named} must hold only JSON values" in str(caught.value)
