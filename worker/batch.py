@@ -1,7 +1,8 @@
 """One batch through decode, validate and write: the path `run` and `replay` share.
 
 1. `prepare` decodes and validates each polled message: valid events for the write stage,
-   dead letters for the rest;
+   dead letters for the rest (records the Kafka client could not decode included: reason
+   `undecodable_record`, with no key or value);
 2. `store` publishes those dead letters (before the transaction, so that no database lock
    waits on the broker), then writes the batch in one transaction; conflicting duplicates and
    rows the database refuses are dead-lettered just before it commits.
@@ -9,14 +10,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from kafka import TopicPartition
 
-from worker.deadletter import DeadLetter, DeadLetterPublisher, Message
-from worker.errors import InvalidEventError
+from worker.deadletter import DeadLetter, DeadLetterPublisher, Message, Skipped
+from worker.errors import InvalidEventError, InvalidReason
 from worker.validate import parse_event
 from worker.write import BatchWriter, Partition, Source, ValidEvent, WriteResult
 
@@ -34,10 +35,15 @@ class Batch:
     letters: list[DeadLetter]
     started: float  # time.monotonic() when the batch closed
     letters_published: bool = False
+    # Per partition, the next offset the consumer reached past offsets that hold no message
+    # for the pipeline (worker.deadletter.Skipped): where a partition's next offset goes
+    # beyond its last message, if anywhere. Offsets between those and the messages' hold no
+    # record either.
+    skipped: dict[Partition, int] = field(default_factory=dict)
 
     @property
     def next_offsets(self) -> dict[Partition, int]:
-        offsets: dict[Partition, int] = {}
+        offsets: dict[Partition, int] = dict(self.skipped)
         for message in self.messages:
             key = (message.topic, message.partition)
             offsets[key] = max(offsets.get(key, 0), message.offset + 1)
@@ -47,13 +53,15 @@ class Batch:
         """This batch minus the messages of `partitions`; None when nothing is left."""
         gone = {(tp.topic, tp.partition) for tp in partitions}
         messages = [m for m in self.messages if (m.topic, m.partition) not in gone]
-        if not messages:
+        skipped = {p: offset for p, offset in self.skipped.items() if p not in gone}
+        if not messages and not skipped:
             return None
         return replace(
             self,
             messages=messages,
             valid=[v for v in self.valid if (v.source.topic, v.source.partition) not in gone],
             letters=[d for d in self.letters if (d.message.topic, d.message.partition) not in gone],
+            skipped=skipped,
         )
 
 
@@ -64,10 +72,22 @@ def prepare(
     on_checked: Callable[[bool], None] = _ignore,
 ) -> Batch:
     """Decodes and validates; `on_checked(valid)` sees each message's verdict (the circuit
-    breaker), and may raise to stop everything."""
+    breaker), and may raise to stop everything. `Skipped` entries are not messages: they only
+    move their partition's next offset (Batch.skipped)."""
     valid: list[ValidEvent] = []
     letters: list[DeadLetter] = []
+    skipped: dict[Partition, int] = {}
+    kept = messages
     for message in messages:
+        if message.undecodable is not None:
+            on_checked(False)
+            reason = InvalidReason.UNDECODABLE_RECORD
+            letters.append(DeadLetter(message, reason.value, message.undecodable))
+            continue
+        if type(message) is Skipped:
+            key = (message.topic, message.partition)
+            skipped[key] = max(skipped.get(key, 0), message.offset + 1)
+            continue
         try:
             event = parse_event(message.value, now=now)
         except InvalidEventError as exc:
@@ -76,7 +96,9 @@ def prepare(
             continue
         on_checked(True)
         valid.append(ValidEvent.of(event, Source(message.topic, message.partition, message.offset)))
-    return Batch(messages, valid, letters, closed)
+    if skipped:
+        kept = [m for m in messages if type(m) is not Skipped]
+    return Batch(kept, valid, letters, closed, skipped=skipped)
 
 
 @dataclass(slots=True)
@@ -87,13 +109,20 @@ class Stored:
     letters: list[DeadLetter] = field(default_factory=list)
 
 
-def store(batch: Batch, writer: BatchWriter, dead_letters: DeadLetterPublisher | None) -> Stored:
-    """Writes the batch and the next offset of its partitions in one transaction.
+def store(
+    batch: Batch,
+    writer: BatchWriter,
+    dead_letters: DeadLetterPublisher | None,
+    starts: Mapping[Partition, int] | None = None,
+) -> Stored:
+    """Writes the batch, the next offset of its partitions and their offset ledger rows (what
+    became of every message, its dead letters included) in one transaction.
 
     With `dead_letters` None nothing is published (a replay that leaves dead letters to the
-    live workers); the dead letters are still returned. Raises RetryableError when the database
-    or the dead-letter topic is unavailable: the same batch can be stored again, and its
-    invalid events are then published again (the dead-letter topic is at least once).
+    live workers); the dead letters are still returned. `starts`: where the reader began the
+    partitions it has not stored before (BatchWriter.write). Raises RetryableError when the
+    database or the dead-letter topic is unavailable: the same batch can be stored again, and
+    its invalid events are then published again (the dead-letter topic is at least once).
     """
     if dead_letters is not None and not batch.letters_published:
         dead_letters.publish(batch.letters)
@@ -113,5 +142,11 @@ def store(batch: Batch, writer: BatchWriter, dead_letters: DeadLetterPublisher |
             dead_letters.publish(refused)  # rare: conflicts and refused rows
         letters.extend(refused)
 
-    result = writer.write(batch.valid, batch.next_offsets, publish_refused)
+    result = writer.write(
+        batch.valid,
+        batch.next_offsets,
+        publish_refused,
+        dead_lettered=[letter.message for letter in batch.letters],
+        starts=starts,
+    )
     return Stored(result, letters)

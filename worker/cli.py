@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, NoReturn, cast
 
 import psycopg
 
-from worker import __version__, cli_dlq, cli_offsets, cli_replay, schemas
+from worker import __version__, cli_dlq, cli_offsets, cli_reconcile, cli_replay, schemas
 from worker.analytics import load_analytics, pattern_exists
 from worker.db import connect, first_line
 from worker.demo import run_demo
@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify_cmd.set_defaults(handler=_verify)
     cli_dlq.register(commands)
     cli_offsets.register(commands)
+    cli_reconcile.register(commands)
     cli_replay.register(commands)
     return parser
 
@@ -340,6 +341,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         pipeline.run()
     except BrokerUnavailableError as exc:
+        if pipeline.stopping:  # asked to stop while it was still starting
+            return EXIT_OK
         return _fail(f"cannot start: {exc}", EXIT_FAILED)
     return EXIT_OK
 

@@ -26,6 +26,7 @@ from kafka.structs import OffsetAndMetadata
 
 from worker.db import connect
 from worker.errors import BrokerUnavailableError, FatalError
+from worker.ledger import RESET, Stored, insert_rows, move_rows
 from worker.settings import Settings
 from worker.topic_range import KAFKA_TIMEOUT_MS, bounds, offsets_at, open_consumer, partitions_of
 from worker.write import BatchWriter
@@ -38,20 +39,21 @@ IDLE_STATES: Final = frozenset({"Empty", "Dead"})
 RESET_SESSION: Final = {"options": "-c lock_timeout=10s -c statement_timeout=60s"}
 
 _LOCK_STORED: Final = """
-SELECT partition, next_offset FROM consumer_offsets
+SELECT partition, next_offset, ledger_offset FROM consumer_offsets
 WHERE consumer_group = %s AND topic = %s
 ORDER BY partition
 FOR UPDATE
 """
 
-# Unlike the write stage's upsert (only forward), this sets the offsets as given.
+# Unlike the write stage's upsert (only forward), this sets the offsets as given; the offset
+# ledger records the move (a `reset` row, worker/ledger.py) in the same transaction.
 _RESET: Final = """
-INSERT INTO consumer_offsets AS o (consumer_group, topic, partition, next_offset)
-SELECT %s, %s, partition, next_offset
+INSERT INTO consumer_offsets AS o (consumer_group, topic, partition, next_offset, ledger_offset)
+SELECT %s, %s, partition, next_offset, next_offset
 FROM unnest(%s::integer[], %s::bigint[]) AS u(partition, next_offset)
 ORDER BY partition
 ON CONFLICT (consumer_group, topic, partition) DO UPDATE
-SET next_offset = excluded.next_offset, updated_at = now()
+SET next_offset = excluded.next_offset, ledger_offset = excluded.next_offset, updated_at = now()
 """
 
 
@@ -237,7 +239,9 @@ def execute_reset(settings: Settings, plan: ResetPlan) -> None:
 
     1. in one PostgreSQL transaction: lock the group's stored offsets of the topic; refuse
        (PlanOutdatedError) if they differ from the plan's; refuse (GroupActiveError) if the
-       group has live members; write every partition's new offset (backwards too); commit;
+       group has live members; record each move in the offset ledger (a `reset` row, so that
+       `roi-worker reconcile` explains the gap or overlap it makes); write every partition's
+       new offset (backwards too); commit;
     2. commit the same offsets to Kafka for the group, so that lag tools agree.
 
     If step 2 fails (BrokerUnavailableError) the reset stands: PostgreSQL decides where the
@@ -249,7 +253,8 @@ def execute_reset(settings: Settings, plan: ResetPlan) -> None:
     with _admin(settings) as admin:
         with connect(url, autocommit=True, **RESET_SESSION) as conn, conn.transaction():
             rows = conn.execute(_LOCK_STORED, (plan.group, plan.topic)).fetchall()
-            locked: dict[int, int] = dict(rows)
+            positions = {p: Stored(offset, ledger_offset) for p, offset, ledger_offset in rows}
+            locked = {p: position.next_offset for p, position in positions.items()}
             moved = [
                 f"{p.partition}: planned from {_or_start(p.current)}, "
                 f"now {_or_start(locked.get(p.partition))}"
@@ -263,6 +268,8 @@ def execute_reset(settings: Settings, plan: ResetPlan) -> None:
                     "again"
                 )
             _refuse_if_live(_members(admin, plan.group))
+            moves = [(p.partition, positions.get(p.partition), p.new) for p in plan.partitions]
+            insert_rows(conn, plan.group, move_rows(plan.topic, moves, RESET))
             conn.execute(_RESET, (plan.group, plan.topic, partitions, offsets))
         _commit_to_kafka(admin, plan)
 

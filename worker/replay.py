@@ -8,7 +8,9 @@ In order:
    group, its members and its committed offsets are untouched;
 3. each batch goes through decode, validate and the same one-transaction write as `run`
    (worker.batch): idempotent on event_id, summaries incremented only by new rows. The
-   positions reached are stored in PostgreSQL under the replay's own group, never the live one;
+   positions reached are stored in PostgreSQL under the replay's own group, never the live one,
+   with the offset ledger's rows; a partition's first batch starts its group at the plan's
+   start (a `replay` row in the ledger if the group stood elsewhere);
 4. report read, inserted, duplicates, invalid, conflicts, refused and expired per partition.
 
 Dead letters are left to the live workers unless asked for: a replay over messages the live
@@ -149,6 +151,9 @@ class Replay:
         self._progress = progress or (lambda read: None)
         self._by_partition = {p.partition: p for p in plan.partitions}
         self._previewed: dict[bytes, bytes] = {}  # a dry run's "stored" events: id -> content
+        # Partitions with a batch stored in this run: the others start at the plan's start,
+        # whatever their group stored before (the ledger records the move: worker/ledger.py).
+        self._started: set[int] = set()
         self.read = 0
 
     def run(self, consumer: KafkaConsumer, stop: threading.Event | None = None) -> Plan:
@@ -157,11 +162,10 @@ class Replay:
         url = settings.database_url.get_secret_value()
         ranges = [PartitionRange(p.partition, p.start, p.end) for p in self._plan.partitions]
         reader = RangeReader(consumer, self._plan.topic, ranges)
-        producer = self._producer() if self._dead_letters else None
         publisher = None
-        if producer is not None:
+        if self._dead_letters:
             publisher = DeadLetterPublisher(
-                producer, settings.dead_letter_topic, timeout=DEAD_LETTER_TIMEOUT_SECONDS
+                self._producer, settings.dead_letter_topic, timeout=DEAD_LETTER_TIMEOUT_SECONDS
             )
         pause = stop or threading.Event()
         database = _Database(url, self._group)
@@ -203,8 +207,8 @@ class Replay:
                         finish(progress=False)
             finally:
                 database.close()
-                if producer is not None:
-                    producer.close(timeout=5)
+                if publisher is not None:
+                    publisher.close()
                 for report in self._plan.partitions:  # also when stopped or failing: the report
                     report.done = report.partition in completed
                     if report.done:
@@ -224,7 +228,13 @@ class Replay:
             try:
                 if self._dry_run:
                     return self._remember(database.writer().preview(batch.valid))
-                return store(batch, database.writer(), publisher).result
+                starts = {
+                    (self._plan.topic, p): self._by_partition[p].start
+                    for p in {m.partition for m in batch.messages} - self._started
+                }
+                result = store(batch, database.writer(), publisher, starts).result
+                self._started.update(p for _, p in starts)
+                return result
             except RetryableError as exc:
                 if isinstance(exc, DatabaseUnavailableError):
                     database.close()  # the next attempt reconnects

@@ -9,7 +9,10 @@
 3. delete the old executions in chunks, each one transaction that also adds the deleted rows'
    aggregate, per pattern and UTC day, to pattern_roi_archive. The summaries are not touched:
    they still count the deleted executions, and `roi-worker verify` still holds, because the
-   recompute adds the archive to what is left.
+   recompute adds the archive to what is left. Each deleted execution is also counted on its
+   batch's offset ledger row (`deleted_by_retention`), so `roi-worker reconcile` still holds;
+4. merge the offset ledger rows written before the horizon whose executions are all gone: per
+   group and partition, consecutive rows become one with the same range and sums.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Final
 import psycopg
 
 from worker.errors import SummariesBusyError
+from worker.ledger import COUNTS
 from worker.summaries import ARCHIVE, WITH_SAVINGS, lock_summary_tables
 
 CHUNK_ROWS: Final = 10_000
@@ -37,27 +41,83 @@ RETURNING horizon
 """
 _COUNT: Final = "SELECT count(*) FROM pattern_executions WHERE executed_at < %s"
 # The oldest rows first; the archive rows are upserted in key order (like every summary).
+# Each deleted row is counted on the offset ledger row of the batch that inserted it (same
+# topic and partition, its offset in the range, written_at = ingested_at), so that reconcile
+# still matches the ledger with the rows left.
 _DELETE_CHUNK: Final = f"""
 WITH doomed AS (
     SELECT event_id FROM pattern_executions WHERE executed_at < %(horizon)s
     ORDER BY executed_at LIMIT %(limit)s
 ), deleted AS (
     DELETE FROM pattern_executions p USING doomed d WHERE p.event_id = d.event_id
-    RETURNING {WITH_SAVINGS}
+    RETURNING {WITH_SAVINGS}, source_topic, source_partition, source_offset, ingested_at
 ), archived AS (
     {ARCHIVE.increment_sql("deleted")}
+), owners AS (
+    SELECT (SELECT min(l.id) FROM offset_ledger l
+            WHERE l.topic = d.source_topic AND l.partition = d.source_partition
+              AND l.written_at = d.ingested_at AND l.kind = 'batch'
+              AND d.source_offset >= l.first_offset AND d.source_offset < l.next_offset) AS id
+    FROM deleted d
+), counted AS (
+    UPDATE offset_ledger l SET deleted_by_retention = l.deleted_by_retention + o.deleted
+    FROM (SELECT id, count(*) AS deleted FROM owners WHERE id IS NOT NULL GROUP BY id) o
+    WHERE l.id = o.id
 )
 SELECT count(*) FROM deleted
+"""
+
+COMPACT_LOCK_KEY: Final = 0x524F495F4C444752  # "ROI_LDGR": one ledger compaction at a time
+_SUMS: Final = ", ".join(f"sum(l.{c}) AS {c}" for c in (*COUNTS, "deleted_by_retention"))
+_SETS: Final = ", ".join(f"{c} = m.{c}" for c in (*COUNTS, "deleted_by_retention", "batches"))
+# Merges, per group and partition, each run of consecutive batch rows (in id order, offsets
+# contiguous) written before the horizon whose inserted rows retention has all deleted, into
+# the run's first row: the same range and sums, so the rows still tile and add up.
+_COMPACT_LEDGER: Final = f"""
+WITH marked AS (
+    SELECT id, consumer_group, topic, partition, first_offset, next_offset,
+           kind = 'batch' AND inserted = deleted_by_retention AND written_at < %(before)s AS done
+    FROM offset_ledger
+), ordered AS (
+    SELECT *, lag(done) OVER w AS previous_done, lag(next_offset) OVER w AS previous_next
+    FROM marked
+    WINDOW w AS (PARTITION BY consumer_group, topic, partition ORDER BY id)
+), runs AS (
+    SELECT id, consumer_group, topic, partition, done,
+           sum(CASE WHEN done AND previous_done AND previous_next = first_offset THEN 0 ELSE 1 END)
+               OVER (PARTITION BY consumer_group, topic, partition ORDER BY id) AS run
+    FROM ordered
+), merged AS (
+    SELECT r.consumer_group, r.topic, r.partition, r.run, min(l.id) AS keep,
+           max(l.next_offset) AS next_offset, {_SUMS}, sum(l.batches) AS batches
+    FROM runs r JOIN offset_ledger l ON l.id = r.id
+    WHERE r.done
+    GROUP BY r.consumer_group, r.topic, r.partition, r.run
+    HAVING count(*) > 1
+), kept AS (
+    UPDATE offset_ledger l SET next_offset = m.next_offset, {_SETS}
+    FROM merged m WHERE l.id = m.keep
+), dropped AS (
+    DELETE FROM offset_ledger l
+    USING runs r, merged m
+    WHERE l.id = r.id AND r.done AND l.id <> m.keep
+      AND (r.consumer_group, r.topic, r.partition, r.run)
+          = (m.consumer_group, m.topic, m.partition, m.run)
+    RETURNING 1
+)
+SELECT count(*) FROM dropped
 """
 
 
 @dataclass(frozen=True, slots=True)
 class RetentionResult:
-    """The horizon in force afterwards, and how many raw executions were deleted."""
+    """The horizon in force afterwards, how many raw executions were deleted, and how many
+    offset ledger rows were merged into others."""
 
     horizon: datetime
     deleted: int
     dry_run: bool
+    merged: int = 0
 
 
 def horizon_for(days: int, today: date) -> datetime:
@@ -105,7 +165,17 @@ def apply_retention(
         if progress is not None and count:
             progress(deleted)
         if count < chunk_rows:
-            return RetentionResult(effective, deleted, dry_run=False)
+            merged = compact(conn, effective)
+            return RetentionResult(effective, deleted, dry_run=False, merged=merged)
+
+
+def compact(conn: psycopg.Connection[Any], before: datetime) -> int:
+    """Merges the offset ledger rows written before `before` whose inserted executions are all
+    deleted (_COMPACT_LEDGER); returns how many rows it merged away. One run at a time."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMPACT_LOCK_KEY,))
+        row = conn.execute(_COMPACT_LEDGER, {"before": before}).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _wait_for_running_batches(conn: psycopg.Connection[Any]) -> None:

@@ -3,8 +3,10 @@
 In one transaction: COPY the batch's valid events into a session-private staging table, insert
 them into pattern_executions with ON CONFLICT (event_id) DO NOTHING, add only the rows actually
 inserted to pattern_roi_summary and pattern_roi_daily (in key order, so concurrent workers cannot
-deadlock), and store the next offset of every partition in consumer_offsets. A re-delivered
-event therefore changes nothing, and the stored offsets say exactly what has been stored.
+deadlock), and store the next offset of every partition in consumer_offsets, with the offset
+ledger's row for each (worker/ledger.py: the range of offsets and what became of each). A
+re-delivered event therefore changes nothing, and the stored offsets say exactly what has been
+stored.
 
 An event whose event_id is already stored with other content is a conflicting duplicate; a row
 the database refuses (a data or constraint error) is isolated by splitting the batch under
@@ -18,12 +20,13 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Final, NamedTuple
 
 import psycopg
 from psycopg import errors as pg_errors
 
-from worker import json_codec
+from worker import json_codec, ledger
 from worker.db import first_line
 from worker.errors import DatabaseUnavailableError, FatalError, InvalidReason
 from worker.event import ExecutionEvent
@@ -88,17 +91,6 @@ SELECT event_id::text FROM inserted
 """
 
 _CLEAR_STAGING: Final = f"DELETE FROM {STAGING_TABLE}"
-
-# Offsets only move forward: a worker that lost its partition to a rebalance but still
-# finishes a batch cannot rewind the new owner (its events are duplicates anyway).
-_SAVE_OFFSETS: Final = """
-INSERT INTO consumer_offsets AS o (consumer_group, topic, partition, next_offset)
-SELECT %s, topic, partition, next_offset
-FROM unnest(%s::text[], %s::integer[], %s::bigint[]) AS u(topic, partition, next_offset)
-ORDER BY topic, partition
-ON CONFLICT (consumer_group, topic, partition) DO UPDATE
-SET next_offset = GREATEST(o.next_offset, excluded.next_offset), updated_at = now()
-"""
 
 _STORED_FINGERPRINTS: Final = (
     "SELECT event_id, content_sha256 FROM pattern_executions WHERE event_id = ANY(%s)"
@@ -171,9 +163,17 @@ class BatchWriter:
         events: Sequence[ValidEvent],
         next_offsets: Mapping[Partition, int],
         before_commit: Callable[[WriteResult], None] = _no_hook,
+        *,
+        dead_lettered: Sequence[ledger.Position] = (),
+        starts: Mapping[Partition, int] | None = None,
     ) -> WriteResult:
-        """Stores a batch and the next offset of each partition in it, atomically.
+        """Stores a batch, the next offset of each partition in it and their offset ledger
+        rows, atomically.
 
+        `dead_lettered`: where the batch's messages that failed decode or validation came
+        from (the ledger counts them; a message neither there nor in `events` counts as
+        skipped). `starts`: where the reader began partitions it has not stored before (a
+        replay's first batch of each); otherwise a range begins at the stored offset.
         `before_commit` runs inside the transaction once the outcome is known; if it raises,
         nothing is stored. Raises DatabaseUnavailableError when PostgreSQL cannot be used.
         """
@@ -183,7 +183,7 @@ class BatchWriter:
                 self._conn.execute(_CREATE_STAGING)
             self._store(unique, result)
             _expire_repeats(result)
-            self._save_offsets(next_offsets)
+            self._save_offsets(next_offsets, result, dead_lettered, starts)
             before_commit(result)
         self._staging_ready = True  # only now: a rollback also undoes CREATE TEMP TABLE
         return result
@@ -328,16 +328,65 @@ class BatchWriter:
         rows = self._conn.execute(_STORED_FINGERPRINTS, (ids,)).fetchall()
         return {event_id: None if sha is None else bytes(sha) for event_id, sha in rows}
 
-    def _save_offsets(self, next_offsets: Mapping[Partition, int]) -> None:
+    def _save_offsets(
+        self,
+        next_offsets: Mapping[Partition, int],
+        result: WriteResult,
+        dead_lettered: Sequence[ledger.Position],
+        starts: Mapping[Partition, int] | None,
+    ) -> None:
+        """Stores the next offsets and the batch's offset ledger rows (worker/ledger.py)."""
         if not next_offsets:
             return
-        topics, partitions, offsets = zip(
-            *((topic, partition, offset) for (topic, partition), offset in next_offsets.items()),
-            strict=True,
+        group, conn = self._group_id, self._conn
+
+        def outcomes() -> ledger.Outcomes:
+            return _outcomes(result, dead_lettered)
+
+        tallies = ledger.tally(outcomes())
+        partitions = sorted(next_offsets)
+        stored = ledger.lock(conn, group, partitions)
+        missing = [key for key in partitions if key not in stored]
+        created: set[Partition] = set()
+        if missing:  # the partition's first batch for this group
+            # It starts where the reader started, else at the batch's first message.
+            begin: dict[Partition, int] = {}
+            for key in missing:
+                counted = tallies.get(key)
+                first = counted.first if counted is not None else next_offsets[key]
+                begin[key] = (starts or {}).get(key, first)
+            created = ledger.create(conn, group, begin)
+            stored.update(ledger.lock(conn, group, missing))
+        plan = ledger.plan(
+            next_offsets,
+            stored,
+            tallies,
+            lambda bounds: ledger.tally(outcomes(), bounds),
+            starts=starts,
+            created=created,
         )
-        self._conn.execute(
-            _SAVE_OFFSETS, (self._group_id, list(topics), list(partitions), list(offsets))
-        )
+        if plan.moves:
+            ledger.reposition(conn, group, plan.moves)
+        ledger.save(conn, group, next_offsets, plan.rows)
+
+
+_SOURCE: Final = attrgetter("source")
+_REFUSED_SOURCE: Final = attrgetter("item.source")
+_INDEX: Final = {name: index for index, name in enumerate(ledger.OUTCOMES)}
+
+
+def _outcomes(result: WriteResult, dead_lettered: Sequence[ledger.Position]) -> ledger.Outcomes:
+    """The sources of the batch's messages by outcome, as ledger.tally counts them."""
+    conflicts = [r for r in result.refused if r.reason is InvalidReason.CONFLICTING_DUPLICATE]
+    refused = [r for r in result.refused if r.reason is not InvalidReason.CONFLICTING_DUPLICATE]
+    return (
+        (_INDEX["inserted"], map(_SOURCE, result.inserted)),
+        (_INDEX["duplicates"], map(_SOURCE, result.duplicates)),
+        (_INDEX["conflicts"], map(_REFUSED_SOURCE, conflicts)),
+        (_INDEX["refused"], map(_REFUSED_SOURCE, refused)),
+        (_INDEX["expired"], map(_SOURCE, result.expired)),
+        (_INDEX["dead_lettered"], dead_lettered),
+    )
 
 
 def _dedupe_batch(events: Sequence[ValidEvent]) -> tuple[list[ValidEvent], WriteResult]:
@@ -415,8 +464,10 @@ def _row(item: ValidEvent) -> tuple[Any, ...]:
         event.actual_tokens,
         event.baseline_tokens,
         event.source,
-        None if event.attributes is None else json_codec.dumps(event.attributes),
-        json_codec.dumps(unknown) if unknown else None,
+        # jsonb cannot hold every JSON number the contract accepts (1e-99999): dumps_jsonb
+        # writes those as strings, so every valid event stores.
+        None if event.attributes is None else json_codec.dumps_jsonb(event.attributes),
+        json_codec.dumps_jsonb(unknown) if unknown else None,
         item.fingerprint,
         source.topic,
         source.partition,

@@ -104,6 +104,7 @@ def test_schema_has_every_table_view_and_index(migrated: str) -> None:
         "retention_horizon",
         "pattern_roi_archive",
         "redriven_dead_letters",
+        "offset_ledger",
     ):
         assert relations.get(table) == "r", table
     assert relations.get("pattern_roi") == "v"
@@ -112,6 +113,8 @@ def test_schema_has_every_table_view_and_index(migrated: str) -> None:
         "pattern_executions_pattern_time_idx",
         "pattern_executions_executed_at_idx",
         "consumer_offsets_pkey",
+        "offset_ledger_chain_idx",
+        "offset_ledger_written_idx",
     ):
         assert relations.get(index) == "i", index
     for key in MONEY_COLUMNS:
@@ -300,7 +303,7 @@ def test_three_concurrent_migrations_end_with_one_schema(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
         ).fetchone()
     assert ledger == [(m.version, m.checksum) for m in load_migrations()]
-    assert tables == (8,)
+    assert tables == (9,)
 
 
 def test_a_foreign_ledger_is_named(fresh_database: str) -> None:

@@ -38,6 +38,7 @@ from worker.offset_admin import (
     execute_reset,
     plan_reset,
 )
+from worker.reconcile import reconcile
 from worker.settings import load_settings
 from worker.summaries import find_drift
 
@@ -261,6 +262,19 @@ def test_reset_to_earliest_plans_then_applies_and_a_replay_only_finds_duplicates
     assert summaries(stream.database_url) == (rows_before, executions)
     assert stored_offsets(stream.database_url, stream.group_id, stream.topic) == before
     assert again.stop() == 0
+
+    # The offset ledger records each move, so reconcile explains the offsets read twice.
+    with psycopg.connect(stream.database_url, autocommit=True) as conn:
+        audit = reconcile(conn, stream.group_id, stream.topic)
+        resets = conn.execute(
+            "SELECT partition, first_offset, next_offset FROM offset_ledger "
+            "WHERE kind = 'reset' ORDER BY partition"
+        ).fetchall()
+    assert audit.ok, audit.problems
+    assert resets == sorted(
+        (p, before.get(p, 0), 0) for p in partitions if before.get(p) or p not in before
+    )
+    assert [a.moves for a in audit.partitions] == [1] * len(resets)
 
 
 def test_a_reset_whose_plan_is_out_of_date_changes_nothing(

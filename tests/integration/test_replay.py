@@ -668,6 +668,29 @@ def test_an_interrupted_replay_says_so_and_its_resume_hint_completes_it(
     )
     assert {row[0]: tuple(row[1:]) for row in summary} == expected_summary(samples)
     assert drift(stream.database_url) == []
+    # Both runs tile in the offset ledger of the group: the second began where the first ended.
+    assert roi_worker("reconcile", "--group", "stopped").code == 0
+
+
+def test_a_replay_over_offsets_its_group_already_read_moves_it_back_in_the_ledger(
+    stream: Stream, roi_worker: RoiWorker
+) -> None:
+    """Replaying again, under the same group, from offsets before where it stands starts the
+    group there (a replay row in the offset ledger); reconcile accounts for both runs."""
+    produce_to(stream, sample_events(60))
+    replayed(roi_worker("replay", "--from-beginning", "--group", "twice"))
+    report = replayed(roi_worker("replay", "--from-offsets", "0:25", "--group", "twice"))
+    assert report.total == counts(read=35, duplicates=35)
+    assert offset_groups(stream.database_url)["twice"] == {0: 60}
+    moves = query(
+        stream.database_url,
+        "SELECT kind, partition, first_offset, next_offset FROM offset_ledger "
+        "WHERE consumer_group = 'twice' AND kind <> 'batch' ORDER BY id",
+    )
+    assert moves == [("start", 0, 0, 0), ("replay", 0, 60, 25)]
+    outcome = roi_worker("reconcile", "--group", "twice", "--topic", stream.topic)
+    assert outcome.code == 0, outcome
+    assert f"replay: group twice, {stream.topic}/0: moved from 60 to 25 at " in outcome.out
 
 
 class FailingToStore(Replay):

@@ -184,3 +184,32 @@ def test_report_arguments_that_do_not_fit_get_one_line_and_exit_2(
     result = run(*args, ROI_DATABASE_URL="postgresql://roi@127.0.0.1:1/none")
     assert result.returncode == 2, result.stderr
     assert message in one_line(result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("reconcile", "--topic", "no spaces"), "argument --topic: 'no spaces' is not a topic"),
+        (("reconcile", "--group", ""), "argument --group: must be 1 to 249 characters"),
+        (("reconcile", "--bogus"), "unrecognized arguments: --bogus"),
+    ],
+)
+def test_reconcile_arguments_that_do_not_fit_get_one_line_and_exit_2(
+    args: tuple[str, ...], message: str
+) -> None:
+    """A bad topic, group or flag of reconcile is refused in one line before any database is
+    contacted, and the database password is never printed."""
+    result = run(*args, ROI_DATABASE_URL="postgresql://roi:hunter2@127.0.0.1:1/none")
+    assert result.returncode == 2, result.stderr
+    assert message in one_line(result.stderr)
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_reconcile_against_an_unreachable_database_is_one_line_without_the_password() -> None:
+    """reconcile needs only PostgreSQL; when it cannot connect it says where, redacted, exit 1."""
+    result = run("reconcile", ROI_DATABASE_URL="postgresql://roi:hunter2@127.0.0.1:1/roi")
+    assert result.returncode == 1
+    assert "cannot connect to PostgreSQL at postgresql://roi:***@127.0.0.1:1/roi" in one_line(
+        result.stderr
+    )
+    assert "hunter2" not in result.stderr + result.stdout

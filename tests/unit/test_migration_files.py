@@ -9,6 +9,7 @@ import pytest
 
 from worker.errors import MigrationError
 from worker.migrate import default_migrations_dir, load_migrations
+from worker.reconcile import LEDGER_MIGRATION
 
 
 def test_bundled_migrations_load_in_order() -> None:
@@ -49,3 +50,8 @@ def test_empty_directory_is_refused(tmp_path: Path) -> None:
     """No migrations at all is a packaging mistake, not an empty schema."""
     with pytest.raises(MigrationError, match="no migrations"):
         load_migrations(tmp_path)
+
+
+def test_reconcile_names_the_migration_that_created_the_offset_ledger() -> None:
+    """reconcile tells rows stored before the ledger by that migration's time: it must exist."""
+    assert LEDGER_MIGRATION in {m.name for m in load_migrations()}
