@@ -1,3 +1,3 @@
-from worker.cli import main
+from worker.launch import main
 
 raise SystemExit(main())

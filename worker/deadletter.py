@@ -3,17 +3,18 @@
 Each dead letter keeps the original key, value and headers, and adds `roi.error.reason` (a
 stable code, see InvalidReason), `roi.error.message`, `roi.source.topic`,
 `roi.source.partition`, `roi.source.offset` and `roi.source.timestamp` (milliseconds since the
-epoch). Publishing waits for the broker's acknowledgement of every letter: only then may the
-source offsets be committed. Delivery to the dead-letter topic is at least once: a crash
-between the acknowledgement and the database commit publishes the letter again on
-re-delivery; readers can tell repeats by their source headers. A value too large to forward
+epoch; left out when unknown). Publishing waits for the broker's acknowledgement of every
+letter: only then may the source offsets be committed. Delivery to the dead-letter topic is at
+least once: a crash between the acknowledgement and the database commit publishes the letter
+again on re-delivery; readers can tell repeats by their source headers. A value too large to forward
 with the headers added is dropped and `roi.error.value_dropped_bytes` gives its size; the source
 headers still say where to find the original.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -22,9 +23,12 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLarg
 
 from worker.errors import BrokerUnavailableError, FatalError
 
+log = logging.getLogger(__name__)
+
 HEADER_PREFIXES: Final = ("roi.error.", "roi.source.")
 MAX_MESSAGE_BYTES: Final = 4096  # of roi.error.message; field errors can be long
 HEADROOM_BYTES: Final = 16384  # for our headers and the record overhead
+CLOSE_TIMEOUT_SECONDS: Final = 2.0
 
 Headers = list[tuple[str, bytes]]
 SourceHeaders = list[tuple[str, bytes | None]]  # as consumed: Kafka allows null values
@@ -40,6 +44,9 @@ class Message(NamedTuple):  # one per consumed message: cheaper to make than a d
     key: bytes | None
     value: bytes | None
     headers: SourceHeaders
+    # Set when the client could not read the record at this offset at all: its error. Key,
+    # value and headers are then unknown (None, None, []), and so is the timestamp (-1).
+    undecodable: str | None = None
 
     @classmethod
     def of_record(cls, record: Any) -> Message:
@@ -53,6 +60,25 @@ class Message(NamedTuple):  # one per consumed message: cheaper to make than a d
             record.value,
             list(record.headers or ()),
         )
+
+    @classmethod
+    def of_undecodable(cls, topic: str, partition: int, offset: int, error: str) -> Message:
+        """The offset of a record the client cannot decode: dead-lettered, never stored."""
+        return cls(topic, partition, offset, -1, None, None, [], error)
+
+
+class Skipped(Message):
+    """Not a message: the consumer read its partition up to `offset` (inclusive) and found
+    nothing more for the pipeline there (transaction markers, events of aborted transactions,
+    records removed by compaction). They take offsets too, so the next offset to store is
+    `offset + 1`, or the stored offset would stop short of the partition's end.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def up_to(cls, topic: str, partition: int, next_offset: int) -> Skipped:
+        return cls(topic, partition, next_offset - 1, -1, None, None, [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +107,28 @@ class DeadLetter:
             ("roi.source.topic", source.topic.encode()),
             ("roi.source.partition", str(source.partition).encode()),
             ("roi.source.offset", str(source.offset).encode()),
-            ("roi.source.timestamp", str(source.timestamp).encode()),
+            # Unknown (-1) for a record the client could not decode.
+            *(
+                [("roi.source.timestamp", str(source.timestamp).encode())]
+                if source.timestamp >= 0
+                else []
+            ),
         ]
 
 
 class DeadLetterPublisher:
-    """Publishes dead letters and waits until the broker has acknowledged all of them."""
+    """Publishes dead letters and waits until the broker has acknowledged all of them.
 
-    def __init__(self, producer: KafkaProducer, topic: str, *, timeout: float) -> None:
-        self._producer = producer
+    Owns its producer, made by `make_producer` when first needed. A producer whose send timed
+    out is closed and made again at the next publish: after a broker was killed, kafka-python's
+    producer has been seen to time out for good while a new one works at once.
+    """
+
+    def __init__(
+        self, make_producer: Callable[[], KafkaProducer], topic: str, *, timeout: float
+    ) -> None:
+        self._make_producer = make_producer
+        self._producer: KafkaProducer | None = None
         self._topic = topic
         self._timeout = timeout
 
@@ -106,12 +145,15 @@ class DeadLetterPublisher:
         if not letters:
             return
         try:
-            sent = [(letter, self._send(letter, drop_value=False)) for letter in letters]
-            self._producer.flush(timeout=self._timeout)
+            producer = self._producer
+            if producer is None:
+                producer = self._producer = self._make_producer()
+            sent = [(letter, self._send(producer, letter, drop_value=False)) for letter in letters]
+            producer.flush(timeout=self._timeout)
             too_large = [letter for letter, future in sent if _failed_for_size(future)]
             if too_large:
-                resent = [self._send(letter, drop_value=True) for letter in too_large]
-                self._producer.flush(timeout=self._timeout)
+                resent = [self._send(producer, letter, drop_value=True) for letter in too_large]
+                producer.flush(timeout=self._timeout)
                 sent = [(letter, f) for letter, f in sent if letter not in too_large]
                 sent += zip(too_large, resent, strict=True)
             for _, future in sent:
@@ -119,26 +161,42 @@ class DeadLetterPublisher:
         except KafkaError as exc:
             where = f"dead-letter topic {self._topic}"
             if exc.retriable:
-                raise BrokerUnavailableError(f"{where}: {exc}") from exc
+                self._discard()
+                raise BrokerUnavailableError(f"{where}: {type(exc).__name__}: {exc}") from exc
             raise FatalError(f"{where}: {exc}; fix the topic or the worker's rights") from exc
 
-    def _send(self, letter: DeadLetter, *, drop_value: bool) -> Any:
+    def reset(self) -> None:
+        """Drops the producer now; the next publish makes a new one."""
+        self._discard()
+
+    def close(self) -> None:
+        """Closes the producer, waiting at most a moment for what it still holds."""
+        self._discard(timeout=CLOSE_TIMEOUT_SECONDS)
+
+    def _discard(self, timeout: float = 0) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=timeout)
+        except Exception as exc:  # a broken producer may fail to close, too
+            log.warning("closing the dead-letter producer failed: %s", exc)
+
+    def _send(self, producer: KafkaProducer, letter: DeadLetter, *, drop_value: bool) -> Any:
         """Sends one letter; a value too large to forward is replaced by a header saying so."""
         value = letter.message.value
         headers = letter.headers()
-        if drop_value or _too_large(value, self._producer):
+        if drop_value or _too_large(value, producer):
             headers.append(("roi.error.value_dropped_bytes", str(len(value or b"")).encode()))
             value = b""
         if letter.message.key is None and value is None:
             value = b""  # the client refuses a record with neither key nor value
         try:
-            return self._producer.send(
-                self._topic, key=letter.message.key, value=value, headers=headers
-            )
+            return producer.send(self._topic, key=letter.message.key, value=value, headers=headers)
         except MessageSizeTooLargeError:
             if drop_value:
                 raise
-            return self._send(letter, drop_value=True)
+            return self._send(producer, letter, drop_value=True)
 
 
 def _too_large(value: bytes | None, producer: KafkaProducer) -> bool:

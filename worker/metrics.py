@@ -82,6 +82,24 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.consumer_lag_stale = Gauge(
+            "roi_worker_consumer_lag_stale",
+            "1 while roi_worker_consumer_lag could not be refreshed (the broker's end offsets "
+            "unreadable, or a partition's stored offset unknown): its values are the last known.",
+            registry=registry,
+        )
+        self.partition_progress = Gauge(
+            "roi_worker_partition_progress_timestamp_seconds",
+            "Unix time a partition last made progress: its stored offset moved forward, it had "
+            "nothing to store, or it was assigned. Present for every assigned partition.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.stalled_partitions = Gauge(
+            "roi_worker_stalled_partitions",
+            "Owned partitions with lag that stored nothing for ROI_STALL_SECONDS.",
+            registry=registry,
+        )
         self.event_delay = Histogram(
             "roi_worker_event_delay_seconds",
             "Time from executed_at to being stored, per inserted event.",

@@ -15,7 +15,9 @@ and validates the next batch; batches are still stored one at a time, in the ord
 The database, not Kafka, says where each partition resumes: a newly assigned partition stays
 paused until it has been seeked to the offset stored in PostgreSQL. When PostgreSQL or the
 dead-letter topic is unavailable the worker pauses every partition, keeps polling (so it stays
-in the group), retries the same batch with backoff up to 30 s and reports not ready.
+in the group), retries the same batch with backoff up to 5 s and reports not ready. A
+partition with events waiting that stores nothing for ROI_STALL_SECONDS makes the worker
+stalled (worker/stall.py): it fails /readyz and /healthz and hands its partitions back.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaProducer, TopicPartition
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -38,6 +40,7 @@ from worker.background_store import BackgroundStore
 from worker.batch import Batch, Stored, prepare, store
 from worker.circuit_breaker import CircuitBreaker
 from worker.commit import KafkaCommitter
+from worker.consumer import RecordReader, new_consumer
 from worker.db import WORKER_SESSION, connect
 from worker.deadletter import DeadLetter, DeadLetterPublisher, Message
 from worker.errors import (
@@ -50,16 +53,19 @@ from worker.errors import (
 from worker.metrics import PatternCollector, WorkerMetrics
 from worker.migrate import load_migrations, migration_status
 from worker.settings import Settings
+from worker.stall import StallWatch
 from worker.status_server import StatusServer, WorkerStatus
 from worker.topics import ensure_topics
 from worker.write import BatchWriter, WriteResult
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_SECONDS: Final = 30.0
+# Short, so that storing resumes within seconds of the database or broker coming back.
+MAX_BACKOFF_SECONDS: Final = 5.0
 FIRST_BACKOFF_SECONDS: Final = 0.5
 POLL_SLICE_SECONDS: Final = 1.0  # the longest the loop blocks in poll(): how fast it sees stop
 LAG_REFRESH_SECONDS: Final = 5.0
+LAG_TIMEOUT_MS: Final = 2000
 DATABASE_CHECK_SECONDS: Final = 5.0
 DEAD_LETTER_TIMEOUT_SECONDS: Final = 5.0
 KAFKA_TIMEOUT_MS: Final = 5000  # offset lookups
@@ -67,6 +73,12 @@ PROGRESS_LOG_SECONDS: Final = 30.0
 STOP_WAIT_SECONDS: Final = 4.0  # for the batch in flight at stop (process.py allows 9 s in all)
 ABANDON_WAIT_SECONDS: Final = 1.0  # for a cancelled store to roll back before its connection closes
 STORE_CHECK_SECONDS: Final = 0.05  # the longest poll while a batch is being stored
+RECONNECT_BACKOFF_MAX_MS: Final = 1000
+# How long making a Kafka client waits for the broker: at start-up, kafka-python's 30 s (a worker
+# may start just before the broker); later (a rejoin, a new dead-letter producer) the loop must
+# not block that long, as it retries anyway.
+START_BOOTSTRAP_TIMEOUT_MS: Final = 30_000
+REJOIN_BOOTSTRAP_TIMEOUT_MS: Final = 5000
 
 
 class Pipeline:
@@ -81,6 +93,10 @@ class Pipeline:
         self._breaker = CircuitBreaker(settings.dlq_max_ratio)
         self._stop = threading.Event()
         self._pending: list[Message] = []
+        self._pending_bytes = 0
+        self._stall: StallWatch[TopicPartition] = StallWatch(settings.stall_seconds)
+        self._stalled_at: float | None = None  # monotonic time the worker declared a stall
+        self._handed_back_at = float("-inf")
         self._batch: Batch | None = None  # prepared, waiting for the store in flight
         self._writing: Batch | None = None  # being stored, or to store again after a failure
         self._store_thread: BackgroundStore[tuple[Batch, Stored]] = BackgroundStore("roi-store")
@@ -88,6 +104,7 @@ class Pipeline:
         self._start_offsets: dict[TopicPartition, int] = {}  # where unstored partitions start
         self._degraded: str | None = None
         self._backoff = 0.0
+        self._consumer_open = False
         self._conn: psycopg.Connection[Any] | None = None
         self._writer: BatchWriter | None = None
         self._schema_checked = False
@@ -99,6 +116,10 @@ class Pipeline:
     @property
     def status(self) -> WorkerStatus:
         return self._status
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def stop(self) -> None:
         """Asks the loop to finish; safe from signal handlers and other threads."""
@@ -127,47 +148,16 @@ class Pipeline:
             self._registry.register(patterns)
             cleanup.callback(patterns.close)
             cleanup.callback(self._close_database)
-            try:
-                consumer = self._consumer = KafkaConsumer(
-                    **settings.kafka_config(),
-                    group_id=settings.group_id,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    allow_auto_create_topics=False,
-                    max_poll_records=settings.batch_max_messages,
-                    **settings.consumer_fetch_config(),
-                    # Incremental rebalances: a joining or leaving replica moves only the
-                    # partitions that change owner; the others keep flowing.
-                    partition_assignment_strategy=(CooperativeStickyAssignor,),
-                    session_timeout_ms=settings.kafka_session_timeout_ms,
-                    heartbeat_interval_ms=settings.kafka_session_timeout_ms // 15,
-                )
-                cleanup.callback(consumer.close, autocommit=False, timeout_ms=3000)  # leaves
-                producer = KafkaProducer(
-                    **settings.kafka_config(),
-                    acks="all",
-                    enable_idempotence=True,
-                    linger_ms=5,
-                    max_block_ms=5000,
-                    request_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000),
-                    delivery_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000 * 3),
-                )
-                cleanup.callback(producer.close, timeout=2)
-            except KafkaError as exc:
-                raise BrokerUnavailableError(f"Kafka: {exc}") from exc
+            self._dead_letters = DeadLetterPublisher(
+                self._make_producer,
+                settings.dead_letter_topic,
+                timeout=DEAD_LETTER_TIMEOUT_SECONDS,
+            )
+            cleanup.callback(self._dead_letters.close)
+            cleanup.callback(self._close_consumer)  # leaves the group
+            self._open_consumer()
             cleanup.callback(self._mark_stopped)
             cleanup.callback(self._abandon_store)  # first: the store uses the producer too
-            self._committer = KafkaCommitter(consumer)
-            self._dead_letters = DeadLetterPublisher(
-                producer, settings.dead_letter_topic, timeout=DEAD_LETTER_TIMEOUT_SECONDS
-            )
-            try:
-                # Topic metadata first: a member that joins without it is assigned nothing,
-                # and gets its partitions only a rebalance later (about a second).
-                consumer.partitions_for_topic(settings.topic)
-            except KafkaError as exc:
-                raise BrokerUnavailableError(f"Kafka: {exc}") from exc
-            consumer.subscribe([settings.topic], listener=_Rebalance(self))
             log.info(
                 "consuming %s as group %s; dead letters to %s",
                 settings.topic,
@@ -181,11 +171,74 @@ class Pipeline:
                 self._metrics.kafka_errors.inc()
         log.info("stopped")
 
+    def _open_consumer(self, bootstrap_timeout_ms: int = START_BOOTSTRAP_TIMEOUT_MS) -> None:
+        """Makes the group consumer and joins the group, unless it is open already. Raises
+        BrokerUnavailableError when the broker does not answer within the timeout."""
+        if self._consumer_open:
+            return
+        settings = self._settings
+        try:
+            consumer = new_consumer(
+                settings,
+                group_id=settings.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                allow_auto_create_topics=False,
+                max_poll_records=settings.batch_max_messages,
+                **settings.consumer_fetch_config(),
+                # Incremental rebalances: a joining or leaving replica moves only the
+                # partitions that change owner; the others keep flowing.
+                partition_assignment_strategy=(CooperativeStickyAssignor,),
+                session_timeout_ms=settings.kafka_session_timeout_ms,
+                heartbeat_interval_ms=settings.kafka_session_timeout_ms // 15,
+                # Back within a second or two of the broker's return, not kafka-python's 30 s.
+                reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+                bootstrap_timeout_ms=bootstrap_timeout_ms,
+            )
+        except KafkaError as exc:
+            raise BrokerUnavailableError(f"Kafka: {exc}") from exc
+        self._consumer, self._consumer_open = consumer, True
+        self._reader = RecordReader(consumer)
+        self._committer = KafkaCommitter(consumer)
+        try:
+            # Topic metadata first: a member that joins without it is assigned nothing,
+            # and gets its partitions only a rebalance later (about a second).
+            consumer.partitions_for_topic(settings.topic)
+        except KafkaError as exc:
+            raise BrokerUnavailableError(f"Kafka: {exc}") from exc
+        consumer.subscribe([settings.topic], listener=_Rebalance(self))
+
+    def _close_consumer(self) -> None:
+        """Leaves the group: what this worker owned is assigned to the others."""
+        if not self._consumer_open:
+            return
+        self._consumer_open = False
+        try:
+            self._consumer.close(autocommit=False, timeout_ms=3000)
+        except Exception as exc:  # a wedged client may fail to close, too
+            log.warning("closing the Kafka consumer failed: %s", exc)
+
+    def _make_producer(self) -> KafkaProducer:
+        """The dead-letter producer (DeadLetterPublisher makes it again after a timeout)."""
+        return KafkaProducer(
+            **self._settings.kafka_config(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_block_ms=5000,
+            request_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000),
+            delivery_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000 * 3),
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+            bootstrap_timeout_ms=REJOIN_BOOTSTRAP_TIMEOUT_MS,
+        )
+
     # ------------------------------------------------------------------ the loop
 
     def _step(self) -> None:
         self._status.tick()
         try:
+            # If handed back after a stall and not rejoined since.
+            self._open_consumer(REJOIN_BOOTSTRAP_TIMEOUT_MS)
             if not self._committer.commit():  # a commit that failed after the last batch
                 self._metrics.kafka_errors.inc()
             self._finish_store(timeout=0)
@@ -212,6 +265,7 @@ class Pipeline:
                 if self._degraded:
                     self._recover()
             self._refresh_lag()
+            self._check_stall()
             self._progress.maybe_log()
         except KafkaError as exc:  # poll() and seek() surface few errors; back off on any
             self._degrade(BrokerUnavailableError(f"Kafka: {type(exc).__name__}: {exc}"))
@@ -222,7 +276,11 @@ class Pipeline:
         settings = self._settings
         limit = settings.batch_max_messages
         deadline = time.monotonic() + settings.batch_max_seconds
-        while len(self._pending) < limit and not self._stop.is_set():
+        while (
+            len(self._pending) < limit
+            and self._pending_bytes < settings.batch_max_bytes
+            and not self._stop.is_set()
+        ):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -234,7 +292,9 @@ class Pipeline:
                 # Commit the stored batch's offsets to Kafka soon after it is stored.
                 self._finish_store(timeout=0)
                 remaining = min(remaining, STORE_CHECK_SECONDS)
+            polled = len(self._pending)
             self._poll(min(remaining, POLL_SLICE_SECONDS), limit - len(self._pending))
+            self._pending_bytes += _size(self._pending[polled:])
         if self._pending and not self._stop.is_set():
             self._batch = prepare(
                 self._pending,
@@ -242,15 +302,14 @@ class Pipeline:
                 closed=time.monotonic(),
                 on_checked=lambda valid: self._breaker.record(invalid=not valid),
             )
-            self._pending = []
+            self._pending, self._pending_bytes = [], 0
 
     def _poll(self, seconds: float, max_records: int) -> None:
-        polled = self._consumer.poll(
-            timeout_ms=max(1, int(seconds * 1000)), max_records=max_records
-        )
+        # The reader turns records the client cannot decode into dead letters to be, and
+        # moves partitions past transaction markers (worker/consumer.py).
+        polled = self._reader.poll(timeout_ms=max(1, int(seconds * 1000)), max_records=max_records)
         self._status.tick()
-        for records in polled.values():
-            self._pending.extend(Message.of_record(r) for r in records)
+        self._pending.extend(polled)
 
     def _start_store(self, batch: Batch) -> None:
         writer, dead_letters = self._database(), self._dead_letters
@@ -285,7 +344,10 @@ class Pipeline:
         self._committer.stored(stored)
         if not self._committer.commit():
             self._metrics.kafka_errors.inc()
+        now = time.monotonic()
         for tp, offset in stored.items():
+            if self._stall.stored(tp, offset, now):
+                self._mark_progress(tp)
             end = self._consumer.highwater(tp)  # from the last fetch: no round trip
             if end is not None:
                 self._set_lag(tp, end - offset)
@@ -305,6 +367,8 @@ class Pipeline:
             while not self._stop.is_set() and not self._store_thread.settled(0):
                 # Nothing is fetched while paused; the poll runs the group protocol.
                 self._poll(POLL_SLICE_SECONDS, self._settings.batch_max_messages)
+                self._refresh_lag()
+                self._check_stall()
         finally:
             if not self._degraded:
                 still = paused & set(self._consumer.assignment())
@@ -438,14 +502,21 @@ class Pipeline:
         self._degraded = str(exc)
         self._status.set_ready(False, str(exc))
         self._metrics.ready.set(0)
-        self._consumer.pause(*self._consumer.assignment())
+        if self._consumer_open:
+            self._consumer.pause(*self._consumer.assignment())
         deadline = time.monotonic() + self._backoff
         while not self._stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
             # Polling with every partition paused returns nothing but keeps us in the group.
             wait = min(remaining, POLL_SLICE_SECONDS)
+            if not self._consumer_open:
+                self._stop.wait(wait)
+                continue
             try:
                 self._poll(wait, self._settings.batch_max_messages)
-            except KafkaError as error:
+                # The outage is when lag and stalls matter most: keep both current.
+                self._refresh_lag()
+                self._check_stall()
+            except (KafkaError, RetryableError) as error:
                 self._metrics.kafka_errors.inc()
                 log.debug("poll failed while paused: %s", error)
                 self._stop.wait(wait)  # a poll that fails at once must not spin
@@ -500,25 +571,107 @@ class Pipeline:
         self._database_seen = time.monotonic()
 
     def _refresh_lag(self) -> None:
+        """Lag from the broker's end offsets and the offsets stored in the database (known here:
+        this worker stores its partitions). Refreshed during outages of either; when it cannot
+        be, the last values stay and roi_worker_consumer_lag_stale says so."""
         if time.monotonic() < self._lag_due:
             return
         self._lag_due = time.monotonic() + LAG_REFRESH_SECONDS
         assigned = list(self._consumer.assignment())
         if not assigned:
+            self._metrics.consumer_lag_stale.set(0)
             return
         try:
-            ends = self._consumer.end_offsets(assigned, timeout_ms=2000)
-            for tp, end in ends.items():
-                base = self._committer.stored_offset(tp)
-                if base is None:
-                    base = self._start_offsets.get(tp, 0)
-                self._set_lag(tp, end - base)
+            ends = self._consumer.end_offsets(assigned, timeout_ms=LAG_TIMEOUT_MS)
         except KafkaError as exc:
             self._metrics.kafka_errors.inc()
+            self._metrics.consumer_lag_stale.set(1)
+            self._status.set_problem("kafka", f"Kafka: cannot read end offsets ({exc})")
             log.warning("cannot read end offsets for the lag metric: %s", exc)
+            return
+        self._status.set_problem("kafka", None)
+        unknown = False
+        now = time.monotonic()
+        in_flight = self._in_flight()
+        for tp, end in ends.items():
+            base = self._committer.stored_offset(tp)
+            if base is None:
+                base = self._start_offsets.get(tp)
+            if base is None or tp in self._unpositioned:  # assigned while the database was down
+                unknown = True
+                continue
+            if (tp.topic, tp.partition) not in in_flight:
+                # All before the consumer's position is stored, or was never delivered:
+                # transaction markers and aborted events, which a stored offset never passes.
+                with contextlib.suppress(KafkaError):  # known once seeked: no round trip
+                    base = max(base, self._consumer.position(tp, timeout_ms=0) or base)
+            self._set_lag(tp, end - base)
+            if self._stall.lag(tp, end - base, now):
+                self._mark_progress(tp)
+        self._metrics.consumer_lag_stale.set(1 if unknown else 0)
+
+    def _in_flight(self) -> set[tuple[str, int]]:
+        """The partitions with messages polled and not yet stored."""
+        messages = [*self._pending]
+        for batch in (self._batch, self._writing):
+            if batch is not None:
+                messages += batch.messages
+        return {(m.topic, m.partition) for m in messages}
 
     def _set_lag(self, tp: TopicPartition, lag: int) -> None:
         self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, lag))
+
+    # ------------------------------------------------------------------ stalls
+
+    def _mark_progress(self, tp: TopicPartition) -> None:
+        """Exports when `tp` last made progress, as Unix time (the clock may predate a hand
+        back: the partition keeps it)."""
+        progress = self._stall.progress(tp)
+        if progress is not None:
+            when = time.time() - (time.monotonic() - progress)
+            self._metrics.partition_progress.labels(tp.topic, str(tp.partition)).set(when)
+
+    def _check_stall(self) -> None:
+        """A partition with lag that stored nothing for ROI_STALL_SECONDS makes the worker
+        stalled: /readyz and /healthz fail (an orchestrator restarts it) until no partition is
+        stuck and one has made progress since. Every ROI_STALL_SECONDS meanwhile it hands its
+        partitions back to the group with fresh clients, which clears a wedged client and
+        lets another replica try."""
+        now = time.monotonic()
+        stuck = self._stall.stuck(now)
+        self._metrics.stalled_partitions.set(len(stuck))
+        if not stuck:
+            if self._stalled_at is not None and self._stall.last_progress > self._stalled_at:
+                log.warning("storing again after the stall")
+                self._stalled_at = None
+                self._status.set_problem("stalled", None)
+                self._status.set_stalled(None)
+            return
+        if self._stalled_at is None:
+            self._stalled_at = now
+        reason = (
+            "stalled: "
+            + ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(stuck))
+            + f" stored nothing for over {self._stall.limit:.0f} s (ROI_STALL_SECONDS) "
+            f"with events waiting{f' ({self._degraded})' if self._degraded else ''}"
+        )
+        self._status.set_problem("stalled", reason)
+        self._status.set_stalled(reason)
+        if now - self._handed_back_at >= self._stall.limit:
+            log.error("%s; handing the partitions back to the group", reason)
+            self._handed_back_at = now
+            self._hand_back()
+
+    def _hand_back(self) -> None:
+        """Leaves the group and joins it again with a new consumer and dead-letter producer.
+        Nothing stored is lost: what was polled and not stored is polled again by the next
+        owner, from the offsets in the database."""
+        self._stall.hand_back(time.monotonic())  # first: on_revoked forgets the clocks
+        if self._consumer_open:
+            self.on_revoked(self._consumer.assignment())
+        self._close_consumer()
+        self._dead_letters.reset()
+        self._open_consumer(REJOIN_BOOTSTRAP_TIMEOUT_MS)
 
     # ------------------------------------------------------------------ rebalances
 
@@ -529,6 +682,8 @@ class Pipeline:
         self._pending = [
             m for m in self._pending if TopicPartition(m.topic, m.partition) not in revoked
         ]
+        self._pending_bytes = _size(self._pending)
+        self._stall.revoked(revoked)
         if self._batch is not None:
             self._batch = self._batch.without(revoked)
         if self._writing is not None and not self._store_thread.busy:  # waiting for a retry
@@ -538,8 +693,9 @@ class Pipeline:
         for tp in revoked:
             self._start_offsets.pop(tp, None)
         for tp in revoked:
-            with contextlib.suppress(KeyError):  # never measured yet
-                self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+            for gauge in (self._metrics.consumer_lag, self._metrics.partition_progress):
+                with contextlib.suppress(KeyError):  # never measured yet
+                    gauge.remove(tp.topic, str(tp.partition))
         log.info("revoked %s", ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(revoked)))
 
     def on_assigned(self, partitions: Iterable[TopicPartition]) -> None:
@@ -550,6 +706,9 @@ class Pipeline:
         # offsets happens in the loop (_position); until then the partitions stay paused.
         self._unpositioned |= assigned
         self._consumer.pause(*assigned)
+        self._stall.assigned(assigned, time.monotonic())
+        for tp in assigned:
+            self._mark_progress(tp)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
@@ -591,3 +750,8 @@ class _Progress:
             )
         self._since = time.monotonic()
         self._counts = [0, 0, 0]
+
+
+def _size(messages: list[Message]) -> int:
+    """Bytes of the keys and values: what ROI_BATCH_MAX_BYTES bounds."""
+    return sum(len(m.value or b"") + len(m.key or b"") for m in messages)

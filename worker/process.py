@@ -51,6 +51,10 @@ def configure_logging(level: str) -> None:
     )
     if level != "DEBUG":
         logging.getLogger("kafka").setLevel(logging.WARNING)
+        # "Task ... is blocking the event loop": kafka-python's IO thread measured its own step
+        # while this process's other threads held the GIL (a batch being validated), not a
+        # fault of the client. Shown at DEBUG only.
+        logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
         limit = RateLimit("kafka", KAFKA_LOG_INTERVAL_SECONDS)
         for handler in logging.getLogger().handlers:
             handler.addFilter(limit)  # a logger's own filters would miss its children

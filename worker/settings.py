@@ -105,6 +105,12 @@ class KafkaSettings(BaseSettings):
                 config["ssl_password"] = self.kafka_ssl_password.get_secret_value()
         return config
 
+    def consumer_config(self) -> dict[str, Any]:
+        """kafka_config() for a consumer (worker.consumer.new_consumer makes every one): it
+        reads committed events only. kafka-python's default, read_uncommitted, hands over the
+        events of aborted transactions too, and they would be stored."""
+        return {**self.kafka_config(), "isolation_level": "read_committed"}
+
 
 class Settings(KafkaSettings):
     """Everything the worker and the operator commands read. Field `x` is read from `ROI_X`."""
@@ -133,6 +139,13 @@ class Settings(KafkaSettings):
     create_topics: bool = False
     batch_max_messages: int = Field(default=5000, ge=1, le=100_000)
     batch_max_seconds: float = Field(default=0.25, gt=0, le=60)
+    # A batch is held up to three times at once (being polled, prepared, stored), raw and
+    # parsed: 16 MiB keeps a worker of 1 MB messages well under 250 MB (155 MB peak in
+    # tests/integration/test_large_messages.py).
+    batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024, le=1024 * 1024 * 1024)
+    # Longer than any healthy pause (a rebalance, a database failover) and shorter than the
+    # RoiWorkerStalled alert's 5 minutes, so the worker acts before anyone is paged.
+    stall_seconds: float = Field(default=120.0, ge=5, le=3600)
     dlq_max_ratio: float = Field(default=0.5, ge=0, le=1)
     metrics_host: str = "0.0.0.0"  # noqa: S104  (a pod's probes and Prometheus come from outside)
     metrics_port: int = Field(default=9108, ge=0, lt=65536)

@@ -2,8 +2,11 @@
 
 - /healthz answers 200 while the consuming loop is alive (it ticked within LIVENESS_SECONDS);
   a stuck loop answers 503, so Kubernetes restarts the pod.
-- /readyz answers 200 while the worker can store events, 503 otherwise (database down,
-  starting up, shutting down). Not ready is not dead: the worker keeps its partitions.
+- /readyz answers 200 while the worker can store events, 503 otherwise (database or broker
+  down, a partition stuck, starting up, shutting down). Not ready is not dead: the worker keeps
+  its partitions.
+- /healthz also answers 503 while the worker is stalled: a partition it owns has had lag and
+  stored nothing for ROI_STALL_SECONDS (worker/stall.py), so an orchestrator restarts it.
 """
 
 from __future__ import annotations
@@ -25,12 +28,18 @@ LIVENESS_SECONDS: Final = 150.0
 
 
 class WorkerStatus:
-    """What the consuming loop tells the endpoints. Safe to share across threads."""
+    """What the consuming loop tells the endpoints. Safe to share across threads.
+
+    Readiness is the loop's own verdict (`set_ready`) and every open problem (`set_problem`:
+    the broker unreachable, partitions stuck); the worker is ready only with none.
+    """
 
     def __init__(self) -> None:
         self._last_tick = time.monotonic()
         self._ready = False
         self._reason = "starting"
+        self._problems: dict[str, str] = {}
+        self._stalled: str | None = None
         self._lock = threading.Lock()
 
     def tick(self) -> None:
@@ -40,14 +49,34 @@ class WorkerStatus:
         with self._lock:
             self._ready, self._reason = ready, reason
 
+    def set_problem(self, name: str, problem: str | None) -> None:
+        """Opens (or, with None, closes) a problem that makes the worker not ready."""
+        with self._lock:
+            if problem is None:
+                self._problems.pop(name, None)
+            else:
+                self._problems[name] = problem
+
+    def set_stalled(self, reason: str | None) -> None:
+        """A stalled worker is not alive either: /healthz fails until it stores again."""
+        with self._lock:
+            self._stalled = reason
+
     def ready(self) -> tuple[bool, str]:
         with self._lock:
-            return self._ready, self._reason or "ready"
+            if not self._ready:
+                return False, self._reason or "not ready"
+            if self._problems:
+                return False, "; ".join(self._problems.values())
+            return True, "ready"
 
     def alive(self) -> tuple[bool, str]:
         idle = time.monotonic() - self._last_tick
         if idle > LIVENESS_SECONDS:
             return False, f"the consuming loop has not run for {idle:.0f} s"
+        with self._lock:
+            if self._stalled is not None:
+                return False, self._stalled
         return True, "alive"
 
 

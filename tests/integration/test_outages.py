@@ -60,6 +60,13 @@ def test_database_outage_pauses_and_resumes_without_loss(
         assert (worker.sample("roi_worker_db_errors_total") or 0) >= 1
         assert worker.get("/healthz")[0] == 200  # not ready, but alive: do not restart it
         assert group_members(kafka_admin, stream.group_id) == 1  # still in the group
+        # The lag keeps being read from the broker while nothing can be stored.
+        wait_until(
+            lambda: total_lag(worker) == 4000,
+            timeout=30,
+            what="the lag to count the 4000 events produced during the outage",
+        )
+        assert worker.sample("roi_worker_consumer_lag_stale") == 0
 
         proxy.restore()
         wait_caught_up(stream)
@@ -71,6 +78,57 @@ def test_database_outage_pauses_and_resumes_without_loss(
     log = worker.log()
     assert "pausing consumption" in log
     assert "recovered; resuming consumption" in log
+
+
+def total_lag(worker: WorkerProcess) -> float:
+    return sum(v for k, v in worker.metrics().items() if k.startswith("roi_worker_consumer_lag{"))
+
+
+def test_an_outage_longer_than_the_stall_limit_fails_healthz_until_storing_again(
+    stream: Stream, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    """Partitions with events waiting that store nothing for ROI_STALL_SECONDS make the worker
+    stalled: /healthz and /readyz 503 naming them, the partitions handed back; once the
+    database is back it stores everything exactly once and is healthy again."""
+    samples = sample_events(1500)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[:500]])
+    worker = WorkerProcess(
+        stream,
+        tmp_path / "worker.log",
+        ROI_DATABASE_URL=through(proxy, stream.database_url),
+        ROI_STALL_SECONDS="5",
+    )
+    try:
+        worker.wait_ready()
+        wait_caught_up(stream)
+        proxy.cut()
+        produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[500:]])
+        wait_until(
+            lambda: worker.get("/healthz")[0] == 503,
+            timeout=60,
+            what="/healthz to report the stall",
+        )
+        status, body = worker.get("/healthz")
+        assert status == 503
+        assert body.startswith("stalled: ")
+        assert stream.topic in body
+        assert worker.get("/readyz")[0] == 503
+        wait_until(
+            lambda: "handing the partitions back to the group" in worker.log(),
+            timeout=30,
+            what="the worker to hand its partitions back",
+        )
+
+        proxy.restore()
+        wait_caught_up(stream)
+        assert_stored_exactly(stream, samples)
+        wait_until(lambda: worker.get("/healthz")[0] == 200, timeout=30, what="healthy again")
+        wait_until(lambda: worker.get("/readyz")[0] == 200, timeout=30, what="ready again")
+        assert worker.sample("roi_worker_stalled_partitions") == 0
+        assert worker.stop() == 0
+    finally:
+        worker.close()
+    assert "storing again after the stall" in worker.log()
 
 
 def test_a_worker_started_while_the_database_is_down_waits_for_it(

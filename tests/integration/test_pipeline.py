@@ -406,7 +406,7 @@ def test_dead_letters_of_records_kafka_python_cannot_produce(stream: Stream) -> 
     """Other clients may publish null header values, or neither key nor value; the consumer
     hands those over as None, which the producer refuses as they are."""
     producer = KafkaProducer(bootstrap_servers=stream.bootstrap_servers, acks="all")
-    publisher = DeadLetterPublisher(producer, stream.dlq_topic, timeout=30)
+    publisher = DeadLetterPublisher(lambda: producer, stream.dlq_topic, timeout=30)
     try:
         publisher.publish(
             [

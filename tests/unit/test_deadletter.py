@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
+import pytest
 from kafka import TopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from tests.strategies import NOW, example_document
 from worker.batch import Batch
-from worker.deadletter import MAX_MESSAGE_BYTES, DeadLetter, Message
+from worker.deadletter import MAX_MESSAGE_BYTES, DeadLetter, DeadLetterPublisher, Message
+from worker.errors import BrokerUnavailableError
 from worker.validate import validate
 from worker.write import Source, ValidEvent
 
@@ -68,3 +73,48 @@ def test_a_batch_without_revoked_partitions_keeps_the_rest() -> None:
     assert [v.source.partition for v in kept.valid] == [0]
     assert [d.message.partition for d in kept.letters] == [0]
     assert batch.without([TopicPartition("events", 0), TopicPartition("events", 1)]) is None
+
+
+class _PendingSend:
+    """What a send returns while the broker has not answered (kafka-python's behaviour)."""
+
+    is_done = False
+
+    def get(self, timeout: float | None = None) -> None:
+        raise KafkaTimeoutError(f"Timeout after waiting for {timeout} secs.")
+
+
+class _TimingOutProducer:
+    """A producer whose sends are never acknowledged, as after a broker was killed."""
+
+    config: ClassVar[dict[str, int]] = {"max_request_size": 1 << 20}
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def send(self, topic: str, **kwargs: object) -> _PendingSend:
+        del topic, kwargs
+        return _PendingSend()
+
+    def flush(self, timeout: float | None = None) -> None:
+        del timeout
+
+    def close(self, timeout: float | None = None) -> None:
+        del timeout
+        self.closed = True
+
+
+def test_a_producer_that_timed_out_is_closed_and_made_again() -> None:
+    """The next publish after a timeout uses a new producer, not the wedged one."""
+    made: list[_TimingOutProducer] = []
+
+    def make() -> Any:
+        made.append(_TimingOutProducer())
+        return made[-1]
+
+    publisher = DeadLetterPublisher(make, "events.dlq", timeout=0)
+    for attempt in (1, 2):
+        with pytest.raises(BrokerUnavailableError, match="KafkaTimeoutError"):
+            publisher.publish([DeadLetter(message(), "r", "e")])
+        assert len(made) == attempt
+        assert made[-1].closed
