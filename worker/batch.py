@@ -72,15 +72,21 @@ def prepare(
     on_checked: Callable[[bool], None] = _ignore,
 ) -> Batch:
     """Decodes and validates; `on_checked(valid)` sees each message's verdict (the circuit
-    breaker), and may raise to stop everything. `Skipped` entries are not messages: they only
-    move their partition's next offset (Batch.skipped)."""
+    breaker; a run of undecodable offsets is one verdict), and may raise to stop everything.
+    `Skipped` entries are not messages: they only move their partition's next offset
+    (Batch.skipped)."""
     valid: list[ValidEvent] = []
     letters: list[DeadLetter] = []
     skipped: dict[Partition, int] = {}
     kept = messages
+    after_undecodable: tuple[str, int, int] | None = None  # the offset after the last one
     for message in messages:
         if message.undecodable is not None:
-            on_checked(False)
+            # One verdict per run: the offsets after a bad record in its record batch cannot
+            # be read either, and a corrupt batch of thousands must not open the breaker.
+            if after_undecodable != (message.topic, message.partition, message.offset):
+                on_checked(False)
+            after_undecodable = (message.topic, message.partition, message.offset + 1)
             reason = InvalidReason.UNDECODABLE_RECORD
             letters.append(DeadLetter(message, reason.value, message.undecodable))
             continue
@@ -124,9 +130,11 @@ def store(
     database or the dead-letter topic is unavailable: the same batch can be stored again, and
     its invalid events are then published again (the dead-letter topic is at least once).
     """
-    if dead_letters is not None and not batch.letters_published:
-        dead_letters.publish(batch.letters)
-        batch.letters_published = True
+    if dead_letters is not None:
+        dead_letters.connect()  # not inside the transaction (publish_refused)
+        if not batch.letters_published:
+            dead_letters.publish(batch.letters)
+            batch.letters_published = True
     letters = list(batch.letters)
 
     def publish_refused(result: WriteResult) -> None:

@@ -16,10 +16,11 @@ checks that no other module calls KafkaConsumer): it reads committed events only
   to the next offsets while they fail too: a record after a bad one in the same record batch
   cannot be read either (a fetch starts at the batch's first record). Every offset skipped is
   one such Message, so the pipeline dead-letters each and stores its offset like any other's.
-  If no partition fails when probed, the client cannot say where the record is: FatalError;
-- offsets past the last record returned that hold nothing for us (transaction markers,
-  aborted transactions) become a `Skipped` entry, so that stored offsets reach the end of the
-  partition.
+  If no partition fails when probed, the poll is tried again; if that fails the same way, the
+  client cannot say where the record is: FatalError;
+- `RecordReader.skipped` tells, as `Skipped` entries, where the consumer read past the last
+  record it returned (transaction markers, aborted transactions), so that stored offsets reach
+  the end of the partition.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from kafka import KafkaConsumer, TopicPartition
@@ -95,55 +96,62 @@ def describe(exc: BaseException) -> str:
 
 
 class RecordReader:
-    """Polls `consumer` (module docstring). `skipped`: also return Skipped entries."""
+    """Polls `consumer` (module docstring), and tells what it skipped (`skipped`)."""
 
-    def __init__(self, consumer: KafkaConsumer, *, skipped: bool = True) -> None:
-        _drain_on_error(consumer)
+    def __init__(self, consumer: KafkaConsumer) -> None:
         self._consumer = consumer
-        self._skipped = skipped
+        self._unexplained = False  # the last poll failed and no partition failed when probed
+        # Per partition, the offset after the last one handed out (or where it was seeked).
+        self._reached: dict[TopicPartition, int] = {}
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Message]:
-        """At most `max_records` Messages (Skipped entries aside). Raises what poll() raises,
-        but for undecodable records; FatalError when the client cannot say where one is,
-        BrokerUnavailableError when the probe cannot read."""
-        consumer = self._consumer
-        before = self._positions() if self._skipped else {}
+        """At most `max_records` Messages. Raises what poll() raises, but for undecodable
+        records; FatalError when the client cannot say where one is, BrokerUnavailableError
+        when the probe cannot read."""
         try:
-            polled = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         except Exception as exc:
             if not may_be_undecodable(exc):
                 raise
-            return self._undecodable(exc, max_records)
-        messages = [Message.of_record(r) for records in polled.values() for r in records]
-        if self._skipped:
-            messages += self._skipped_entries(polled, before)
+            messages = self._undecodable(exc, max_records)
+        else:
+            self._unexplained = False
+            messages = [Message.of_record(r) for records in polled.values() for r in records]
+            for tp, records in polled.items():
+                self._reached[tp] = records[-1].offset + 1
         return messages
+
+    def seeked(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """The consumer was seeked: reading goes on from these offsets."""
+        self._reached.update(offsets)
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """The partitions are no longer read (revoked)."""
+        for tp in partitions:
+            self._reached.pop(tp, None)
+
+    def skipped(self) -> list[Message]:
+        """A Skipped entry for each partition the consumer has read past the last offset
+        handed out: transaction markers, events of aborted transactions. Asked once per batch,
+        not per poll: a position costs a scan of every assigned partition in kafka-python, so
+        it is asked only where the broker's high watermark says there is more to read."""
+        consumer = self._consumer
+        entries: list[Message] = []
+        for tp, reached in self._reached.items():
+            highwater = consumer.highwater(tp)  # from the last fetch: no round trip
+            if highwater is None or highwater <= reached:
+                continue
+            with contextlib.suppress(KafkaError):
+                position = consumer.position(tp, timeout_ms=0)  # known: no round trip
+                if position is not None and position > reached:
+                    entries.append(Skipped.up_to(tp.topic, tp.partition, position))
+                    self._reached[tp] = position
+        return entries
 
     def _readable(self) -> list[TopicPartition]:
         consumer = self._consumer
         paused = consumer.paused()
         return sorted(tp for tp in consumer.assignment() if tp not in paused)
-
-    def _positions(self) -> dict[TopicPartition, int]:
-        """Of the partitions a poll may move; timeout 0: known positions only, no round trip."""
-        positions = {}
-        for tp in self._readable():
-            with contextlib.suppress(KafkaError):
-                position = self._consumer.position(tp, timeout_ms=0)
-                if position is not None:
-                    positions[tp] = position
-        return positions
-
-    def _skipped_entries(
-        self, polled: dict[TopicPartition, list[Any]], before: dict[TopicPartition, int]
-    ) -> list[Message]:
-        entries: list[Message] = []
-        for tp, position in self._positions().items():
-            records = polled.get(tp)
-            reached = records[-1].offset + 1 if records else before.get(tp)
-            if reached is not None and position > reached:
-                entries.append(Skipped.up_to(tp.topic, tp.partition, position))
-        return entries
 
     def _undecodable(self, error: Exception, max_records: int) -> list[Message]:
         """Finds the partition and offsets that failed, seeks past them and returns them."""
@@ -167,6 +175,7 @@ class RecordReader:
                     continue
                 after = failed[-1][0] + 1
                 consumer.seek(tp, after)
+                self._reached[tp] = after
                 log.warning(
                     "%s/%d: the Kafka client cannot decode offset%s %s (%s); dead-lettered as "
                     "undecodable_record, reading on from %d",
@@ -181,6 +190,15 @@ class RecordReader:
                     Message.of_undecodable(tp.topic, tp.partition, offset, message)
                     for offset, message in failed
                 ]
+        if not self._unexplained:
+            # Once may be a fault of the read itself (a fetch damaged on the way): poll again.
+            self._unexplained = True
+            log.warning(
+                "the Kafka client failed to read a record (%s) but no partition fails when "
+                "read again; polling again",
+                describe(error),
+            )
+            return []
         where = ", ".join(f"{tp.topic}/{tp.partition}@{starts[tp]}" for tp in readable)
         raise FatalError(
             f"the Kafka client failed to read a record ({describe(error)}) but none of the "

@@ -14,6 +14,7 @@ headers still say where to find the original.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
@@ -120,8 +121,12 @@ class DeadLetterPublisher:
     """Publishes dead letters and waits until the broker has acknowledged all of them.
 
     Owns its producer, made by `make_producer` when first needed. A producer whose send timed
-    out is closed and made again at the next publish: after a broker was killed, kafka-python's
-    producer has been seen to time out for good while a new one works at once.
+    out is replaced at the next publish (after a broker was killed, kafka-python's producer has
+    been seen to time out for good while a new one works at once); the old one is closed on a
+    thread of its own, once its last records have expired.
+
+    Thread-safety: one thread publishes (the store thread); `reset` may come from any other,
+    and only asks the publishing thread to replace the producer.
     """
 
     def __init__(
@@ -129,12 +134,19 @@ class DeadLetterPublisher:
     ) -> None:
         self._make_producer = make_producer
         self._producer: KafkaProducer | None = None
+        self._reset = threading.Event()
         self._topic = topic
         self._timeout = timeout
 
     @property
     def topic(self) -> str:
         return self._topic
+
+    def connect(self) -> None:
+        """Makes the producer now unless there is one: so that a publish inside a database
+        transaction does not wait for a new producer's bootstrap. Raises
+        BrokerUnavailableError."""
+        self._current()
 
     def publish(self, letters: Sequence[DeadLetter]) -> None:
         """Returns once every letter is acknowledged.
@@ -144,10 +156,8 @@ class DeadLetterPublisher:
         """
         if not letters:
             return
+        producer = self._current()
         try:
-            producer = self._producer
-            if producer is None:
-                producer = self._producer = self._make_producer()
             sent = [(letter, self._send(producer, letter, drop_value=False)) for letter in letters]
             producer.flush(timeout=self._timeout)
             too_large = [letter for letter, future in sent if _failed_for_size(future)]
@@ -166,21 +176,40 @@ class DeadLetterPublisher:
             raise FatalError(f"{where}: {exc}; fix the topic or the worker's rights") from exc
 
     def reset(self) -> None:
-        """Drops the producer now; the next publish makes a new one."""
-        self._discard()
+        """Asks for a new producer at the next publish (from any thread)."""
+        self._reset.set()
 
     def close(self) -> None:
-        """Closes the producer, waiting at most a moment for what it still holds."""
-        self._discard(timeout=CLOSE_TIMEOUT_SECONDS)
+        """Closes the producer, waiting at most a moment for what it still holds. Only once
+        nothing publishes any more."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            _close(producer, CLOSE_TIMEOUT_SECONDS)
 
-    def _discard(self, timeout: float = 0) -> None:
+    def _current(self) -> KafkaProducer:
+        if self._reset.is_set():
+            self._reset.clear()
+            self._discard()
+        if self._producer is None:
+            try:
+                self._producer = self._make_producer()
+            except KafkaError as exc:
+                raise BrokerUnavailableError(
+                    f"dead-letter topic {self._topic}: {type(exc).__name__}: {exc}"
+                ) from exc
+        return self._producer
+
+    def _discard(self) -> None:
+        """Drops the producer. kafka-python's close() first waits for the records it holds,
+        and raises (closing nothing) if they outlast its timeout: so it is given more than
+        their delivery timeout, on a thread that nothing waits for."""
         producer, self._producer = self._producer, None
         if producer is None:
             return
-        try:
-            producer.close(timeout=timeout)
-        except Exception as exc:  # a broken producer may fail to close, too
-            log.warning("closing the dead-letter producer failed: %s", exc)
+        timeout = producer.config.get("delivery_timeout_ms", 120_000) / 1000 + CLOSE_TIMEOUT_SECONDS
+        threading.Thread(
+            target=_close, args=(producer, timeout), name="roi-dead-letters-close", daemon=True
+        ).start()
 
     def _send(self, producer: KafkaProducer, letter: DeadLetter, *, drop_value: bool) -> Any:
         """Sends one letter; a value too large to forward is replaced by a header saying so."""
@@ -210,3 +239,10 @@ def _failed_for_size(future: Any) -> bool:
         and future.failed()
         and isinstance(future.exception, MessageSizeTooLargeError | RecordListTooLargeError)
     )
+
+
+def _close(producer: KafkaProducer, timeout: float) -> None:
+    try:
+        producer.close(timeout=timeout)
+    except Exception as exc:  # a broken producer may fail to close, too
+        log.warning("closing the dead-letter producer failed: %s", exc)

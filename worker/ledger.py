@@ -136,10 +136,6 @@ class Tally:
     last: int
     counts: list[int] = field(default_factory=lambda: [0] * len(OUTCOMES))
 
-    @property
-    def total(self) -> int:
-        return sum(self.counts)
-
 
 @dataclass(frozen=True, slots=True)
 class LedgerRow:

@@ -88,10 +88,11 @@ class WorkerMetrics:
             "unreadable, or a partition's stored offset unknown): its values are the last known.",
             registry=registry,
         )
-        self.partition_progress = Gauge(
-            "roi_worker_partition_progress_timestamp_seconds",
-            "Unix time a partition last made progress: its stored offset moved forward, it had "
-            "nothing to store, or it was assigned. Present for every assigned partition.",
+        self.partition_stored = Gauge(
+            "roi_worker_partition_last_stored_timestamp_seconds",
+            "Unix time a batch of the partition was last stored, by any replica (read from the "
+            "database when it is assigned, so restarts and rebalances keep it); its assignment "
+            "time if it was never stored. Present for every assigned partition.",
             ["topic", "partition"],
             registry=registry,
         )

@@ -17,7 +17,8 @@ paused until it has been seeked to the offset stored in PostgreSQL. When Postgre
 dead-letter topic is unavailable the worker pauses every partition, keeps polling (so it stays
 in the group), retries the same batch with backoff up to 5 s and reports not ready. A
 partition with events waiting that stores nothing for ROI_STALL_SECONDS makes the worker
-stalled (worker/stall.py): it fails /readyz and /healthz and hands its partitions back.
+stalled (worker/stall.py): it fails /readyz (and /healthz, unless an outage explains it) and
+hands its partitions back.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg
-from kafka import ConsumerRebalanceListener, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -77,8 +78,8 @@ RECONNECT_BACKOFF_MAX_MS: Final = 1000
 # How long making a Kafka client waits for the broker: at start-up, kafka-python's 30 s (a worker
 # may start just before the broker); later (a rejoin, a new dead-letter producer) the loop must
 # not block that long, as it retries anyway.
-START_BOOTSTRAP_TIMEOUT_MS: Final = 30_000
-REJOIN_BOOTSTRAP_TIMEOUT_MS: Final = 5000
+START_TIMEOUT_MS: Final = 30_000
+REJOIN_TIMEOUT_MS: Final = 5000
 
 
 class Pipeline:
@@ -96,10 +97,11 @@ class Pipeline:
         self._pending_bytes = 0
         self._stall: StallWatch[TopicPartition] = StallWatch(settings.stall_seconds)
         self._stalled_at: float | None = None  # monotonic time the worker declared a stall
-        self._handed_back_at = float("-inf")
+        self._broker_unreachable = False  # the broker's end offsets could not be read
         self._batch: Batch | None = None  # prepared, waiting for the store in flight
         self._writing: Batch | None = None  # being stored, or to store again after a failure
         self._store_thread: BackgroundStore[tuple[Batch, Stored]] = BackgroundStore("roi-store")
+        self._assigned: set[TopicPartition] = set()  # and not revoked since
         self._unpositioned: set[TopicPartition] = set()
         self._start_offsets: dict[TopicPartition, int] = {}  # where unstored partitions start
         self._degraded: str | None = None
@@ -171,9 +173,11 @@ class Pipeline:
                 self._metrics.kafka_errors.inc()
         log.info("stopped")
 
-    def _open_consumer(self, bootstrap_timeout_ms: int = START_BOOTSTRAP_TIMEOUT_MS) -> None:
+    def _open_consumer(self, *, rejoin: bool = False) -> None:
         """Makes the group consumer and joins the group, unless it is open already. Raises
-        BrokerUnavailableError when the broker does not answer within the timeout."""
+        BrokerUnavailableError when the broker does not answer in time: at start-up, within
+        kafka-python's 30 s (a worker may start just before its broker); when it rejoins, 5 s,
+        as the loop retries anyway and must not block for long."""
         if self._consumer_open:
             return
         settings = self._settings
@@ -193,30 +197,29 @@ class Pipeline:
                 heartbeat_interval_ms=settings.kafka_session_timeout_ms // 15,
                 # Back within a second or two of the broker's return, not kafka-python's 30 s.
                 reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
-                bootstrap_timeout_ms=bootstrap_timeout_ms,
+                bootstrap_timeout_ms=REJOIN_TIMEOUT_MS if rejoin else START_TIMEOUT_MS,
             )
         except KafkaError as exc:
+            raise BrokerUnavailableError(f"Kafka: {exc}") from exc
+        try:
+            if not rejoin:
+                # Topic metadata first: a member that joins without it is assigned nothing,
+                # and gets its partitions only a rebalance later (about a second). Its wait
+                # has no bound of its own, so a rejoin takes that second instead.
+                consumer.partitions_for_topic(settings.topic)
+            consumer.subscribe([settings.topic], listener=_Rebalance(self))
+        except KafkaError as exc:
+            _close_quietly(consumer)
             raise BrokerUnavailableError(f"Kafka: {exc}") from exc
         self._consumer, self._consumer_open = consumer, True
         self._reader = RecordReader(consumer)
         self._committer = KafkaCommitter(consumer)
-        try:
-            # Topic metadata first: a member that joins without it is assigned nothing,
-            # and gets its partitions only a rebalance later (about a second).
-            consumer.partitions_for_topic(settings.topic)
-        except KafkaError as exc:
-            raise BrokerUnavailableError(f"Kafka: {exc}") from exc
-        consumer.subscribe([settings.topic], listener=_Rebalance(self))
 
     def _close_consumer(self) -> None:
         """Leaves the group: what this worker owned is assigned to the others."""
-        if not self._consumer_open:
-            return
-        self._consumer_open = False
-        try:
-            self._consumer.close(autocommit=False, timeout_ms=3000)
-        except Exception as exc:  # a wedged client may fail to close, too
-            log.warning("closing the Kafka consumer failed: %s", exc)
+        if self._consumer_open:
+            self._consumer_open = False
+            _close_quietly(self._consumer)
 
     def _make_producer(self) -> KafkaProducer:
         """The dead-letter producer (DeadLetterPublisher makes it again after a timeout)."""
@@ -229,7 +232,7 @@ class Pipeline:
             request_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000),
             delivery_timeout_ms=int(DEAD_LETTER_TIMEOUT_SECONDS * 1000 * 3),
             reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
-            bootstrap_timeout_ms=REJOIN_BOOTSTRAP_TIMEOUT_MS,
+            bootstrap_timeout_ms=REJOIN_TIMEOUT_MS,
         )
 
     # ------------------------------------------------------------------ the loop
@@ -237,8 +240,7 @@ class Pipeline:
     def _step(self) -> None:
         self._status.tick()
         try:
-            # If handed back after a stall and not rejoined since.
-            self._open_consumer(REJOIN_BOOTSTRAP_TIMEOUT_MS)
+            self._open_consumer(rejoin=True)  # if handed back and not rejoined since
             if not self._committer.commit():  # a commit that failed after the last batch
                 self._metrics.kafka_errors.inc()
             self._finish_store(timeout=0)
@@ -295,6 +297,8 @@ class Pipeline:
             polled = len(self._pending)
             self._poll(min(remaining, POLL_SLICE_SECONDS), limit - len(self._pending))
             self._pending_bytes += _size(self._pending[polled:])
+        # Offsets read past without a message (transaction markers) are stored too.
+        self._pending += self._reader.skipped()
         if self._pending and not self._stop.is_set():
             self._batch = prepare(
                 self._pending,
@@ -347,7 +351,7 @@ class Pipeline:
         now = time.monotonic()
         for tp, offset in stored.items():
             if self._stall.stored(tp, offset, now):
-                self._mark_progress(tp)
+                self._mark_stored(tp, time.time())
             end = self._consumer.highwater(tp)  # from the last fetch: no round trip
             if end is not None:
                 self._set_lag(tp, end - offset)
@@ -444,7 +448,8 @@ class Pipeline:
         """
         writer = self._database()
         partitions = sorted(self._unpositioned)
-        stored = writer.load_offsets(sorted({tp.topic for tp in partitions}))
+        positions = writer.load_positions(sorted({tp.topic for tp in partitions}))
+        stored = {key: offset for key, (offset, _) in positions.items()}
         ends = self._consumer.end_offsets(partitions, timeout_ms=KAFKA_TIMEOUT_MS)
         beyond = [
             f"{tp.topic}/{tp.partition}: stored {stored[tp]}, end {ends[tp]}"
@@ -477,6 +482,11 @@ class Pipeline:
             if tp in stored:
                 self._consumer.seek(tp, stored[tp])
                 self._committer.stored({tp: stored[tp]})  # Kafka catches up if it was behind
+        self._reader.seeked({tp: stored.get(tp, starts[tp]) for tp in partitions})
+        now = time.time()
+        for tp in partitions:
+            saved = positions.get(tp)
+            self._mark_stored(tp, saved[1].timestamp() if saved else now)
         self._unpositioned.difference_update(partitions)
         if not self._degraded:
             self._consumer.resume(*partitions)
@@ -586,13 +596,14 @@ class Pipeline:
         except KafkaError as exc:
             self._metrics.kafka_errors.inc()
             self._metrics.consumer_lag_stale.set(1)
+            self._broker_unreachable = True
             self._status.set_problem("kafka", f"Kafka: cannot read end offsets ({exc})")
             log.warning("cannot read end offsets for the lag metric: %s", exc)
             return
+        self._broker_unreachable = False
         self._status.set_problem("kafka", None)
         unknown = False
         now = time.monotonic()
-        in_flight = self._in_flight()
         for tp, end in ends.items():
             base = self._committer.stored_offset(tp)
             if base is None:
@@ -600,43 +611,27 @@ class Pipeline:
             if base is None or tp in self._unpositioned:  # assigned while the database was down
                 unknown = True
                 continue
-            if (tp.topic, tp.partition) not in in_flight:
-                # All before the consumer's position is stored, or was never delivered:
-                # transaction markers and aborted events, which a stored offset never passes.
-                with contextlib.suppress(KafkaError):  # known once seeked: no round trip
-                    base = max(base, self._consumer.position(tp, timeout_ms=0) or base)
             self._set_lag(tp, end - base)
-            if self._stall.lag(tp, end - base, now):
-                self._mark_progress(tp)
+            self._stall.lag(tp, end - base, now)
         self._metrics.consumer_lag_stale.set(1 if unknown else 0)
-
-    def _in_flight(self) -> set[tuple[str, int]]:
-        """The partitions with messages polled and not yet stored."""
-        messages = [*self._pending]
-        for batch in (self._batch, self._writing):
-            if batch is not None:
-                messages += batch.messages
-        return {(m.topic, m.partition) for m in messages}
 
     def _set_lag(self, tp: TopicPartition, lag: int) -> None:
         self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, lag))
 
     # ------------------------------------------------------------------ stalls
 
-    def _mark_progress(self, tp: TopicPartition) -> None:
-        """Exports when `tp` last made progress, as Unix time (the clock may predate a hand
-        back: the partition keeps it)."""
-        progress = self._stall.progress(tp)
-        if progress is not None:
-            when = time.time() - (time.monotonic() - progress)
-            self._metrics.partition_progress.labels(tp.topic, str(tp.partition)).set(when)
+    def _mark_stored(self, tp: TopicPartition, when: float) -> None:
+        self._metrics.partition_stored.labels(tp.topic, str(tp.partition)).set(when)
 
     def _check_stall(self) -> None:
         """A partition with lag that stored nothing for ROI_STALL_SECONDS makes the worker
-        stalled: /readyz and /healthz fail (an orchestrator restarts it) until no partition is
-        stuck and one has made progress since. Every ROI_STALL_SECONDS meanwhile it hands its
-        partitions back to the group with fresh clients, which clears a wedged client and
-        lets another replica try."""
+        stalled, until no partition is stuck and one has made progress since: /readyz fails,
+        and every ROI_STALL_SECONDS it hands its partitions back to the group with fresh
+        clients, which clears a wedged client and lets another replica try.
+
+        /healthz fails too, so that an orchestrator restarts it, unless an outage it already
+        reports explains the stall: a restart would not help (a worker cannot even start
+        without its broker) and its backoff would delay the recovery."""
         now = time.monotonic()
         stuck = self._stall.stuck(now)
         self._metrics.stalled_partitions.set(len(stuck))
@@ -649,17 +644,17 @@ class Pipeline:
             return
         if self._stalled_at is None:
             self._stalled_at = now
+        outage = self._degraded or ("the broker is unreachable" if self._broker_unreachable else "")
         reason = (
             "stalled: "
             + ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(stuck))
             + f" stored nothing for over {self._stall.limit:.0f} s (ROI_STALL_SECONDS) "
-            f"with events waiting{f' ({self._degraded})' if self._degraded else ''}"
+            f"with events waiting{f' ({outage})' if outage else ''}"
         )
         self._status.set_problem("stalled", reason)
-        self._status.set_stalled(reason)
-        if now - self._handed_back_at >= self._stall.limit:
+        self._status.set_stalled(None if outage else reason)
+        if now - self._stall.handed_back_at >= self._stall.limit:
             log.error("%s; handing the partitions back to the group", reason)
-            self._handed_back_at = now
             self._hand_back()
 
     def _hand_back(self) -> None:
@@ -671,19 +666,22 @@ class Pipeline:
             self.on_revoked(self._consumer.assignment())
         self._close_consumer()
         self._dead_letters.reset()
-        self._open_consumer(REJOIN_BOOTSTRAP_TIMEOUT_MS)
+        self._open_consumer(rejoin=True)
 
     # ------------------------------------------------------------------ rebalances
 
     def on_revoked(self, partitions: Iterable[TopicPartition]) -> None:
-        revoked = set(partitions)
+        # Only once: a hand back revokes before the consumer's close() does it again.
+        revoked = set(partitions) & self._assigned
         if not revoked:
             return
+        self._assigned -= revoked
         self._pending = [
             m for m in self._pending if TopicPartition(m.topic, m.partition) not in revoked
         ]
         self._pending_bytes = _size(self._pending)
         self._stall.revoked(revoked)
+        self._reader.forget(revoked)
         if self._batch is not None:
             self._batch = self._batch.without(revoked)
         if self._writing is not None and not self._store_thread.busy:  # waiting for a retry
@@ -693,7 +691,7 @@ class Pipeline:
         for tp in revoked:
             self._start_offsets.pop(tp, None)
         for tp in revoked:
-            for gauge in (self._metrics.consumer_lag, self._metrics.partition_progress):
+            for gauge in (self._metrics.consumer_lag, self._metrics.partition_stored):
                 with contextlib.suppress(KeyError):  # never measured yet
                     gauge.remove(tp.topic, str(tp.partition))
         log.info("revoked %s", ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(revoked)))
@@ -704,11 +702,10 @@ class Pipeline:
             return
         # Runs on kafka-python's IO thread, which must not block: the seek to the stored
         # offsets happens in the loop (_position); until then the partitions stay paused.
+        self._assigned |= assigned
         self._unpositioned |= assigned
         self._consumer.pause(*assigned)
         self._stall.assigned(assigned, time.monotonic())
-        for tp in assigned:
-            self._mark_progress(tp)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
@@ -750,6 +747,13 @@ class _Progress:
             )
         self._since = time.monotonic()
         self._counts = [0, 0, 0]
+
+
+def _close_quietly(consumer: KafkaConsumer) -> None:
+    try:
+        consumer.close(autocommit=False, timeout_ms=3000)
+    except Exception as exc:  # a wedged client may fail to close, too
+        log.warning("closing the Kafka consumer failed: %s", exc)
 
 
 def _size(messages: list[Message]) -> int:

@@ -46,6 +46,11 @@ class StallWatch(Generic[K]):
         for key in partitions:
             self._partitions.pop(key, None)
 
+    @property
+    def handed_back_at(self) -> float:
+        """The monotonic time of the last hand back."""
+        return self._handed_back_at
+
     def hand_back(self, now: float) -> None:
         """Every partition is being given up to the group. Those assigned back within `limit`
         seconds keep their clocks; later, another replica has had them meanwhile."""
@@ -77,16 +82,6 @@ class StallWatch(Generic[K]):
     def _progress(self, partition: _Partition, now: float) -> None:
         partition.progress = now
         self.last_progress = now
-
-    def progress(self, key: K) -> float | None:
-        """The monotonic time `key` last made progress (or was first assigned)."""
-        partition = self._partitions.get(key)
-        return None if partition is None else partition.progress
-
-    def idle(self, key: K, now: float) -> float | None:
-        """Seconds since `key` last made progress; None if it is not owned."""
-        partition = self._partitions.get(key)
-        return None if partition is None else now - partition.progress
 
     def stuck(self, now: float) -> dict[K, float]:
         """The partitions without progress for longer than the limit, with their idle seconds."""

@@ -5,8 +5,9 @@
 - /readyz answers 200 while the worker can store events, 503 otherwise (database or broker
   down, a partition stuck, starting up, shutting down). Not ready is not dead: the worker keeps
   its partitions.
-- /healthz also answers 503 while the worker is stalled: a partition it owns has had lag and
-  stored nothing for ROI_STALL_SECONDS (worker/stall.py), so an orchestrator restarts it.
+- /healthz also answers 503 while the worker is stalled with no outage to explain it: a
+  partition it owns has had lag and stored nothing for ROI_STALL_SECONDS (worker/stall.py),
+  so an orchestrator restarts it.
 """
 
 from __future__ import annotations
@@ -64,11 +65,9 @@ class WorkerStatus:
 
     def ready(self) -> tuple[bool, str]:
         with self._lock:
-            if not self._ready:
-                return False, self._reason or "not ready"
-            if self._problems:
-                return False, "; ".join(self._problems.values())
-            return True, "ready"
+            reasons = [] if self._ready else [self._reason or "not ready"]
+            reasons += self._problems.values()
+        return (False, "; ".join(reasons)) if reasons else (True, "ready")
 
     def alive(self) -> tuple[bool, str]:
         idle = time.monotonic() - self._last_tick

@@ -108,7 +108,7 @@ class RangeReader:
 
     def __init__(self, consumer: KafkaConsumer, topic: str, ranges: Sequence[PartitionRange]):
         self._consumer = consumer
-        self._reader = RecordReader(consumer, skipped=False)
+        self._reader = RecordReader(consumer)
         self._ranges = {r.partition: r for r in ranges}
         self._topic = topic
         self._done: set[int] = {r.partition for r in ranges if r.size == 0}

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from operator import attrgetter
 from typing import Any, Final, NamedTuple
 
@@ -98,7 +99,7 @@ _STORED_FINGERPRINTS: Final = (
 _RETENTION_HORIZON: Final = "SELECT max(horizon) FROM retention_horizon"
 
 _LOAD_OFFSETS: Final = """
-SELECT topic, partition, next_offset FROM consumer_offsets
+SELECT topic, partition, next_offset, updated_at FROM consumer_offsets
 WHERE consumer_group = %s AND topic = ANY(%s)
 """
 
@@ -217,9 +218,14 @@ class BatchWriter:
 
     def load_offsets(self, topics: Sequence[str]) -> dict[Partition, int]:
         """The stored next offset of every partition of `topics` for this group."""
+        return {key: offset for key, (offset, _) in self.load_positions(topics).items()}
+
+    def load_positions(self, topics: Sequence[str]) -> dict[Partition, tuple[int, datetime]]:
+        """The stored next offset of every partition of `topics` for this group, and when a
+        batch last saved it (by whichever worker)."""
         with _database_errors():
             rows = self._conn.execute(_LOAD_OFFSETS, (self._group_id, list(topics))).fetchall()
-        return {(topic, partition): offset for topic, partition, offset in rows}
+        return {(topic, partition): (offset, saved) for topic, partition, offset, saved in rows}
 
     def _store(self, events: list[ValidEvent], result: WriteResult) -> None:
         if not events:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 from kafka import KafkaAdminClient
 
@@ -84,12 +85,13 @@ def total_lag(worker: WorkerProcess) -> float:
     return sum(v for k, v in worker.metrics().items() if k.startswith("roi_worker_consumer_lag{"))
 
 
-def test_an_outage_longer_than_the_stall_limit_fails_healthz_until_storing_again(
+def test_an_outage_longer_than_the_stall_limit_is_a_stall_but_no_reason_to_restart(
     stream: Stream, proxy: TcpProxy, tmp_path: Path
 ) -> None:
-    """Partitions with events waiting that store nothing for ROI_STALL_SECONDS make the worker
-    stalled: /healthz and /readyz 503 naming them, the partitions handed back; once the
-    database is back it stores everything exactly once and is healthy again."""
+    """Partitions with events waiting that store nothing for ROI_STALL_SECONDS during a
+    database outage: /readyz names them beside the outage and they are handed back, but
+    /healthz stays 200 (a restart would not help); once the database is back everything is
+    stored exactly once and the stall clears."""
     samples = sample_events(1500)
     produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[:500]])
     worker = WorkerProcess(
@@ -104,27 +106,65 @@ def test_an_outage_longer_than_the_stall_limit_fails_healthz_until_storing_again
         proxy.cut()
         produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[500:]])
         wait_until(
-            lambda: worker.get("/healthz")[0] == 503,
+            lambda: "stalled: " in worker.get("/readyz")[1],
             timeout=60,
-            what="/healthz to report the stall",
+            what="/readyz to report the stall",
         )
-        status, body = worker.get("/healthz")
+        status, body = worker.get("/readyz")
         assert status == 503
-        assert body.startswith("stalled: ")
+        assert "PostgreSQL" in body
         assert stream.topic in body
-        assert worker.get("/readyz")[0] == 503
+        assert (worker.sample("roi_worker_stalled_partitions") or 0) > 0
+        assert worker.get("/healthz")[0] == 200
         wait_until(
             lambda: "handing the partitions back to the group" in worker.log(),
             timeout=30,
             what="the worker to hand its partitions back",
         )
+        assert worker.get("/healthz")[0] == 200
 
         proxy.restore()
         wait_caught_up(stream)
         assert_stored_exactly(stream, samples)
-        wait_until(lambda: worker.get("/healthz")[0] == 200, timeout=30, what="healthy again")
         wait_until(lambda: worker.get("/readyz")[0] == 200, timeout=30, what="ready again")
         assert worker.sample("roi_worker_stalled_partitions") == 0
+        assert worker.stop() == 0
+    finally:
+        worker.close()
+    assert "storing again after the stall" in worker.log()
+
+
+def test_a_silent_stall_fails_healthz_until_the_worker_stores_again(
+    stream: Stream, tmp_path: Path
+) -> None:
+    """A batch held by a lock (no outage, no error) for longer than ROI_STALL_SECONDS: the
+    worker is stalled, /healthz and /readyz answer 503 naming the partitions, and once the lock
+    goes it stores everything exactly once and is healthy again."""
+    samples = sample_events(1000)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[:300]])
+    worker = WorkerProcess(stream, tmp_path / "worker.log", ROI_STALL_SECONDS="5")
+    try:
+        worker.wait_ready()
+        wait_caught_up(stream)
+        with psycopg.connect(stream.database_url) as holder:
+            # Plain reads go on; the worker's batch waits to lock its offsets' rows.
+            holder.execute("LOCK TABLE consumer_offsets IN EXCLUSIVE MODE")
+            produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[300:]])
+            wait_until(
+                lambda: worker.get("/healthz")[0] == 503,
+                timeout=60,
+                what="/healthz to report the stall",
+            )
+            status, body = worker.get("/healthz")
+            assert status == 503
+            assert body.startswith("stalled: ")
+            assert stream.topic in body
+            assert worker.get("/readyz")[0] == 503
+            holder.rollback()
+        wait_caught_up(stream)
+        assert_stored_exactly(stream, samples)
+        wait_until(lambda: worker.get("/healthz")[0] == 200, timeout=30, what="healthy again")
+        wait_until(lambda: worker.get("/readyz")[0] == 200, timeout=30, what="ready again")
         assert worker.stop() == 0
     finally:
         worker.close()

@@ -4,10 +4,13 @@ through a batch (pure logic; tests/integration/test_consumer_reads.py reads real
 from __future__ import annotations
 
 import ast
+import contextlib
 import gzip
 import zlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ClassVar, cast
 
 import pytest
 from kafka import TopicPartition
@@ -20,9 +23,10 @@ from kafka.errors import (
 
 from tests.integration.events import sample_events
 from worker.batch import prepare
-from worker.consumer import may_be_undecodable, new_consumer
+from worker.consumer import RecordReader, may_be_undecodable, new_consumer
 from worker.dead_letter_admin import Inspection, Letter
 from worker.deadletter import DeadLetter, Message, Skipped
+from worker.errors import FatalError
 from worker.settings import KafkaSettings
 
 WORKER = Path(__file__).parents[2] / "worker"
@@ -149,3 +153,47 @@ def test_the_dlq_tools_never_redrive_what_could_not_be_decoded() -> None:
     inspection.add(Letter.parse(written))
     inspection.add(unreadable)
     assert inspection.by_reason == {"undecodable_record": 1, "(undecodable)": 1}
+
+
+class _FailingConsumer:
+    """A consumer whose every poll fails on a record, as kafka-python does for a bad one."""
+
+    config: ClassVar[dict[str, Any]] = {"client_id": "roi-worker"}
+
+    def __init__(self) -> None:
+        self.partitions = {TopicPartition("events", 0): 7}
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        raise zlib.error("invalid block type")
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.partitions)
+
+    def paused(self) -> set[TopicPartition]:
+        return set()
+
+    def position(self, tp: TopicPartition, timeout_ms: int | None = None) -> int:
+        return self.partitions[tp]
+
+
+class _ProbeReadingEverything:
+    def failures(self, tp: TopicPartition, start: int, limit: int) -> list[tuple[int, str]]:
+        return []
+
+
+def test_a_failure_no_partition_reproduces_twice_in_a_row_stops_the_reader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once, an unexplained read failure is polled again (nothing dead-lettered); the same
+    again at the next poll is a FatalError naming the partitions and their positions, instead
+    of failing for ever."""
+
+    @contextlib.contextmanager
+    def probe(self: RecordReader) -> Iterator[_ProbeReadingEverything]:
+        yield _ProbeReadingEverything()
+
+    monkeypatch.setattr(RecordReader, "_probe", probe)
+    reader = RecordReader(cast(Any, _FailingConsumer()))
+    assert reader.poll(timeout_ms=100, max_records=10) == []
+    with pytest.raises(FatalError, match=r"invalid block type.*events/0@7"):
+        reader.poll(timeout_ms=100, max_records=10)

@@ -8,8 +8,9 @@ import pytest
 from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError
 
+from tests.helpers import wait_until
 from tests.strategies import NOW, example_document
-from worker.batch import Batch
+from worker.batch import Batch, prepare
 from worker.deadletter import MAX_MESSAGE_BYTES, DeadLetter, DeadLetterPublisher, Message
 from worker.errors import BrokerUnavailableError
 from worker.validate import validate
@@ -87,7 +88,7 @@ class _PendingSend:
 class _TimingOutProducer:
     """A producer whose sends are never acknowledged, as after a broker was killed."""
 
-    config: ClassVar[dict[str, int]] = {"max_request_size": 1 << 20}
+    config: ClassVar[dict[str, int]] = {"max_request_size": 1 << 20, "delivery_timeout_ms": 0}
 
     def __init__(self) -> None:
         self.closed = False
@@ -105,7 +106,8 @@ class _TimingOutProducer:
 
 
 def test_a_producer_that_timed_out_is_closed_and_made_again() -> None:
-    """The next publish after a timeout uses a new producer, not the wedged one."""
+    """The next publish after a timeout (or after reset) uses a new producer, not the wedged
+    one, and the old one is closed."""
     made: list[_TimingOutProducer] = []
 
     def make() -> Any:
@@ -117,4 +119,26 @@ def test_a_producer_that_timed_out_is_closed_and_made_again() -> None:
         with pytest.raises(BrokerUnavailableError, match="KafkaTimeoutError"):
             publisher.publish([DeadLetter(message(), "r", "e")])
         assert len(made) == attempt
-        assert made[-1].closed
+        wait_until(lambda: made[-1].closed, timeout=5, what="the old producer to be closed")
+    publisher.connect()
+    assert len(made) == 3
+    publisher.reset()  # from another thread: only a request
+    assert not made[-1].closed
+    publisher.connect()
+    assert len(made) == 4
+    wait_until(lambda: made[2].closed, timeout=5, what="the reset producer to be closed")
+
+
+def test_a_run_of_undecodable_offsets_is_one_verdict_for_the_circuit_breaker() -> None:
+    """60 unreadable offsets of one record batch (then one elsewhere) are 61 dead letters but
+    two invalid verdicts: a corrupt batch must not open the breaker on its own."""
+    run = [
+        Message.of_undecodable("events", 0, offset, "CorruptRecordError") for offset in range(60)
+    ]
+    other = Message.of_undecodable("events", 1, 5, "CorruptRecordError")
+    verdicts: list[bool] = []
+    batch = prepare([*run, other], now=NOW, closed=0.0, on_checked=verdicts.append)
+    assert len(batch.letters) == 61
+    assert {letter.reason for letter in batch.letters} == {"undecodable_record"}
+    assert verdicts == [False, False]
+    assert batch.next_offsets == {("events", 0): 60, ("events", 1): 6}

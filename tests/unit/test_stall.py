@@ -52,8 +52,7 @@ def test_revoked_and_unknown_partitions_are_not_watched() -> None:
     assert watch.stuck(now=100) == {"b": 100}
     assert not watch.stored("a", 5, now=100)
     assert not watch.lag("zzz", 0, now=100)
-    assert watch.idle("a", now=100) is None
-    assert watch.idle("b", now=100) == 100
+    assert watch.stuck(now=100) == {"b": 100}
 
 
 def test_handing_back_cannot_hide_a_stall() -> None:

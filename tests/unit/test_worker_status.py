@@ -28,3 +28,11 @@ def test_a_stalled_worker_is_neither_alive_nor_ready() -> None:
     assert status.ready() == (False, "stalled: t/0")
     status.set_stalled(None)
     assert status.alive() == (True, "alive")
+
+
+def test_not_ready_names_the_loop_reason_and_every_problem() -> None:
+    """A database outage and a stall are both on /readyz, the loop's reason first."""
+    status = WorkerStatus()
+    status.set_ready(False, "PostgreSQL: connection refused")
+    status.set_problem("stalled", "stalled: t/0")
+    assert status.ready() == (False, "PostgreSQL: connection refused; stalled: t/0")
