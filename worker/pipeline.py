@@ -256,12 +256,8 @@ class Pipeline:
                     self._start_store(self._writing)
             if self._batch is None:
                 self._collect()
-            if self._batch is not None:
-                if not self._wait_for_store():
-                    return
-                self._finish_store()
-                self._writing, self._batch = self._batch, None
-                self._start_store(self._writing)
+            if self._batch is not None and not self._store_prepared():
+                return
             if not self._store_thread.busy:
                 self._check_database()
                 if self._degraded:
@@ -273,6 +269,19 @@ class Pipeline:
             self._degrade(BrokerUnavailableError(f"Kafka: {type(exc).__name__}: {exc}"))
         except RetryableError as exc:
             self._degrade(exc)
+
+    def _store_prepared(self) -> bool:
+        """Hands the prepared batch to the store thread once the store in flight has ended;
+        False if the worker is stopping first."""
+        if not self._wait_for_store():
+            return False  # _finish_on_stop takes it from here
+        self._finish_store()
+        # The wait polled: a rebalance may have taken every partition of the batch.
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            self._writing = batch
+            self._start_store(batch)
+        return True
 
     def _collect(self) -> None:
         settings = self._settings
