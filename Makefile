@@ -2,7 +2,7 @@
 # pipeline) and `make test`; both install and start everything they need.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop services-status lint format typecheck unit test bench \
+.PHONY: help venv services services-stop services-status lint format typecheck unit test soak bench \
 	bench-api schemas migrate demo api clean
 
 PYTHON ?= python3
@@ -60,6 +60,10 @@ unit: venv ## unit tests only; no services needed
 
 test: venv lint typecheck ## the whole suite: lint, types, then every test against real services
 	@$(call with_services,$(BIN)/pytest)
+
+# `make test` runs the fault-injection scenarios in a reduced form; SOAK=1 selects the full size.
+soak: venv ## the fault-injection suite in full: 50k-event streams, repeated faults (~15 min; ARGS=...)
+	@$(call with_services,SOAK=1 $(BIN)/pytest -m fault $(ARGS))
 
 # Not part of `test`: pytest never collects tests/benchmarks/ (no test_ modules there).
 bench: venv ## benchmark against real services, append to docs/benchmarks.md (ARGS="--events 100000 ...")
