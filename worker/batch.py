@@ -17,7 +17,7 @@ from datetime import datetime
 from kafka import TopicPartition
 
 from worker.deadletter import DeadLetter, DeadLetterPublisher, Message, Skipped
-from worker.errors import InvalidEventError, InvalidReason
+from worker.errors import InvalidEventError, InvalidReason, LockWaitError
 from worker.validate import parse_event
 from worker.write import BatchWriter, Partition, Source, ValidEvent, WriteResult
 
@@ -158,3 +158,49 @@ def store(
         starts=starts,
     )
     return Stored(result, letters)
+
+
+@dataclass(slots=True)
+class StoredAround:
+    """What `store_around_locks` stored (`batch`, None if nothing) and the partitions it held
+    back because another transaction's locks kept them waiting."""
+
+    batch: Batch | None
+    stored: Stored
+    held: set[Partition] = field(default_factory=set)
+
+
+def store_around_locks(
+    batch: Batch, writer: BatchWriter, dead_letters: DeadLetterPublisher | None
+) -> StoredAround:
+    """`store`, except that a partition whose rows another transaction holds does not hold up
+    the others: when the batch waits past lock_timeout (LockWaitError), each partition is
+    stored in a transaction of its own, and those that wait again are held back, not stored.
+    Their messages are to be read again from the stored offsets. Raises what `store` raises
+    for anything else (some partitions may be stored by then: storing them again is
+    idempotent)."""
+    try:
+        return StoredAround(batch, store(batch, writer, dead_letters))
+    except LockWaitError:
+        partitions = set(batch.next_offsets)
+        if len(partitions) == 1:
+            return StoredAround(None, Stored(WriteResult()), partitions)
+    parts: list[Stored] = []
+    held: set[Partition] = set()
+    for key in sorted(partitions):
+        part = batch.without([TopicPartition(*other) for other in partitions - {key}])
+        if part is None:
+            continue
+        try:
+            parts.append(store(part, writer, dead_letters))
+        except LockWaitError:
+            held.add(key)
+    merged = Stored(WriteResult())
+    for part_stored in parts:
+        result = part_stored.result
+        merged.result.inserted += result.inserted
+        merged.result.duplicates += result.duplicates
+        merged.result.refused += result.refused
+        merged.result.expired += result.expired
+        merged.letters += part_stored.letters
+    return StoredAround(batch.without([TopicPartition(*key) for key in held]), merged, held)

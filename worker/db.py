@@ -12,10 +12,12 @@ from worker.settings import redact_url
 CONNECT_TIMEOUT_SECONDS = 10
 
 # Long-running connections of the worker: fail fast instead of hanging. A peer that vanished
-# without closing (network partition) is noticed in about 25 s; no statement or lock wait
-# holds a batch (or a scrape) for long. A worker frozen inside its write transaction (a paused
-# container, a VM stall) loses its session after 15 s idle, which frees the row locks the
-# replica that took over its partitions waits on; a healthy batch is never idle that long
+# without closing (network partition) is noticed in about 25 s; no statement holds a batch (or
+# a scrape) for long. A healthy batch holds its row locks for milliseconds, so a lock wait of
+# 3 s means a stuck holder: the batch gives up (LockWaitError) and the worker stores its other
+# partitions while it reads the held-up one again later (worker/batch.py store_around_locks).
+# A worker frozen inside its write transaction (a paused container, a VM stall) loses its
+# session after 15 s idle, which frees those locks; a healthy batch is never idle that long
 # (the longest wait inside it is dead-lettering refused rows, 10 s at most).
 WORKER_SESSION: dict[str, Any] = {
     "connect_timeout": 3,
@@ -24,7 +26,7 @@ WORKER_SESSION: dict[str, Any] = {
     "keepalives_interval": 5,
     "keepalives_count": 3,
     "options": (
-        "-c statement_timeout=60s -c lock_timeout=30s -c idle_in_transaction_session_timeout=15s"
+        "-c statement_timeout=60s -c lock_timeout=3s -c idle_in_transaction_session_timeout=15s"
     ),
 }
 

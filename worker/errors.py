@@ -73,6 +73,11 @@ class DatabaseUnavailableError(RetryableError):
     """PostgreSQL cannot be reached (refused, timed out, authentication failed)."""
 
 
+class LockWaitError(RetryableError):
+    """A row another transaction holds kept a batch waiting past lock_timeout (a frozen or
+    slow peer, an operator's lock): the batch was rolled back and can be stored again."""
+
+
 class BrokerUnavailableError(RetryableError):
     """Kafka did not take or acknowledge a write in time (dead letters, commits)."""
 

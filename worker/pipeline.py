@@ -38,7 +38,7 @@ from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from worker.background_store import BackgroundStore
-from worker.batch import Batch, Stored, prepare, store
+from worker.batch import Batch, StoredAround, prepare, store_around_locks
 from worker.circuit_breaker import CircuitBreaker
 from worker.commit import KafkaCommitter
 from worker.consumer import RecordReader, new_consumer
@@ -74,6 +74,9 @@ PROGRESS_LOG_SECONDS: Final = 30.0
 STOP_WAIT_SECONDS: Final = 4.0  # for the batch in flight at stop (process.py allows 9 s in all)
 ABANDON_WAIT_SECONDS: Final = 1.0  # for a cancelled store to roll back before its connection closes
 STORE_CHECK_SECONDS: Final = 0.05  # the longest poll while a batch is being stored
+HOLD_SECONDS: Final = (
+    5.0  # a partition whose batch waited on another's locks, before it is read again
+)
 RECONNECT_BACKOFF_MAX_MS: Final = 1000
 # How long making a Kafka client waits for the broker: at start-up, kafka-python's 30 s (a worker
 # may start just before the broker); later (a rejoin, a new dead-letter producer) the loop must
@@ -100,8 +103,9 @@ class Pipeline:
         self._broker_unreachable = False  # the broker's end offsets could not be read
         self._batch: Batch | None = None  # prepared, waiting for the store in flight
         self._writing: Batch | None = None  # being stored, or to store again after a failure
-        self._store_thread: BackgroundStore[tuple[Batch, Stored]] = BackgroundStore("roi-store")
+        self._store_thread: BackgroundStore[StoredAround] = BackgroundStore("roi-store")
         self._assigned: set[TopicPartition] = set()  # and not revoked since
+        self._held: dict[TopicPartition, float] = {}  # held back until (monotonic time)
         self._unpositioned: set[TopicPartition] = set()
         self._start_offsets: dict[TopicPartition, int] = {}  # where unstored partitions start
         self._degraded: str | None = None
@@ -244,7 +248,7 @@ class Pipeline:
             if not self._committer.commit():  # a commit that failed after the last batch
                 self._metrics.kafka_errors.inc()
             self._finish_store(timeout=0)
-            if self._unpositioned:
+            if self._due_for_position():
                 if not self._wait_for_store():  # positioning reads offsets over its connection
                     return  # stopping: _finish_on_stop takes it from here
                 self._finish_store()
@@ -327,11 +331,13 @@ class Pipeline:
     def _start_store(self, batch: Batch) -> None:
         writer, dead_letters = self._database(), self._dead_letters
 
-        def run() -> tuple[Batch, Stored]:
-            stored = store(batch, writer, dead_letters)
-            # Here, not in the loop: /metrics counts a batch as soon as it is stored.
-            self._record(batch, stored.result, stored.letters, time.time())
-            return batch, stored
+        def run() -> StoredAround:
+            around = store_around_locks(batch, writer, dead_letters)
+            if around.batch is not None:
+                # Here, not in the loop: /metrics counts a batch as soon as it is stored.
+                stored = around.stored
+                self._record(around.batch, stored.result, stored.letters, time.time())
+            return around
 
         self._store_thread.start(run)
 
@@ -344,9 +350,13 @@ class Pipeline:
             return
         self._writing = None  # stored: it must not be stored again
         self._database_seen = time.monotonic()
-        batch, outcome = finished.value
-        result = outcome.result
-        self._progress.add(len(result.inserted), len(result.duplicates), len(outcome.letters))
+        around = finished.value
+        if around.held:
+            self._hold_back(around.held)
+        batch, result = around.batch, around.stored.result
+        if batch is None:
+            return
+        self._progress.add(len(result.inserted), len(result.duplicates), len(around.stored.letters))
         # A partition revoked while its batch was in flight is no longer ours to commit.
         assigned = self._consumer.assignment()
         stored = {
@@ -455,8 +465,10 @@ class Pipeline:
         restored). A stored offset beyond the partition's end means the topic was recreated or
         truncated; resuming there would skip events, so the worker stops and says so.
         """
+        partitions = self._due_for_position()
+        if not partitions:
+            return
         writer = self._database()
-        partitions = sorted(self._unpositioned)
         positions = writer.load_positions(sorted({tp.topic for tp in partitions}))
         stored = {key: offset for key, (offset, _) in positions.items()}
         ends = self._consumer.end_offsets(partitions, timeout_ms=KAFKA_TIMEOUT_MS)
@@ -497,6 +509,8 @@ class Pipeline:
             saved = positions.get(tp)
             self._mark_stored(tp, saved[1].timestamp() if saved else now)
         self._unpositioned.difference_update(partitions)
+        for tp in partitions:
+            self._held.pop(tp, None)
         if not self._degraded:
             self._consumer.resume(*partitions)
         self._lag_due = 0.0
@@ -685,17 +699,12 @@ class Pipeline:
         if not revoked:
             return
         self._assigned -= revoked
-        self._pending = [
-            m for m in self._pending if TopicPartition(m.topic, m.partition) not in revoked
-        ]
-        self._pending_bytes = _size(self._pending)
+        self._drop(revoked)
         self._stall.revoked(revoked)
         self._reader.forget(revoked)
-        if self._batch is not None:
-            self._batch = self._batch.without(revoked)
-        if self._writing is not None and not self._store_thread.busy:  # waiting for a retry
-            self._writing = self._writing.without(revoked)
         self._unpositioned -= revoked
+        for tp in revoked:
+            self._held.pop(tp, None)
         self._committer.forget(revoked)
         for tp in revoked:
             self._start_offsets.pop(tp, None)
@@ -704,6 +713,41 @@ class Pipeline:
                 with contextlib.suppress(KeyError):  # never measured yet
                     gauge.remove(tp.topic, str(tp.partition))
         log.info("revoked %s", ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(revoked)))
+
+    def _drop(self, partitions: set[TopicPartition]) -> None:
+        """Forgets the messages of `partitions` polled and not yet being stored."""
+        self._pending = [
+            m for m in self._pending if TopicPartition(m.topic, m.partition) not in partitions
+        ]
+        self._pending_bytes = _size(self._pending)
+        if self._batch is not None:
+            self._batch = self._batch.without(partitions)
+        if self._writing is not None and not self._store_thread.busy:  # waiting for a retry
+            self._writing = self._writing.without(partitions)
+
+    def _hold_back(self, held: Iterable[tuple[str, int]]) -> None:
+        """Partitions whose batch waited on another transaction's locks (a frozen peer's, say)
+        are read again from their stored offsets in HOLD_SECONDS, while the others go on: what
+        was polled of them is dropped, and they wait paused to be positioned again."""
+        partitions = {TopicPartition(*key) for key in held} & self._assigned
+        self._drop(partitions)
+        self._consumer.pause(*partitions)
+        self._unpositioned |= partitions
+        due = time.monotonic() + HOLD_SECONDS
+        self._held.update(dict.fromkeys(partitions, due))
+        log.warning(
+            "%s: a lock another transaction holds kept the batch waiting; storing the other "
+            "partitions, and reading %s again in %.0f s",
+            ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(partitions)),
+            "it" if len(partitions) == 1 else "them",
+            HOLD_SECONDS,
+        )
+
+    def _due_for_position(self) -> list[TopicPartition]:
+        """The partitions to seek to their stored offsets now: newly assigned, or held back
+        for long enough."""
+        now = time.monotonic()
+        return sorted(tp for tp in self._unpositioned if self._held.get(tp, now) <= now)
 
     def on_assigned(self, partitions: Iterable[TopicPartition]) -> None:
         assigned = set(partitions)

@@ -29,7 +29,7 @@ from psycopg import errors as pg_errors
 
 from worker import json_codec, ledger
 from worker.db import first_line
-from worker.errors import DatabaseUnavailableError, FatalError, InvalidReason
+from worker.errors import DatabaseUnavailableError, FatalError, InvalidReason, LockWaitError
 from worker.event import ExecutionEvent
 from worker.summaries import DAILY, SUMMARY, WITH_SAVINGS
 
@@ -487,6 +487,8 @@ def _database_errors() -> Iterator[None]:
     (DatabaseUnavailableError) or stop with a one-line message (FatalError)."""
     try:
         yield
+    except pg_errors.LockNotAvailable as exc:
+        raise LockWaitError(f"PostgreSQL: {first_line(exc)}") from exc
     except (
         psycopg.OperationalError,  # connection lost, server shutting down, deadlock, timeouts
         psycopg.InterfaceError,

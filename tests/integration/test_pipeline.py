@@ -279,8 +279,9 @@ def test_a_long_store_does_not_hold_up_a_rebalance(
     produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[:500]])
     wait_caught_up(stream)
     with psycopg.connect(stream.database_url) as blocker:
-        # Every store adds to pattern_roi_summary: this lock holds the next one (the worker
-        # gives up on a lock after 30 s, so everything below must happen well within that).
+        # Every store adds to pattern_roi_summary: this lock holds the next ones (each gives
+        # up after lock_timeout, 3 s, and its partitions are read again 5 s later, so the
+        # worker keeps storing nothing, and keeps polling, until the lock goes).
         blocker.execute("LOCK TABLE pattern_roi_summary IN EXCLUSIVE MODE")
         produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples[500:1500]])
         wait_until(
