@@ -89,18 +89,25 @@ def register(commands: Any) -> None:
 
 def _add_scope(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--group", type=_group_id, default=None, help="consumer group (default ROI_GROUP_ID)"
+        "--group",
+        type=group_id_argument,
+        default=None,
+        help="consumer group (default ROI_GROUP_ID)",
     )
-    parser.add_argument("--topic", type=_topic, default=None, help="topic (default ROI_TOPIC)")
+    parser.add_argument(
+        "--topic", type=topic_argument, default=None, help="topic (default ROI_TOPIC)"
+    )
 
 
-def _group_id(text: str) -> str:
+def group_id_argument(text: str) -> str:
+    """An argparse type: a consumer group's name, as Kafka allows it."""
     if not 0 < len(text) <= GROUP_ID_MAX_LENGTH:
         raise argparse.ArgumentTypeError(f"must be 1 to {GROUP_ID_MAX_LENGTH} characters")
     return text
 
 
-def _topic(text: str) -> str:
+def topic_argument(text: str) -> str:
+    """An argparse type: a topic's name, as Kafka allows it."""
     if not _TOPIC_NAME.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a topic name (1 to 249 of A-Z a-z 0-9 . _ -)"

@@ -7,20 +7,19 @@ worker.cli.main: one line, exit 1 (2 for usage errors).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from itertools import groupby
 from typing import Any, Final
 
+from worker.cli_offsets import group_id_argument, topic_argument
 from worker.db import connect
 from worker.formatting import table
 from worker.ledger import COUNTS
 from worker.reconcile import PartitionAudit, Reconciliation, reconcile
-from worker.settings import GROUP_ID_MAX_LENGTH, TOPIC_NAME, load_settings
+from worker.settings import load_settings
 
 EXIT_OK, EXIT_FAILED = 0, 1
-_TOPIC_NAME: Final = re.compile(TOPIC_NAME)
 HEADER: Final = (
     "partition",
     "start",
@@ -48,29 +47,15 @@ def register(commands: Any) -> None:
     )
     reconcile_cmd.add_argument(
         "--group",
-        type=_group_id,
+        type=group_id_argument,
         default=None,
         help="only this group (default: every group). With it, stored rows that no batch "
         "inserted are not looked for: they belong to no group",
     )
     reconcile_cmd.add_argument(
-        "--topic", type=_topic, default=None, help="only this topic (default: every topic)"
+        "--topic", type=topic_argument, default=None, help="only this topic (default: every topic)"
     )
     reconcile_cmd.set_defaults(handler=_reconcile)
-
-
-def _group_id(text: str) -> str:
-    if not 0 < len(text) <= GROUP_ID_MAX_LENGTH:
-        raise argparse.ArgumentTypeError(f"must be 1 to {GROUP_ID_MAX_LENGTH} characters")
-    return text
-
-
-def _topic(text: str) -> str:
-    if not _TOPIC_NAME.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a topic name (1 to 249 of A-Z a-z 0-9 . _ -)"
-        )
-    return text
 
 
 def _reconcile(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 
+from tests.cli_runner import RoiWorker, in_process_cli
 from tests.conftest import Services, create_topic, delete_topics, new_database
 from tests.worker_harness import Stream, WorkerProcess
 from worker.migrate import load_migrations, migrate
@@ -35,3 +36,15 @@ def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
     yield started
     for worker in started:
         worker.close()
+
+
+@pytest.fixture
+def roi_worker(
+    services: Services, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> RoiWorker:
+    """Runs `roi-worker ARGS` in-process against a database; only ROI_DATABASE_URL is set.
+
+    Depends on `services`, which reads the ROI_* variables this fixture then removes.
+    """
+    del services
+    return in_process_cli(monkeypatch, capsys)

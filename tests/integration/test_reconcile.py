@@ -5,12 +5,10 @@ unaudited, and retention keeps the ledger exact."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,11 +16,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.cli_runner import RoiWorker
 from tests.conftest import Services, new_database
 from tests.helpers import wait_until
 from tests.integration.events import sample_events
 from tests.worker_harness import Stream, WorkerProcess, produce, start, wait_caught_up
-from worker import cli, json_codec
+from worker import json_codec
 from worker.batch import prepare, store
 from worker.deadletter import Message
 from worker.migrate import default_migrations_dir, load_migrations, migrate
@@ -38,41 +37,6 @@ _numbers = iter(range(1, 1_000_000))
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one in-process `roi-worker` command returned and printed."""
-
-    code: int
-    out: str
-    err: str
-
-
-RoiWorker = Callable[..., Outcome]
-
-
-@pytest.fixture
-def roi_worker(
-    services: Services, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> RoiWorker:
-    """Runs `roi-worker ARGS` in-process against a database; only ROI_DATABASE_URL is set."""
-    del services
-    for name in list(os.environ):
-        if name.startswith("ROI_"):
-            monkeypatch.delenv(name)
-
-    def run(database_url: str, *args: str) -> Outcome:
-        monkeypatch.setenv("ROI_DATABASE_URL", database_url)
-        capsys.readouterr()
-        try:
-            code = cli.main(list(args))
-        except SystemExit as exc:  # argparse
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture

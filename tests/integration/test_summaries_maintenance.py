@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +20,7 @@ import psycopg
 import pytest
 from jsonschema import Draft202012Validator
 
+from tests.cli_runner import Outcome, RoiWorker
 from tests.conftest import Services, new_database
 from tests.helpers import wait_until
 from tests.integration.events import expected_summary, sample_events
@@ -144,41 +144,6 @@ def changed_columns(drift: Drift) -> dict[str, tuple[Any, Any]]:
         for column, value in drift.expected.items()
         if drift.stored[column] != value
     }
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one in-process `roi-worker` command returned and printed."""
-
-    code: int
-    out: str
-    err: str
-
-
-RoiWorker = Callable[..., Outcome]
-
-
-@pytest.fixture
-def roi_worker(
-    services: Services, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> RoiWorker:
-    """Runs `roi-worker ARGS` in-process against a database; only ROI_DATABASE_URL is set.
-
-    Depends on `services`, which reads the ROI_* variables this fixture then removes.
-    """
-    del services
-    for name in list(os.environ):
-        if name.startswith("ROI_"):
-            monkeypatch.delenv(name)
-
-    def run(database_url: str, *args: str) -> Outcome:
-        monkeypatch.setenv("ROI_DATABASE_URL", database_url)
-        capsys.readouterr()
-        code = cli.main(list(args))
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture
