@@ -124,8 +124,9 @@ class WorkerMetrics:
         )
         self.ready = Gauge(
             "roi_worker_ready",
-            "1 when the worker can store events (database reachable, dead letters acknowledged); "
-            "0 while starting, during an outage and when stopping.",
+            "1 when the worker can store events (as /readyz says); 0 while starting, during an "
+            "outage of the database, the broker or the dead-letter topic, while a partition is "
+            "stuck, and when stopping.",
             registry=registry,
         )
         for outcome in OUTCOMES:

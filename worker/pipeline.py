@@ -117,7 +117,8 @@ class Pipeline:
         self._lag_due = 0.0
         self._database_seen = 0.0  # monotonic time of the last statement that worked
         self._progress = _Progress()
-        self._metrics.ready.set(0)
+        # The same verdict as /readyz, read at scrape time: an outage, a stall, starting.
+        self._metrics.ready.set_function(lambda: float(self._status.ready()[0]))
 
     @property
     def status(self) -> WorkerStatus:
@@ -322,8 +323,8 @@ class Pipeline:
             self._pending, self._pending_bytes = [], 0
 
     def _poll(self, seconds: float, max_records: int) -> None:
-        # The reader turns records the client cannot decode into dead letters to be, and
-        # moves partitions past transaction markers (worker/consumer.py).
+        # The reader turns records the client cannot decode into dead letters to be
+        # (worker/consumer.py).
         polled = self._reader.poll(timeout_ms=max(1, int(seconds * 1000)), max_records=max_records)
         self._status.tick()
         self._pending.extend(polled)
@@ -534,7 +535,6 @@ class Pipeline:
             log.info("still failing (%s); next retry in %.1f s", exc, self._backoff)
         self._degraded = str(exc)
         self._status.set_ready(False, str(exc))
-        self._metrics.ready.set(0)
         if self._consumer_open:
             self._consumer.pause(*self._consumer.assignment())
         deadline = time.monotonic() + self._backoff
@@ -563,11 +563,9 @@ class Pipeline:
 
     def _mark_stopped(self) -> None:
         self._status.set_ready(False, "stopped")
-        self._metrics.ready.set(0)
 
     def _mark_ready(self) -> None:
         self._status.set_ready(True)
-        self._metrics.ready.set(1)
 
     def _database(self) -> BatchWriter:
         if self._writer is None:

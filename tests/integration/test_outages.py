@@ -160,6 +160,7 @@ def test_a_silent_stall_fails_healthz_until_the_worker_stores_again(
             assert body.startswith("stalled: ")
             assert stream.topic in body
             assert worker.get("/readyz")[0] == 503
+            assert worker.sample("roi_worker_ready") == 0  # the same verdict as /readyz
             holder.rollback()
         wait_caught_up(stream)
         assert_stored_exactly(stream, samples)
