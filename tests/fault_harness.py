@@ -440,6 +440,21 @@ def sessions(database_url: str, worker: WorkerProcess, pg_port: int) -> list[Ses
     return [Session(r[0], r[1], r[2], tuple(r[3]), r[4]) for r in rows]
 
 
+@contextlib.contextmanager
+def holding_offsets(stream: Stream) -> Iterator[tuple[psycopg.Connection[Any], int]]:
+    """Holds every stored-offset row of the stream's group (the connection, its backend pid):
+    each write transaction inserts its events, then waits on this lock to move its offsets,
+    inside its transaction and holding the row locks of what it inserted. `rollback()` on the
+    connection lets it go."""
+    with psycopg.connect(stream.database_url) as lock:
+        lock.execute(
+            "SELECT partition FROM consumer_offsets"
+            " WHERE consumer_group = %s AND topic = %s FOR UPDATE",
+            (stream.group_id, stream.topic),
+        )
+        yield lock, lock.info.backend_pid
+
+
 def owned_partitions(worker: WorkerProcess, topic: str) -> set[int]:
     """The partitions the worker owns and has positioned, as its /metrics says."""
     pattern = re.compile(

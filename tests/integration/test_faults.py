@@ -35,6 +35,7 @@ from tests.fault_harness import (
     assert_all_accounted_for,
     assert_reconciled,
     freeze,
+    holding_offsets,
     interleave,
     invalid_messages,
     log_tails,
@@ -287,16 +288,9 @@ def test_a_worker_frozen_inside_its_write_transaction(
             shared_out, timeout=30, interval=0.2, what="the two workers to share the partitions"
         )
 
-        # Hold every stored-offset row: each write transaction inserts its events, then waits
-        # on our lock to move its offsets. A worker caught there is inside its transaction,
-        # holding the row locks of what it inserted; freeze it, then let the lock go.
-        with psycopg.connect(stream.database_url) as lock:
-            lock.execute(
-                "SELECT partition FROM consumer_offsets"
-                " WHERE consumer_group = %s AND topic = %s FOR UPDATE",
-                (stream.group_id, stream.topic),
-            )
-            blocker = lock.info.backend_pid
+        # A worker caught waiting on our lock is inside its transaction, holding the row
+        # locks of what it inserted; freeze it, then let the lock go.
+        with holding_offsets(stream) as (lock, blocker):
             monitor.fault_begins()
             produce(stream.bootstrap_servers, stream.topic, messages(second))
             monitor.expect()
@@ -395,13 +389,7 @@ def test_a_worker_thawed_after_losing_its_partitions_while_its_write_waits(
         produce(stream.bootstrap_servers, stream.topic, messages(first))
         monitor.expect()
         wait_stored(stream, running=workers)  # every partition has its row in consumer_offsets
-        with psycopg.connect(stream.database_url) as lock:
-            lock.execute(
-                "SELECT partition FROM consumer_offsets"
-                " WHERE consumer_group = %s AND topic = %s FOR UPDATE",
-                (stream.group_id, stream.topic),
-            )
-            blocker = lock.info.backend_pid
+        with holding_offsets(stream) as (_, blocker):
             monitor.fault_begins()
             slow = worker.log().count("takes long")
             produce(stream.bootstrap_servers, stream.topic, messages(second))
