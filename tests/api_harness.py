@@ -8,6 +8,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,15 @@ from tests.child_process import LoggedProcess
 from tests.helpers import wait_until
 from tests.worker_harness import START_TIMEOUT, free_port
 
+# The write token every test API accepts unless its env sets ROI_API_WRITE_TOKENS itself.
+WRITE_TOKEN = "test-write-token-0123456789"
+
 
 class ApiProcess(LoggedProcess):
-    """One `roi-worker api` process with its log in `log_path`; `env` is its whole ROI_* setup."""
+    """One `roi-worker api` process with its log in `log_path`; `env` is its whole ROI_* setup.
+
+    Requests carry the first write token of its setup (`token`), unless told otherwise.
+    """
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
@@ -35,29 +42,45 @@ class ApiProcess(LoggedProcess):
             "--port",
             str(self.port),
         ]
-        environment = {**clean, "ROI_API_CACHE_SECONDS": "0", **env}
+        environment = {
+            **clean,
+            "ROI_API_CACHE_SECONDS": "0",
+            "ROI_API_WRITE_TOKENS": WRITE_TOKEN,
+            **env,
+        }
+        self.token = environment["ROI_API_WRITE_TOKENS"].split(",")[0] or None
         super().__init__("roi-worker api", argv, environment, log_path)
 
     def request(
-        self, method: str, path: str, body: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str | None] | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
-        """(status, the JSON body (or text when not JSON), headers)."""
+        """(status, the JSON body (or text when not JSON), headers). `headers` adds to or
+        replaces (None: leaves out) the defaults: JSON content type, the bearer token."""
+        sent: dict[str, str | None] = {
+            "Content-Type": "application/json" if body is not None else None,
+            "Authorization": f"Bearer {self.token}" if self.token else None,
+            **(headers or {}),
+        }
         request = urllib.request.Request(  # noqa: S310  (http://127.0.0.1 only)
             f"{self.base_url}{path}",
             data=body,
             method=method,
-            headers={"Content-Type": "application/json"} if body is not None else {},
+            headers={name: value for name, value in sent.items() if value is not None},
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-                status, raw, headers = response.status, response.read(), dict(response.headers)
+                status, raw, answered = response.status, response.read(), dict(response.headers)
         except urllib.error.HTTPError as exc:
             with exc:
-                status, raw, headers = exc.code, exc.read(), dict(exc.headers)
+                status, raw, answered = exc.code, exc.read(), dict(exc.headers)
         try:
-            return status, json.loads(raw), headers
+            return status, json.loads(raw), answered
         except ValueError:
-            return status, raw.decode(errors="replace"), headers
+            return status, raw.decode(errors="replace"), answered
 
     def get(self, path: str) -> tuple[int, Any]:
         status, body, _ = self.request("GET", path)
@@ -78,9 +101,11 @@ class ApiProcess(LoggedProcess):
         wait_until(up, timeout=timeout, what=f"roi-worker api {path} (log: {self.log_path})")
 
 
-async def asgi_request(app: Any, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+async def asgi_request(
+    app: Any, method: str, path: str, body: bytes = b"", token: str | None = WRITE_TOKEN
+) -> tuple[int, bytes]:
     """One request straight to an ASGI application: (status, body). No lifespan runs, so the
-    application's backends are never opened."""
+    application's backends are never opened. `token` is sent as the bearer token."""
     done = anyio.Event()
     messages: list[dict[str, Any]] = []
     delivered = False
@@ -111,6 +136,7 @@ async def asgi_request(app: Any, method: str, path: str, body: bytes = b"") -> t
             (b"host", b"test"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            *([(b"authorization", f"Bearer {token}".encode())] if token else []),
         ],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),

@@ -7,7 +7,6 @@ events); 2 usage or configuration error. Every failure is one line on stderr, ne
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import os
 import sys
@@ -33,6 +32,7 @@ from worker.event import PATTERN_ID
 from worker.migrate import load_migrations, migrate, migration_status
 from worker.pipeline import Pipeline
 from worker.process import ShutdownWatchdog, configure_logging, tune_gc_for_throughput
+from worker.redaction import redacted_output
 from worker.report import FORMATS, Request, full_report, render
 from worker.report_document import Selection
 from worker.roi import Window
@@ -268,6 +268,13 @@ def _seconds(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything the command writes, its own lines, logs and any traceback, passes through the
+    # one redaction path (worker/redaction.py).
+    with redacted_output():
+        return _dispatch(argv)
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
@@ -427,8 +434,9 @@ def _report(args: argparse.Namespace) -> int:
             percentiles=selection in ("pattern", "full") or args.format in ("json", "csv"),
         )
     # Terminals that cannot show the rating symbols get a replacement, not a traceback.
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(errors="replace")
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")
     if selection == "full":
         path: Path = args.output or Path(DEFAULT_REPORT)
         path.write_text(full_report(analytics, args.limit), encoding="utf-8")

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 
 from worker.errors import ConfigurationError, DatabaseUnavailableError
-from worker.settings import redact_url
+from worker.redaction import redact
 
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -42,7 +42,7 @@ def connect(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(conninfo, **kwargs)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailableError(
-            f"cannot connect to PostgreSQL at {redact_url(conninfo)}: {first_line(exc)}"
+            f"cannot connect to PostgreSQL at {redact(conninfo)}: {first_line(exc)}"
         ) from None
     except psycopg.ProgrammingError:  # unparseable conninfo; libpq's message would quote it
         raise ConfigurationError("ROI_DATABASE_URL is not a valid PostgreSQL URL") from None

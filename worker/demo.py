@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -47,11 +48,14 @@ from worker.errors import BrokerUnavailableError, ConfigurationError, RoiWorkerE
 from worker.event import SCHEMA_VERSION
 from worker.formatting import TENTH, number, percent, table, usd
 from worker.producer import ExecutionEventProducer
+from worker.redaction import register_secret
 from worker.settings import Settings
 from worker.write import BatchWriter
 
 LOG_PATH: Final = Path(".local") / "demo-worker.log"
 API_LOG_NAME: Final = "demo-api.log"  # next to the worker's log
+# The API's write token, when the demo makes one: in a file only its owner reads, never printed.
+API_TOKEN_NAME: Final = "api-token"  # noqa: S105  (a file name) next to the worker's log
 SEED: Final = 20240614  # the sample's figures; event_ids are fresh uuid4s every run
 EVENTS: Final = 2000  # distinct valid events per run
 DUPLICATES: Final = 20  # exact re-sends of already published events
@@ -306,7 +310,11 @@ class _Worker:
     file; `name` says which in messages."""
 
     def __init__(
-        self, log_path: Path, command: Sequence[str] = ("run",), name: str = "the worker"
+        self,
+        log_path: Path,
+        command: Sequence[str] = ("run",),
+        name: str = "the worker",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.log_path = log_path
         self.name = name
@@ -317,6 +325,7 @@ class _Worker:
             "ROI_CREATE_TOPICS": "true",
             "ROI_METRICS_HOST": "127.0.0.1",
             "ROI_API_HOST": "127.0.0.1",
+            **(env or {}),
         }
         # A session of its own: only the demo signals it, once, whatever Ctrl-C reaches.
         self._process = subprocess.Popen(  # noqa: S603  (our own CLI, fixed commands)
@@ -582,6 +591,31 @@ def _api_patterns(api_url: str) -> str:
         return f"unreadable: {exc}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Token:
+    """The API's write token: its value (for the API only), where it is, and how a shell
+    command reads it, so that the demo can say how to use it without printing it."""
+
+    value: str
+    where: str
+    shell: str
+
+
+def _api_token(settings: Settings, path: Path) -> _Token:
+    """ROI_API_WRITE_TOKENS when set; otherwise a new random token in `path` (mode 0600)."""
+    given = settings.write_tokens()
+    if given:
+        return _Token(",".join(given), "of ROI_API_WRITE_TOKENS", "<token>")
+    value = secrets.token_hex(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(f"{value}\n")
+    register_secret(value)
+    return _Token(value, f"in {path}", f"$(cat {path})")
+
+
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -636,10 +670,13 @@ def run_demo(settings: Settings, seconds: float | None, *, log_path: Path = LOG_
         worker = _Worker(log_path)
         _say(f"started the worker; its log: {log_path}")
         api_log = log_path.with_name(API_LOG_NAME)
-        api = _Worker(api_log, ("api",), "the API")
+        token = _api_token(settings, log_path.with_name(API_TOKEN_NAME))
+        api = _Worker(api_log, ("api",), "the API", {"ROI_API_WRITE_TOKENS": token.value})
         _say(f"started the API; its log: {api_log}")
         try:
-            result = _demo(settings, seconds, worker, base_url, api=api, api_url=api_url)
+            result = _demo(
+                settings, seconds, worker, base_url, api=api, api_url=api_url, token=token
+            )
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 _say("\ninterrupted; stopping the worker and the API ...")
@@ -670,6 +707,7 @@ def _demo(
     *,
     api: _Worker,
     api_url: str,
+    token: _Token,
 ) -> int:
     topic, dead_letters = settings.topic, settings.dead_letter_topic
     _wait_ready(worker, base_url)
@@ -719,6 +757,11 @@ def _demo(
     _say(
         f"API: {api_url}/api/roi-tracking/summary ({_api_patterns(api_url)} patterns)   "
         f"docs: {api_url}/docs"
+    )
+    _say(
+        f"POST events with the write token {token.where}: curl -H "
+        f'"Authorization: Bearer {token.shell}" -H "Content-Type: application/json" '
+        f"--data @event.json {api_url}/api/roi-tracking/executions (docs/api.md)"
     )
     _say(
         "Ratings, recommendations and trends: roi-worker report --summary "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 
 class RoiWorkerError(Exception):
@@ -66,24 +67,38 @@ class InvalidEventError(RoiWorkerError):
 
 
 class RetryableError(RoiWorkerError):
-    """A dependency is unavailable for now; the same work may succeed later."""
+    """A dependency is unavailable for now; the same work may succeed later.
+
+    `outage` says which, without the details (addresses, users, libpq's words) that only the
+    log shows: it is what /readyz, served to anyone who can reach the pod, answers.
+    """
+
+    outage: ClassVar[str] = "a dependency is unavailable"
 
 
 class DatabaseUnavailableError(RetryableError):
     """PostgreSQL cannot be reached (refused, timed out, authentication failed)."""
+
+    outage = "PostgreSQL is unavailable"
 
 
 class LockWaitError(RetryableError):
     """A row another transaction holds kept a batch waiting past lock_timeout (a frozen or
     slow peer, an operator's lock): the batch was rolled back and can be stored again."""
 
+    outage = "rows are locked by another transaction"
+
 
 class BrokerUnavailableError(RetryableError):
     """Kafka did not take or acknowledge a write in time (dead letters, commits)."""
 
+    outage = "Kafka is unavailable"
+
 
 class SummariesBusyError(RetryableError):
     """rebuild-summaries could not lock the summary tables in time; nothing was changed."""
+
+    outage = "the summary tables are locked by a rebuild"
 
 
 class FatalError(RoiWorkerError):

@@ -533,8 +533,8 @@ class Pipeline:
             log.warning("%s; pausing consumption and retrying", exc)
         else:
             log.info("still failing (%s); next retry in %.1f s", exc, self._backoff)
-        self._degraded = str(exc)
-        self._status.set_ready(False, str(exc))
+        self._degraded = exc.outage
+        self._status.set_ready(False, f"{exc.outage} (the worker's log says why)")
         if self._consumer_open:
             self._consumer.pause(*self._consumer.assignment())
         deadline = time.monotonic() + self._backoff
@@ -618,7 +618,9 @@ class Pipeline:
             self._metrics.kafka_errors.inc()
             self._metrics.consumer_lag_stale.set(1)
             self._broker_unreachable = True
-            self._status.set_problem("kafka", f"Kafka: cannot read end offsets ({exc})")
+            self._status.set_problem(
+                "kafka", f"Kafka: cannot read end offsets ({type(exc).__name__})"
+            )
             log.warning("cannot read end offsets for the lag metric: %s", exc)
             return
         self._broker_unreachable = False

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Final
 
+from worker.redaction import RedactingFormatter
+
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DEADLINE_SECONDS: Final = 9.0  # we promise an exit within 10 s of SIGTERM
@@ -43,12 +45,11 @@ def configure_command_logging(level: str) -> None:
 
 
 def configure_logging(level: str) -> None:
-    """One line per record on stderr; kafka-python's chatter only at DEBUG."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """One line per record on stderr, redacted (worker/redaction.py); kafka-python's chatter
+    only at DEBUG."""
+    output = logging.StreamHandler(sys.stderr)
+    output.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[output])
     if level != "DEBUG":
         logging.getLogger("kafka").setLevel(logging.WARNING)
         # "Task ... is blocking the event loop": kafka-python's IO thread measured its own step

@@ -1,12 +1,16 @@
 """The one settings object: every ROI_* environment variable, validated at start-up.
 
-Secrets are SecretStr and never printed. A bad or missing setting becomes a ConfigurationError
-whose one-line message names the variable (see `load_settings`).
+Secrets are SecretStr and never printed: each is registered with worker.redaction as soon as it
+is read, even from a setting that turns out invalid, so that no output shows it in any form. A
+bad or missing setting becomes a ConfigurationError whose one-line message names the variable
+(see `load_settings`).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
 
@@ -16,6 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigurationError
+from worker.redaction import redact, register_secret
 from worker.roi import DEFAULT_MIN_EXECUTIONS
 
 ENV_PREFIX = "ROI_"
@@ -23,8 +28,12 @@ DEFAULT_TOPIC = "adw.pattern-executions"
 TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"  # Kafka's own rule for topic names
 GROUP_ID_MAX_LENGTH = 249  # Kafka's limit too
 FETCH_MAX_BYTES = 16 * 1024 * 1024  # one fetch response, all partitions together
-_URL_PASSWORD = re.compile(r"(?<=://)([^:/@]+):[^@/]*@")
-_QUERY_PASSWORD = re.compile(r"(?<=[?&])(password|sslpassword)=[^&]*", re.IGNORECASE)
+# Variables whose values are secret; and the user-info password of a URL libpq cannot parse.
+_SECRET_VARIABLE = re.compile(r"PASSWORD|TOKENS|DATABASE_URL")
+_URL_PASSWORD = re.compile(r"://[^\s:/?#@]*:([^\s]*)@")
+# A bearer token: long enough not to be guessed, and no character that would need quoting in
+# an Authorization header or splits the comma-separated list.
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,512}")
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -81,6 +90,11 @@ class KafkaSettings(BaseSettings):
                 raise ValueError(
                     f"{', '.join(missing)} required with {self.kafka_security_protocol}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> Self:
+        register_secrets(dict(self))
         return self
 
     def kafka_config(self) -> dict[str, Any]:
@@ -156,6 +170,18 @@ class Settings(KafkaSettings):
     api_db_pool_size: int = Field(default=4, ge=1, le=100)
     api_publish_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     api_cache_seconds: float = Field(default=2.0, ge=0, le=300)
+    # Who may use the API (docs/api.md "Access"): writes need a bearer token unless anonymous
+    # writes are allowed on purpose; reads are open unless read tokens are set.
+    api_writes: bool = True
+    api_write_tokens: SecretStr | None = None
+    api_read_tokens: SecretStr | None = None
+    api_anonymous_writes: bool = False
+    # What a client may hold: a connection that has not sent its request headers within the
+    # header timeout, or its body within the body timeout, is closed (slow clients must not
+    # pin connections); beyond api_max_connections, requests get 503.
+    api_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    api_body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    api_max_connections: int = Field(default=256, ge=1, le=100_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")
@@ -174,6 +200,27 @@ class Settings(KafkaSettings):
             ) from None
         return value
 
+    @field_validator("api_write_tokens", "api_read_tokens")
+    @classmethod
+    def _bearer_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():  # set but empty: none
+            return None
+        tokens = [token.strip() for token in value.get_secret_value().split(",")]
+        if not all(_TOKEN.fullmatch(token) for token in tokens):
+            raise ValueError(
+                "must be a comma-separated list of tokens of 16 to 512 characters from "
+                "A-Z a-z 0-9 . _ ~ + / = - (e.g. `openssl rand -hex 32`)"
+            )
+        return SecretStr(",".join(tokens))
+
+    def write_tokens(self) -> tuple[str, ...]:
+        """The bearer tokens that may publish events (and read)."""
+        return _tokens(self.api_write_tokens)
+
+    def read_tokens(self) -> tuple[str, ...]:
+        """The bearer tokens that may only read; none means reads are open."""
+        return _tokens(self.api_read_tokens)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -187,15 +234,35 @@ class Settings(KafkaSettings):
     @property
     def redacted_database_url(self) -> str:
         """The database URL with its password replaced by ***, safe to print and log."""
-        return redact_url(self.database_url.get_secret_value())
+        return redact(self.database_url.get_secret_value())
 
 
 _S = TypeVar("_S", bound=KafkaSettings)
 
 
-def redact_url(url: str) -> str:
-    """Replaces the passwords of a URL (user-info part and query parameters) with ***."""
-    return _QUERY_PASSWORD.sub(r"\1=***", _URL_PASSWORD.sub(r"\1:***@", url))
+def _tokens(value: SecretStr | None) -> tuple[str, ...]:
+    return tuple(value.get_secret_value().split(",")) if value is not None else ()
+
+
+def register_secrets(variables: Mapping[str, object]) -> None:
+    """Registers with worker.redaction every secret among these ROI_* variables (or settings
+    fields): passwords, tokens, and the password inside a database URL."""
+    for name, given in variables.items():
+        value = given.get_secret_value() if isinstance(given, SecretStr) else given
+        if not isinstance(value, str) or not _SECRET_VARIABLE.search(name.upper()):
+            continue
+        if "URL" not in name.upper():
+            register_secret(value)
+            for token in value.split(","):
+                register_secret(token.strip())
+            continue
+        try:
+            password = conninfo_to_dict(value).get("password")
+        except psycopg.ProgrammingError:
+            found = _URL_PASSWORD.search(value)
+            password = found.group(1) if found else None
+        if isinstance(password, str):
+            register_secret(password)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -209,6 +276,9 @@ def load_kafka_settings(**overrides: Any) -> KafkaSettings:
 
 
 def _load(kind: type[_S], overrides: dict[str, Any]) -> _S:
+    # Before validation: a secret in a setting that turns out invalid must stay hidden too.
+    register_secrets({k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)})
+    register_secrets(overrides)
     try:
         return kind(**overrides)
     except ValidationError as exc:
@@ -223,7 +293,7 @@ def _describe(error: Any) -> str:
     if error["type"] == "missing":
         return f"{variable} is required but not set"
     message = str(error["msg"]).removeprefix("Value error, ")
-    secret = "password" in variable.lower() or variable == f"{ENV_PREFIX}DATABASE_URL"
+    secret = _SECRET_VARIABLE.search(variable) is not None
     if not secret and isinstance(error.get("input"), str):
         return f"{variable}: {message} (got {error['input']!r})"
     return f"{variable}: {message}"

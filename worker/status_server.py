@@ -21,6 +21,8 @@ from typing import Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from worker.redaction import redact
+
 log = logging.getLogger(__name__)
 
 # Longer than the slowest healthy step: a batch of ROI_BATCH_MAX_SECONDS (at most 60 s) whose
@@ -124,7 +126,10 @@ def _handler(registry: CollectorRegistry, status: WorkerStatus) -> type[BaseHTTP
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
             elif path in probes:
                 ok, reason = probes[path]()
-                self._send(200 if ok else 503, "text/plain; charset=utf-8", f"{reason}\n".encode())
+                # Served to anyone who can reach the pod: redacted, and the reasons name no
+                # address or user (RetryableError.outage); the log has the details.
+                body = f"{redact(reason)}\n".encode()
+                self._send(200 if ok else 503, "text/plain; charset=utf-8", body)
             else:
                 self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
 

@@ -28,7 +28,7 @@ import pytest
 from kafka import KafkaAdminClient
 from pydantic import SecretStr
 
-from tests.api_harness import ApiProcess, asgi_request
+from tests.api_harness import WRITE_TOKEN, ApiProcess, asgi_request
 from tests.conftest import Services, create_topic, delete_topics, new_database
 from tests.helpers import wait_until
 from tests.worker_harness import PROCESS_TIMEOUT, Stream, WorkerProcess, end_offsets, free_port
@@ -231,6 +231,7 @@ def test_a_body_over_the_size_limit_gets_413(live: Live) -> None:
     try:
         connection.putrequest("POST", f"{ROI}/executions")
         connection.putheader("Content-Type", "application/json")
+        connection.putheader("Authorization", f"Bearer {WRITE_TOKEN}")
         connection.putheader("Content-Length", str(16 * 1024 * 1024 + 1))
         connection.endheaders()
         response = connection.getresponse()
@@ -491,7 +492,9 @@ def test_database_unavailable_gets_503_not_500(live: Live, tmp_path: Path) -> No
 
 def _settings(**overrides: Any) -> Settings:
     return Settings.model_construct(
-        database_url=SecretStr("postgresql://127.0.0.1:1/unused"), **overrides
+        database_url=SecretStr("postgresql://127.0.0.1:1/unused"),
+        api_write_tokens=SecretStr(WRITE_TOKEN),
+        **overrides,
     )
 
 

@@ -7,6 +7,7 @@ import os
 import random
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -134,6 +135,14 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
         assert re.search(rf"^{re.escape(profile.pattern_id)}\s+[0-9,]+\s", out, re.MULTILINE), out
     assert f"http://127.0.0.1:{port}/metrics" in out
     assert f"API: http://127.0.0.1:{api_port}/api/roi-tracking/summary (6 patterns)" in out, out
+    # The API's write token: made for the run, readable by its owner only, never printed.
+    token_file = tmp_path / ".local" / "api-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text(encoding="utf-8").strip()
+    assert 'curl -H "Authorization: Bearer $(cat .local/api-token)"' in out, out
+    api_log = (tmp_path / ".local" / "demo-api.log").read_text(errors="replace")
+    for output in (out, result.stderr, worker_log, api_log):
+        assert token not in output
     assert sorted(p["pattern_id"] for p in summary["patterns"]) == sorted(
         profile.pattern_id for profile in PROFILES
     )

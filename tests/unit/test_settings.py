@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from worker.errors import ConfigurationError
-from worker.settings import Settings, load_settings, redact_url
+from worker.settings import Settings, load_settings
 
 URL = "postgresql://roi:hunter2@db.example:5432/roi?sslmode=verify-full"
 
@@ -130,25 +130,6 @@ def test_settings_are_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.kafka_bootstrap_servers = "elsewhere:9092"  # type: ignore[misc]
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("postgresql://u:p@h/db", "postgresql://u:***@h/db"),
-        ("postgresql://u@h/db", "postgresql://u@h/db"),
-        ("postgresql://h:5432/db", "postgresql://h:5432/db"),
-        ("postgresql://u:p%40ss@h:1/db", "postgresql://u:***@h:1/db"),
-        ("postgresql://h/db?password=hunter2", "postgresql://h/db?password=***"),
-        (
-            "postgresql://h/db?sslmode=require&Password=x&a=b",
-            "postgresql://h/db?sslmode=require&Password=***&a=b",
-        ),
-    ],
-)
-def test_redact_url(url: str, expected: str) -> None:
-    """Only the password part of a URL is hidden."""
-    assert redact_url(url) == expected
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

@@ -29,6 +29,7 @@ from fastapi.openapi.utils import get_openapi
 from psycopg.rows import dict_row
 from pydantic import BaseModel, SecretStr
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from worker import __version__, schemas
 from worker.analytics import (
@@ -39,6 +40,7 @@ from worker.analytics import (
     read_analytics,
     snapshot,
 )
+from worker.api import security
 from worker.api.backends import Database, Publisher
 from worker.api.cache import TtlCache
 from worker.api.ingest import MAX_BODY_BYTES, InvalidBodyError, parse_events
@@ -61,6 +63,7 @@ from worker.api.models import (
 from worker.db import first_line
 from worker.errors import BrokerUnavailableError, DatabaseUnavailableError
 from worker.event import PATTERN_ID_RE
+from worker.redaction import redact
 from worker.report_document import Overall, PatternReport, build_document
 from worker.roi import Window
 from worker.settings import Settings
@@ -93,6 +96,21 @@ _422: Responses = {
 }
 _503: Responses = {503: _problem(ErrorBody, "PostgreSQL is unavailable; retry later.")}
 _404: Responses = {404: _problem(ErrorBody, "No execution of this pattern is stored.")}
+_401: Responses = {
+    401: _problem(ErrorBody, "No bearer token, or one that is not accepted (docs/api.md).")
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What an endpoint of a kind needs: its FastAPI dependencies and the answers they add."""
+
+    dependencies: list[Any]
+    protected: bool
+
+    def responses(self, answers: Responses) -> Responses:
+        return _401 | answers if self.protected else answers
+
 
 PatternIdPath = Annotated[
     str,
@@ -144,9 +162,11 @@ def create_app(
         lifespan=lifespan,
     )
     _errors(app)
-    _reads(app, settings, db)
-    _usage(app, db)
-    _ingestion(app, kafka)
+    readers = Access(security.readers(settings), security.reads_protected(settings))
+    _reads(app, settings, db, readers)
+    _usage(app, db, readers)
+    if settings.api_writes:
+        _ingestion(app, kafka, settings)
     _health(app, db)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
@@ -167,7 +187,7 @@ class _AllPatterns:
         return [self.summaries[p.pattern_id] for p in patterns]
 
 
-def _reads(app: FastAPI, settings: Settings, db: Database) -> None:
+def _reads(app: FastAPI, settings: Settings, db: Database, access: Access) -> None:
     # Keyed by what the answer depends on (the window's days and min_executions), parsed and
     # checked first: a bad `since` never reaches the cache, and `7d` shares with its date.
     cache: TtlCache[tuple[Window, int], _AllPatterns] = TtlCache(settings.api_cache_seconds)
@@ -203,8 +223,9 @@ def _reads(app: FastAPI, settings: Settings, db: Database) -> None:
     @app.get(
         f"{ROI}/summary",
         response_model=SummaryPage,
-        responses=_422 | _503,
+        responses=access.responses(_422 | _503),
         tags=["roi-tracking"],
+        dependencies=access.dependencies,
         summary="Every pattern's summary, a page at a time, ordered by pattern_id",
     )
     def summary(
@@ -229,8 +250,9 @@ def _reads(app: FastAPI, settings: Settings, db: Database) -> None:
     @app.get(
         f"{ROI}/pattern/{{pattern_id:path}}",
         response_model=PatternDetail,
-        responses=_404 | _422 | _503,
+        responses=access.responses(_404 | _422 | _503),
         tags=["roi-tracking"],
+        dependencies=access.dependencies,
         summary="One pattern's summary",
     )
     def pattern(
@@ -245,8 +267,9 @@ def _reads(app: FastAPI, settings: Settings, db: Database) -> None:
     @app.get(
         f"{ROI}/report/{{pattern_id:path}}",
         response_model=PatternFullReport,
-        responses=_404 | _422 | _503,
+        responses=access.responses(_404 | _422 | _503),
         tags=["roi-tracking"],
+        dependencies=access.dependencies,
         summary="Everything about one pattern: figures, rating, recommendation, Wilson bound, "
         "trend, execution-time percentiles and its latest executions",
     )
@@ -301,16 +324,18 @@ def _reads(app: FastAPI, settings: Settings, db: Database) -> None:
     app.get(
         f"{ROI}/top-performers",
         response_model=Ranking,
-        responses=_422 | _503,
+        responses=access.responses(_422 | _503),
         tags=["roi-tracking"],
+        dependencies=access.dependencies,
         summary="Patterns rated acceptable or better, highest ROI first",
         operation_id="top_performers",
     )(ranking(Analytics.top_performers))
     app.get(
         f"{ROI}/underperformers",
         response_model=Ranking,
-        responses=_422 | _503,
+        responses=access.responses(_422 | _503),
         tags=["roi-tracking"],
+        dependencies=access.dependencies,
         summary="Patterns rated poor or failed, lowest ROI first",
         operation_id="underperformers",
     )(ranking(Analytics.underperformers))
@@ -328,12 +353,13 @@ def _window(since: str | None) -> Window:
 # --------------------------------------------------------------------------- usage
 
 
-def _usage(app: FastAPI, db: Database) -> None:
+def _usage(app: FastAPI, db: Database, access: Access) -> None:
     @app.get(
         f"{USAGE}/usage-stats",
         response_model=UsageStatsBody,
-        responses=_404 | _422 | _503,
+        responses=access.responses(_404 | _422 | _503),
         tags=["pattern-analytics"],
+        dependencies=access.dependencies,
         summary="Executions per UTC hour, day or week (weeks start on Monday) per pattern",
     )
     def usage_stats(
@@ -364,15 +390,21 @@ def _usage(app: FastAPI, db: Database) -> None:
 # --------------------------------------------------------------------------- ingestion
 
 
-def _ingestion(app: FastAPI, kafka: Publisher) -> None:
+def _ingestion(app: FastAPI, kafka: Publisher, settings: Settings) -> None:
     admitted = anyio.CapacityLimiter(INGEST_CONCURRENCY)
+    body_timeout = settings.api_body_timeout_seconds
 
     @app.post(
         f"{ROI}/executions",
         status_code=202,
         response_model=Accepted,
-        responses={
+        responses=_401
+        | {
+            408: _problem(
+                ErrorBody, "The body did not arrive within ROI_API_BODY_TIMEOUT_SECONDS."
+            ),
             413: _problem(ErrorBody, f"The body is over {MAX_BODY_BYTES:,} bytes."),
+            415: _problem(ErrorBody, "The body is not sent as application/json."),
             422: _problem(
                 ValidationProblem,
                 "Not JSON, not an event or an array of 1 to "
@@ -386,11 +418,25 @@ def _ingestion(app: FastAPI, kafka: Publisher) -> None:
             ),
         },
         tags=["roi-tracking"],
+        dependencies=security.writers(settings),
         summary="Publish one execution event, or an array of up to 1,000, to the topic",
         openapi_extra={"requestBody": _events_body()},
     )
     async def executions(request: Request) -> Response:
-        body = await _read_body(request)
+        try:
+            with anyio.fail_after(body_timeout):
+                body = await _read_body(request)
+        except TimeoutError:
+            log.info("%s %s: 408: the body did not arrive in %g s", *_line(request), body_timeout)
+            return _error(
+                408,
+                f"the body did not arrive within {body_timeout:g} s",
+                headers={"Connection": "close"},
+            )
+        except ClientDisconnect:
+            # Nobody is left to answer: one line, not the traceback of an unhandled error.
+            log.info("%s %s: the client disconnected before sending its body", *_line(request))
+            return Response(status_code=400)
         if body is None:
             return _error(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
         # Waits for its turn at most as long as for Kafka; only the wait is cancelled, never
@@ -418,6 +464,10 @@ def _ingestion(app: FastAPI, kafka: Publisher) -> None:
             admitted.release()
         accepted = Accepted(topic=kafka.topic, event_ids=[e.event_id for e in events])
         return _json(accepted, status_code=202)
+
+
+def _line(request: Request) -> tuple[str, str]:
+    return request.method, request.url.path
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -507,10 +557,12 @@ def _errors(app: FastAPI) -> None:
         if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
             message = "the database schema is not up to date: run `roi-worker migrate`"
         elif isinstance(exc, psycopg.Error):
-            message = f"database error: {first_line(exc)}"
+            # libpq's words may name the server's address and the user: the log only.
+            log.warning("%s %s: 503: database error: %s", *_line(request), first_line(exc))
+            return _error(503, "PostgreSQL is unavailable; retry later")
         else:
-            message = str(exc)
-        log.warning("%s %s: 503: %s", request.method, request.url.path, message)
+            message = redact(str(exc))
+        log.warning("%s %s: 503: %s", *_line(request), message)
         return _error(503, message)
 
     async def http_error(request: Request, exc: Exception) -> Response:
