@@ -52,12 +52,16 @@ def environment(svc: dict[str, Any]) -> dict[str, str]:
     return {str(key): _as_env_string(value) for key, value in env.items()}
 
 
+# `${NAME:-default}`: what the container sees when the shell does not set NAME.
+_DEFAULTED = re.compile(r"\$\{[A-Z_]+:-([^}]*)\}")
+
+
 def _as_env_string(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):  # Compose passes YAML booleans as true/false
         return str(value).lower()
-    return str(value)
+    return _DEFAULTED.sub(lambda found: found.group(1), str(value))
 
 
 def published_ports(svc: dict[str, Any]) -> dict[int, tuple[str, int]]:
@@ -184,6 +188,9 @@ def test_api_port_is_published_exposed_and_probed(monkeypatch: pytest.MonkeyPatc
     )
     assert f"http://127.0.0.1:{port}/readyz" in " ".join(api["healthcheck"]["test"])
     assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # It would refuse to start without a write token (worker/api/security.py).
+    assert settings.write_tokens() == ("local-compose-write-token",)
+    assert not settings.api_anonymous_writes
 
 
 def test_worker_reaches_kafka_by_service_name(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,6 +30,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 CORE = (
     "configmap.yaml",
     "secret.example.yaml",
+    "secret-api.example.yaml",
     "job-migrate.yaml",
     "deployment.yaml",
     "service.yaml",
@@ -220,10 +221,11 @@ def test_operator_resources_have_the_crd_structure(name: str, schema: dict[str, 
 
 
 def test_kustomization_applies_every_manifest_but_the_example_secret() -> None:
-    """kubectl apply -k deploy/k8s creates everything except the Secret, which holds a password."""
+    """kubectl apply -k deploy/k8s creates everything except the Secrets, which hold secrets."""
     listed = manifest("kustomization.yaml")["resources"]
     present = {path.name for path in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert sorted(listed) == sorted(present - {"secret.example.yaml"})
+    examples = {"secret.example.yaml", "secret-api.example.yaml"}
+    assert sorted(listed) == sorted(present - examples)
     for name in present:
         assert manifest(name)["metadata"]["labels"]["app.kubernetes.io/name"] == "roi-worker"
 
@@ -344,19 +346,34 @@ def test_configuration_loads_as_settings_with_the_url_from_the_secret(
         assert field not in secret_fields, f"{variable} is a secret: put it in a Secret"
     (source,) = container("deployment.yaml")["envFrom"]
     assert source["configMapRef"]["name"] == config["metadata"]["name"]
+    api_secret = manifest("secret-api.example.yaml")
     for name in ("deployment.yaml", "deployment-api.yaml", "job-migrate.yaml"):
-        (env,) = container(name)["env"]
+        env, *api_env = container(name)["env"]
         assert env["name"] == "ROI_DATABASE_URL"
         reference = env["valueFrom"]["secretKeyRef"]
         assert reference["name"] == secret["metadata"]["name"]
         assert reference["key"] in secret["stringData"]
+        # Only the API holds its tokens: a write token it needs, read tokens it may have.
+        names = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in api_env}
+        expected = (
+            {"ROI_API_WRITE_TOKENS", "ROI_API_READ_TOKENS"}
+            if name == "deployment-api.yaml"
+            else set()
+        )
+        assert set(names) == expected, name
+        for variable, reference in names.items():
+            assert reference["name"] == api_secret["metadata"]["name"]
+            assert reference["key"] == variable
+            assert reference.get("optional", False) == (variable == "ROI_API_READ_TOKENS")
     for variable in list(os.environ):
         if variable.startswith(ENV_PREFIX):
             monkeypatch.delenv(variable)
-    for variable, value in {**config["data"], **secret["stringData"]}.items():
+    given = {**config["data"], **secret["stringData"], **api_secret["stringData"]}
+    for variable, value in given.items():
         monkeypatch.setenv(variable, value)
     settings = load_settings()
     assert settings.create_topics is False
+    assert settings.write_tokens()
 
 
 # ---------------------------------------------------------------------------- the API
