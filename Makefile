@@ -81,8 +81,14 @@ migrate: venv ## apply the migrations to the local (or configured) database
 demo: venv ## run the worker on a sample stream, print the ROI per pattern (DEMO_SECONDS=N: stop after N s)
 	@$(call with_services,$(BIN)/roi-worker migrate && $(BIN)/roi-worker demo)
 
+# POST needs a bearer token: ROI_API_WRITE_TOKENS when set, else the one in .local/api-token
+# (made once, readable by you only; `make demo` makes a new one per run).
 api: venv ## serve the read API on 127.0.0.1:ROI_API_PORT (8000) against the local services
-	@$(call with_services,ROI_API_HOST=127.0.0.1 $(BIN)/roi-worker api)
+	@if [ -z "$$ROI_API_WRITE_TOKENS" ] && [ ! -s .local/api-token ]; then \
+		mkdir -p .local && (umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > .local/api-token); \
+	fi
+	@[ -n "$$ROI_API_WRITE_TOKENS" ] || echo 'POST with: curl -H "Authorization: Bearer $$(cat .local/api-token)" -H "Content-Type: application/json" ...'
+	@$(call with_services,ROI_API_HOST=127.0.0.1 ROI_API_WRITE_TOKENS="$${ROI_API_WRITE_TOKENS:-$$(cat .local/api-token)}" $(BIN)/roi-worker api)
 
 clean: ## remove the virtualenv and tool caches (the services and their data stay)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
