@@ -1,12 +1,15 @@
 """deploy/prometheus/alerts.yml: promtool's checks and unit tests pass, every alert is tested both
-ways, names, labels and annotations follow one convention, and every metric is one the worker
-exports, aggregated as docs/metrics.md says. promtool comes from deploy/local/promtool.sh."""
+ways, names, labels and annotations follow one convention, every runbook link is a section of
+docs/operations.md under the one runbook base, and every metric is one the worker exports,
+aggregated as docs/metrics.md says. promtool comes from deploy/local/promtool.sh."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,8 +25,8 @@ ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 PROMTOOL_SH = ROOT / "deploy" / "local" / "promtool.sh"
 COMPOSE = ROOT / "docker-compose.yml"
+PROMETHEUSRULE_PY = ROOT / "deploy" / "k8s" / "prometheusrule.py"
 
-RUNBOOK = "https://github.com/roi-worker/roi-worker/blob/main/docs/operations.md"
 SEVERITIES = {"critical", "warning"}
 ANNOTATIONS = {"summary", "description", "runbook_url"}
 PROMTOOL_TIMEOUT = 600  # seconds; a first run downloads Debian's prometheus package (~19 MB)
@@ -37,6 +40,30 @@ def load(path: Path) -> dict[str, Any]:
 
 def alerts() -> list[dict[str, Any]]:
     return [rule for group in load(ALERTS)["groups"] for rule in group["rules"]]
+
+
+def prometheusrule_py() -> ModuleType:
+    """deploy/k8s/prometheusrule.py, which owns the runbook base and writes the runbook_urls."""
+    spec = importlib.util.spec_from_file_location("prometheusrule", PROMETHEUSRULE_PY)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown text: lower case, punctuation but
+    hyphens and underscores dropped, spaces made hyphens, a -N suffix for repeats."""
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6} (.+?)\s*#*\s*$", markdown, re.MULTILINE):
+        anchor = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        repeat, unique = 0, anchor
+        while unique in anchors:
+            repeat += 1
+            unique = f"{anchor}-{repeat}"
+        anchors.add(unique)
+    return anchors
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +117,9 @@ def test_every_alert_has_a_case_where_it_fires_and_one_where_it_does_not() -> No
 
 def test_alerts_follow_the_naming_labels_and_annotations_convention() -> None:
     """CamelCase unique names, a known severity, and summary, description and a runbook_url
-    pointing at the alert's own section of docs/operations.md."""
+    pointing at the alert's own section of docs/operations.md under the runbook base."""
+    generator = prometheusrule_py()
+    base = generator.runbook_base(ALERTS.read_text(encoding="utf-8"))
     rules = alerts()
     assert len(rules) >= 9
     names = [rule["alert"] for rule in rules]
@@ -100,7 +129,7 @@ def test_alerts_follow_the_naming_labels_and_annotations_convention() -> None:
         assert re.fullmatch(r"Roi(?:[A-Z][a-z]+)+", name), f"{name} is not CamelCase Roi..."
         assert rule["labels"]["severity"] in SEVERITIES, name
         assert set(rule["annotations"]) == ANNOTATIONS, name
-        assert rule["annotations"]["runbook_url"] == f"{RUNBOOK}#{name.lower()}"
+        assert rule["annotations"]["runbook_url"] == f"{base}/docs/operations.md#{name.lower()}"
         assert all(value.strip() for value in rule["annotations"].values()), name
 
 
@@ -146,11 +175,35 @@ def test_prometheus_in_compose_loads_the_alerts() -> None:
 
 
 def test_every_runbook_url_points_at_a_section_of_the_runbook() -> None:
-    """docs/operations.md has a heading per alert, whose GitHub anchor the runbook_url names."""
-    headings = re.findall(r"^#{2,4} (.+?)\s*$", OPERATIONS.read_text(), re.MULTILINE)
-    anchors = {
-        re.sub(r"[^\w\- ]", "", heading).strip().lower().replace(" ", "-") for heading in headings
-    }
-    for rule in alerts():
-        anchor = rule["annotations"]["runbook_url"].partition("#")[2]
-        assert anchor in anchors, f"{rule['alert']}: docs/operations.md has no section #{anchor}"
+    """Every runbook_url, in the alerts and in their unit tests, is the runbook base, then
+    docs/operations.md (a file of this repository), then the GitHub anchor of one of its
+    headings."""
+    base = prometheusrule_py().runbook_base(ALERTS.read_text(encoding="utf-8"))
+    assert re.fullmatch(r"https://[^\s#?]+[^/]", base), base
+    anchors = github_anchors(OPERATIONS.read_text(encoding="utf-8"))
+    urls = re.findall(
+        r"runbook_url: *(\S+)", ALERTS.read_text(encoding="utf-8") + ALERTS_TEST.read_text()
+    )
+    assert len(urls) >= 2 * len(alerts())
+    for url in urls:
+        document, _, anchor = url.removeprefix(f"{base}/").partition("#")
+        assert url.startswith(f"{base}/"), f"{url} is not under the runbook base {base}"
+        assert (ROOT / document).resolve() == OPERATIONS.resolve(), url
+        assert anchor in anchors, f"{url}: docs/operations.md has no heading #{anchor}"
+
+
+def test_runbook_urls_are_rewritten_from_the_base() -> None:
+    """Changing the one runbook base line moves every runbook_url to the new base (a trailing
+    slash or not), and changes nothing else."""
+    generator = prometheusrule_py()
+    text = ALERTS.read_text(encoding="utf-8")
+    old = generator.runbook_base(text)
+    assert generator.with_runbook_urls(text, old) == text
+    moved = text.replace(f"# runbook base: {old}", "# runbook base: https://git.test/r/-/blob/v1/")
+    rewritten = generator.with_runbook_urls(moved, generator.runbook_base(moved))
+    assert re.findall(r"runbook_url: *(\S+)", rewritten) == [
+        f"https://git.test/r/-/blob/v1/docs/operations.md#{rule['alert'].lower()}"
+        for rule in alerts()
+    ]
+    masked = re.compile(r"runbook_url: *\S+")
+    assert masked.sub("runbook_url:", rewritten) == masked.sub("runbook_url:", moved)

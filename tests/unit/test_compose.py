@@ -1,5 +1,6 @@
 """docker-compose.yml, deploy/Dockerfile and the Prometheus config agree with each other and with
-the settings. Nothing here needs Docker: the files are parsed and compared, never run."""
+the settings, and every service follows the stack's rules (healthcheck, restart policy, pinned
+image, stop timeout). Nothing here needs Docker: the files are parsed and compared, never run."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict
 
+from worker.api.server import graceful_shutdown_seconds
+from worker.process import SHUTDOWN_DEADLINE_SECONDS
 from worker.settings import ENV_PREFIX, Settings, load_settings
 
 ROOT = Path(__file__).parents[2]
@@ -24,8 +27,14 @@ PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 SERVICES_SH = ROOT / "deploy" / "local" / "services.sh"
 PYPROJECT = ROOT / "pyproject.toml"
 
-SERVICES = ("kafka", "postgres", "migrate", "worker", "api", "prometheus")
+SERVICES = ("kafka", "postgres", "migrate", "worker", "api", "prometheus", "grafana")
 WORKER_IMAGE_SERVICES = ("migrate", "worker", "api")
+ONE_SHOT = ("migrate",)  # runs to completion; every other service runs until stopped
+# An exact version: major.minor.patch, or major.minor for PostgreSQL (whose minor releases are
+# its patch releases since 10). An optional digest fixes the build as well.
+EXACT_TAG = {"postgres": r"\d+\.\d+"}
+EXACT_TAG_DEFAULT = r"v?\d+\.\d+\.\d+"
+DIGEST = r"sha256:[0-9a-f]{64}"
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -122,6 +131,19 @@ def instruction_args(keyword: str) -> list[str]:
     return [arguments for found, arguments in dockerfile() if found == keyword]
 
 
+def duration_seconds(value: str) -> float:
+    """A Compose duration (1m30s, 10s, 500ms) in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|m|s)", value)
+    assert parts, f"not a duration: {value!r}"
+    assert "".join(n + u for n, u in parts) == value, f"not a duration: {value!r}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def long_running() -> list[str]:
+    return [name for name in services() if name not in ONE_SHOT]
+
+
 def services_sh_default(variable: str) -> int:
     match = re.search(rf"^\w+=\$\{{{variable}:-(\d+)\}}$", SERVICES_SH.read_text(), re.MULTILINE)
     assert match, f"{variable} default not found in {SERVICES_SH.name}"
@@ -132,9 +154,60 @@ def services_sh_default(variable: str) -> int:
 
 
 def test_the_stack_has_its_services() -> None:
-    """Kafka, PostgreSQL, the one-shot migration, the worker and Prometheus."""
+    """Kafka, PostgreSQL, the one-shot migration, the worker, the API, Prometheus, Grafana."""
     missing = set(SERVICES) - set(services())
     assert not missing, f"docker-compose.yml lacks {sorted(missing)}"
+
+
+def test_every_service_has_a_healthcheck() -> None:
+    """Each service that runs until stopped says how to probe it (a command, with an interval,
+    timeout and retries); the one-shot migration disables it explicitly."""
+    for name, svc in services().items():
+        check = svc.get("healthcheck")
+        assert check, f"{name} has no healthcheck"
+        if name in ONE_SHOT:
+            assert check == {"disable": True}, name
+            continue
+        assert not check.get("disable", False), name
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+        assert len(check["test"]) > 1, name
+        for field in ("interval", "timeout"):
+            assert duration_seconds(check[field]) > 0, f"{name}: {field}"
+        assert check["retries"] >= 3, name
+
+
+def test_long_running_services_restart_and_the_one_shot_does_not() -> None:
+    """A service that exits on its own (the worker on a fatal error: exit 1) is started again;
+    the migration runs once, so that a failure stops the worker from starting."""
+    for name in long_running():
+        assert service(name).get("restart") == "unless-stopped", f"{name}: no restart policy"
+    for name in ONE_SHOT:
+        assert service(name).get("restart", "no") == "no", name
+
+
+def test_every_pulled_image_names_an_exact_version() -> None:
+    """No `latest`, no floating major (postgres:15): a version that pins a release, with an
+    optional sha256 digest. The roi-worker image is built here, not pulled."""
+    for name, svc in services().items():
+        if "build" in svc:
+            continue
+        reference, _, digest = svc["image"].partition("@")
+        repository, _, tag = reference.rpartition(":")
+        assert repository, f"{name}: {svc['image']} has no tag"
+        assert "/" not in tag, f"{name}: {svc['image']} has no tag"
+        pattern = EXACT_TAG.get(repository, EXACT_TAG_DEFAULT)
+        assert re.fullmatch(pattern, tag), f"{name}: {tag!r} is not an exact version"
+        if digest:
+            assert re.fullmatch(DIGEST, digest), f"{name}: {digest!r} is not a sha256 digest"
+
+
+def test_stop_timeouts_cover_the_graceful_shutdowns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker kills a container stop_grace_period after SIGTERM: after the worker's shutdown
+    deadline and the API's graceful shutdown, not during them."""
+    worker = duration_seconds(service("worker")["stop_grace_period"])
+    assert worker > SHUTDOWN_DEADLINE_SECONDS
+    api = duration_seconds(service("api")["stop_grace_period"])
+    assert api > graceful_shutdown_seconds(settings_of("api", monkeypatch)) + 1
 
 
 def test_every_roi_variable_is_a_setting() -> None:
@@ -279,7 +352,6 @@ def test_migrate_runs_once_and_the_worker_waits_for_it() -> None:
     and once Kafka is healthy."""
     migrate, worker = service("migrate"), service("worker")
     assert migrate["command"] == ["migrate"]
-    assert migrate.get("restart", "no") == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert worker["command"] == ["run"]
     assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

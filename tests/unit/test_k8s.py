@@ -1,14 +1,17 @@
-"""deploy/k8s/: the manifests validate against the Kubernetes API schemas (kubernetes-validate,
-offline) and the Prometheus Operator's resource structure, and agree with the image, the
-settings, the alerts and each other. Nothing here needs a cluster."""
+"""deploy/k8s/: the manifests validate against the Kubernetes API schemas (kubernetes-validate and
+kubeconform -strict, offline) and the Prometheus Operator's resource structure, pass kube-score,
+and agree with the image, the settings, the alerts and each other. Nothing here needs a cluster;
+kubeconform and kube-score come from deploy/local/k8s-tools.sh."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from worker.api.server import graceful_shutdown_seconds
 from worker.process import SHUTDOWN_DEADLINE_SECONDS
 from worker.settings import ENV_PREFIX, Settings, load_settings
 
@@ -26,6 +30,8 @@ ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 PYPROJECT = ROOT / "pyproject.toml"
+K8S_TOOLS_SH = ROOT / "deploy" / "local" / "k8s-tools.sh"
+TOOL_TIMEOUT = 600  # seconds; a first run builds each tool with `go install` (~20 s each)
 
 CORE = (
     "configmap.yaml",
@@ -36,7 +42,23 @@ CORE = (
     "service.yaml",
     "deployment-api.yaml",
     "service-api.yaml",
+    "poddisruptionbudget.yaml",
+    "poddisruptionbudget-api.yaml",
+    "networkpolicy.yaml",
 )
+DEPLOYMENTS = ("deployment.yaml", "deployment-api.yaml")
+WORKLOADS = (*DEPLOYMENTS, "job-migrate.yaml")
+EXAMPLES = ("secret.example.yaml", "secret-api.example.yaml")
+# kube-score checks that do not fit, each ignored by a `kube-score/ignore` annotation on the
+# workloads that says why:
+IGNORED_BY_KUBE_SCORE = {
+    # Always would ask the registry at every pod start: an immutable version tag pulled once
+    # per node lets pods restart through a registry outage.
+    "container-image-pull-policy",
+}
+# Optional kube-score checks that the manifests pass, so they are on. The other optional ones
+# want requests equal to limits (Guaranteed QoS): the pods burst on purpose.
+KUBE_SCORE_OPTIONAL = ("container-seccomp-profile", "container-ports-check")
 # The oldest Kubernetes release the manifests are meant for, and the newest the validator knows.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
 WORKER_LABELS = {"app.kubernetes.io/name": "roi-worker", "app.kubernetes.io/component": "worker"}
@@ -68,6 +90,28 @@ def container(name: str) -> dict[str, Any]:
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
+
+
+def applied() -> list[str]:
+    """The files `kubectl apply -k deploy/k8s` applies."""
+    resources = manifest("kustomization.yaml")["resources"]
+    assert isinstance(resources, list)
+    return [str(name) for name in resources]
+
+
+def configured_settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings the pods load: the ConfigMap, and the example Secrets for the secrets."""
+    for variable in list(os.environ):
+        if variable.startswith(ENV_PREFIX):
+            monkeypatch.delenv(variable)
+    given = {
+        **manifest("configmap.yaml")["data"],
+        **manifest("secret.example.yaml")["stringData"],
+        **manifest("secret-api.example.yaml")["stringData"],
+    }
+    for variable, value in given.items():
+        monkeypatch.setenv(variable, value)
+    return load_settings()
 
 
 # ---------------------------------------------------------------------------- schemas
@@ -295,10 +339,10 @@ def test_termination_grace_period_exceeds_the_shutdown_deadline() -> None:
     assert grace >= 20
 
 
-@pytest.mark.parametrize("name", ["deployment.yaml", "deployment-api.yaml", "job-migrate.yaml"])
+@pytest.mark.parametrize("name", WORKLOADS)
 def test_pods_run_as_the_image_user_on_a_read_only_root(name: str) -> None:
     """Non-root as the Dockerfile's uid, read-only root filesystem, no privilege escalation or
-    capabilities, no service-link variables, and bounded resources."""
+    capabilities, no service-link variables, and bounded resources, disk included."""
     pod = pod_spec(name)
     users = re.findall(r"^USER\s+(\d+):(\d+)", DOCKERFILE.read_text(), re.MULTILINE)
     uid, gid = users[-1]
@@ -313,7 +357,8 @@ def test_pods_run_as_the_image_user_on_a_read_only_root(name: str) -> None:
     assert box["allowPrivilegeEscalation"] is False
     assert box["capabilities"]["drop"] == ["ALL"]
     resources = container(name)["resources"]
-    assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
+    kinds = {"cpu", "memory", "ephemeral-storage"}
+    assert set(resources["requests"]) == set(resources["limits"]) == kinds
 
 
 def test_worker_and_migration_run_the_project_image() -> None:
@@ -365,13 +410,7 @@ def test_configuration_loads_as_settings_with_the_url_from_the_secret(
             assert reference["name"] == api_secret["metadata"]["name"]
             assert reference["key"] == variable
             assert reference.get("optional", False) == (variable == "ROI_API_READ_TOKENS")
-    for variable in list(os.environ):
-        if variable.startswith(ENV_PREFIX):
-            monkeypatch.delenv(variable)
-    given = {**config["data"], **secret["stringData"], **api_secret["stringData"]}
-    for variable, value in given.items():
-        monkeypatch.setenv(variable, value)
-    settings = load_settings()
+    settings = configured_settings(monkeypatch)
     assert settings.create_topics is False
     assert settings.write_tokens()
 
@@ -404,3 +443,364 @@ def test_api_serves_on_its_port_behind_its_own_service() -> None:
     )
     (service_port,) = spec["ports"]
     assert service_port["targetPort"] == port["name"]
+
+
+# ---------------------------------------------------------------------------- disruptions
+
+
+KUBELET_LOG_BYTES = 5 * 10 * 2**20  # the kubelet's default container log rotation: 5 x 10 Mi
+UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def quantity_bytes(value: str) -> int:
+    """A Kubernetes binary quantity (64Mi) in bytes."""
+    found = re.fullmatch(r"(\d+)(Ki|Mi|Gi)", value)
+    assert found, f"{value} is not a binary quantity"
+    return int(found[1]) * UNITS[found[2]]
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_ephemeral_storage_limit_holds_the_scratch_volumes_and_the_log(name: str) -> None:
+    """The pod's disk limit covers its emptyDir size limits plus a fully rotated log, so the
+    kubelet evicts it only for a real leak; the request is below the limit."""
+    resources = container(name)["resources"]
+    request = quantity_bytes(resources["requests"]["ephemeral-storage"])
+    limit = quantity_bytes(resources["limits"]["ephemeral-storage"])
+    scratch = sum(
+        quantity_bytes(volume["emptyDir"]["sizeLimit"])
+        for volume in pod_spec(name).get("volumes", [])
+        if "emptyDir" in volume
+    )
+    assert request <= limit
+    assert scratch + KUBELET_LOG_BYTES < limit
+
+
+@pytest.mark.parametrize("name", DEPLOYMENTS)
+def test_each_deployment_has_one_disruption_budget(name: str) -> None:
+    """Exactly one PodDisruptionBudget selects the Deployment's pods (and no other component's):
+    a drain evicts one at a time, fewer than the replicas, and may evict unready ones."""
+    labels = pod_labels(name)
+    budgets = [
+        budget
+        for budget in (manifest(file) for file in applied())
+        if budget["kind"] == "PodDisruptionBudget"
+    ]
+    (budget,) = [b for b in budgets if selects(b["spec"]["selector"]["matchLabels"], labels)]
+    spec = budget["spec"]
+    assert spec["selector"]["matchLabels"] == manifest(name)["spec"]["selector"]["matchLabels"]
+    assert 0 < spec["maxUnavailable"] < manifest(name)["spec"]["replicas"]
+    assert "minAvailable" not in spec
+    assert spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    for other in WORKLOADS:
+        if other != name:
+            assert not selects(spec["selector"]["matchLabels"], pod_labels(other))
+
+
+@pytest.mark.parametrize("name", DEPLOYMENTS)
+def test_replicas_prefer_different_nodes(name: str) -> None:
+    """A preferred (not required: one node still runs them all) anti-affinity by hostname
+    against the Deployment's own pods."""
+    anti = pod_spec(name)["affinity"]["podAntiAffinity"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in anti
+    (term,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    affinity = term["podAffinityTerm"]
+    assert affinity["topologyKey"] == "kubernetes.io/hostname"
+    assert affinity["labelSelector"] == manifest(name)["spec"]["selector"]
+    assert 1 <= term["weight"] <= 100
+
+
+def test_api_stops_after_its_endpoints_are_gone_and_within_the_grace_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A preStop sleep lets the endpoint removal spread before SIGTERM; the grace period, which
+    counts from the hook, covers the sleep plus the API's graceful shutdown with room to exit."""
+    settings = configured_settings(monkeypatch)
+    pre_stop = container("deployment-api.yaml")["lifecycle"]["preStop"]
+    assert set(pre_stop) == {"sleep"}
+    sleep = pre_stop["sleep"]["seconds"]
+    assert 3 <= sleep <= 10
+    grace = pod_spec("deployment-api.yaml")["terminationGracePeriodSeconds"]
+    assert grace >= sleep + graceful_shutdown_seconds(settings) + 5
+
+
+# ---------------------------------------------------------------------------- NetworkPolicy
+
+
+def ports(rules: list[dict[str, Any]]) -> set[tuple[str, int]]:
+    return {(port.get("protocol", "TCP"), port["port"]) for rule in rules for port in rule["ports"]}
+
+
+def test_network_policy_covers_every_pod_in_and_out() -> None:
+    """One NetworkPolicy selects the workers, the API and the migration Job, for ingress and
+    egress: a pod it did not select would keep the cluster's allow-all default."""
+    policies = [manifest(file) for file in applied() if manifest(file)["kind"] == "NetworkPolicy"]
+    (policy,) = policies
+    spec = policy["spec"]
+    assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
+    for name in WORKLOADS:
+        assert selects(spec["podSelector"]["matchLabels"], pod_labels(name)), name
+
+
+def test_network_policy_lets_in_only_the_metrics_and_api_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ingress: the workers' metrics port and the API's port, the containerPorts and settings."""
+    settings = configured_settings(monkeypatch)
+    spec = manifest("networkpolicy.yaml")["spec"]
+    container_ports = {
+        ("TCP", port["containerPort"]) for name in DEPLOYMENTS for port in container(name)["ports"]
+    }
+    assert ports(spec["ingress"]) == container_ports
+    assert container_ports == {("TCP", settings.metrics_port), ("TCP", settings.api_port)}
+
+
+def test_network_policy_lets_out_dns_kafka_and_postgresql(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Egress: DNS (UDP and TCP), the ports of ROI_KAFKA_BOOTSTRAP_SERVERS and of
+    ROI_DATABASE_URL, and nothing else."""
+    settings = configured_settings(monkeypatch)
+    kafka = {
+        ("TCP", int(server.rpartition(":")[2]))
+        for server in settings.kafka_bootstrap_servers.split(",")
+    }
+    database = re.search(r"@[^/:]+:(\d+)/", settings.database_url.get_secret_value())
+    assert database
+    expected = {("UDP", 53), ("TCP", 53), *kafka, ("TCP", int(database[1]))}
+    assert ports(manifest("networkpolicy.yaml")["spec"]["egress"]) == expected
+
+
+# ---------------------------------------------------------------------------- kubeconform
+
+
+def k8s_tool(name: str) -> str:
+    """The path of a working tool, built by deploy/local/k8s-tools.sh when missing."""
+    found = subprocess.run(
+        [str(K8S_TOOLS_SH), name], capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False
+    )
+    if found.returncode != 0:
+        pytest.fail(f"deploy/local/k8s-tools.sh {name} failed:\n{found.stderr}", pytrace=False)
+    return found.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def kubeconform() -> str:
+    return k8s_tool("kubeconform")
+
+
+@pytest.fixture(scope="module")
+def kube_score() -> str:
+    return k8s_tool("kube-score")
+
+
+def full_version(version: str) -> str:
+    """1.30 -> 1.30.0: the release whose schemas kubernetes-validate ships for that version."""
+    minor = kubernetes_validate.utils.major_minor(version)
+    (found,) = {v for v in kubernetes_validate.utils.all_versions() if v.startswith(f"{minor}.")}
+    return str(found)
+
+
+def schema_file(api_version: str, kind: str) -> str:
+    """kubeconform's file name for a kind: deployment-apps-v1.json, service-v1.json (the first
+    part of the group only, as kubernetes-validate names its files too)."""
+    group, _, version = api_version.rpartition("/")
+    suffix = f"-{group.split('.')[0]}-{version}" if group else f"-{version}"
+    return f"{kind.lower()}{suffix}.json"
+
+
+def references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value.partition("#/$defs/")[2]
+            else:
+                yield from references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from references(value)
+
+
+def local_references(node: Any) -> Any:
+    """The schema with every reference into _definitions.json made one into its own $defs."""
+    if isinstance(node, dict):
+        return {
+            key: (
+                "#/$defs/" + value.partition("#/$defs/")[2]
+                if key == "$ref" and isinstance(value, str)
+                else local_references(value)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [local_references(value) for value in node]
+    return node
+
+
+def standalone_schema(version: str, name: str) -> dict[str, Any]:
+    """kubernetes-validate's strict schema of one kind, with the definitions it reaches copied
+    in: its own references point at https://kubernetes.io/api/_definitions.json, which
+    kubeconform would fetch over the network."""
+    source = (
+        Path(kubernetes_validate.__file__).parent
+        / "kubernetes-json-schema"
+        / f"v{version}-local-strict"
+    )
+    schema = json.loads((source / name).read_text(encoding="utf-8"))
+    definitions = json.loads((source / "_definitions.json").read_text(encoding="utf-8"))["$defs"]
+    needed: set[str] = set()
+    pending = list(references(schema))
+    while pending:
+        definition = pending.pop()
+        if definition not in needed:
+            needed.add(definition)
+            pending.extend(references(definitions[definition]))
+    schema.pop("$id", None)
+    standalone = local_references(schema)
+    standalone["$defs"] = {key: local_references(definitions[key]) for key in sorted(needed)}
+    assert isinstance(standalone, dict)
+    return standalone
+
+
+@pytest.fixture(scope="module")
+def schema_location(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A kubeconform -schema-location laid out like its default one (<version>-standalone-strict/
+    <kind file>), written from kubernetes-validate's schemas for every kind the manifests use,
+    and from this module's CRD structures for the Prometheus Operator's kinds."""
+    root = tmp_path_factory.mktemp("kubeconform-schemas")
+    documents = [manifest(name) for name in (*applied(), *EXAMPLES)]
+    operator = {"PodMonitor": POD_MONITOR, "PrometheusRule": PROMETHEUS_RULE}
+    for version in KUBERNETES_VERSIONS:
+        directory = root / f"v{full_version(version)}-standalone-strict"
+        directory.mkdir()
+        for document in documents:
+            name = schema_file(document["apiVersion"], document["kind"])
+            schema = operator.get(document["kind"]) or standalone_schema(
+                full_version(version), name
+            )
+            (directory / name).write_text(json.dumps(schema), encoding="utf-8")
+    return (
+        f"{root}/{{{{ .NormalizedKubernetesVersion }}}}-standalone{{{{ .StrictSuffix }}}}"
+        "/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+    )
+
+
+def run_kubeconform(
+    kubeconform: str, schema_location: str, version: str, files: list[Path]
+) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [
+            kubeconform,
+            "-strict",
+            "-summary",
+            "-output",
+            "json",
+            "-kubernetes-version",
+            full_version(version),
+            "-schema-location",
+            schema_location,
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    report = json.loads(done.stdout)
+    assert isinstance(report, dict), done.stdout + done.stderr
+    return done.returncode, report
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_kubeconform_strict_accepts_every_manifest(
+    kubeconform: str, schema_location: str, version: str
+) -> None:
+    """kubeconform -strict (unknown fields and duplicate keys fail) finds every applied manifest
+    and example Secret valid for the oldest and newest Kubernetes targeted; none is skipped."""
+    files = [K8S / name for name in (*applied(), *EXAMPLES)]
+    returncode, report = run_kubeconform(kubeconform, schema_location, version, files)
+    problems = [
+        f"{found['filename']}: {found['kind']} {found['name']}: {found.get('msg', '')}"
+        for found in report.get("resources") or []
+        if found["status"] != "statusValid"
+    ]
+    assert not problems, "\n".join(problems)
+    assert returncode == 0, json.dumps(report)
+    assert report["summary"] == {
+        "valid": len(files),
+        "invalid": 0,
+        "errors": 0,
+        "skipped": 0,
+    }
+
+
+def test_kubeconform_rejects_an_unknown_field(
+    kubeconform: str, schema_location: str, tmp_path: Path
+) -> None:
+    """The schemas are strict and really used: a misspelt field fails validation."""
+    broken = tmp_path / "deployment.yaml"
+    broken.write_text(
+        (K8S / "deployment.yaml").read_text().replace("revisionHistoryLimit", "revisionHistory")
+    )
+    returncode, report = run_kubeconform(
+        kubeconform, schema_location, KUBERNETES_VERSIONS[0], [broken]
+    )
+    assert returncode == 1
+    assert report["summary"]["invalid"] == 1
+    assert "revisionHistory" in report["resources"][0]["msg"]
+
+
+# ---------------------------------------------------------------------------- kube-score
+
+
+def run_kube_score(kube_score: str, files: list[Path]) -> subprocess.CompletedProcess[str]:
+    optional = [arg for check in KUBE_SCORE_OPTIONAL for arg in ("--enable-optional-test", check)]
+    return subprocess.run(
+        [
+            kube_score,
+            "score",
+            "--output-format",
+            "ci",
+            "--exit-one-on-warning",
+            "--kubernetes-version",
+            f"v{KUBERNETES_VERSIONS[0]}",
+            *optional,
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_kube_score_passes_the_applied_manifests(kube_score: str) -> None:
+    """kube-score finds no warning or critical in what kustomize applies, together (so that it
+    sees which Service, PodDisruptionBudget and NetworkPolicy select which pods)."""
+    done = run_kube_score(kube_score, [K8S / name for name in applied()])
+    problems = [
+        line for line in done.stdout.splitlines() if line.startswith(("[WARNING]", "[CRITICAL]"))
+    ]
+    assert not problems, "\n".join(problems)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[OK]" in done.stdout
+
+
+def test_kube_score_fails_a_deployment_alone(kube_score: str) -> None:
+    """The run above can fail: the worker Deployment without its budget and policy does."""
+    done = run_kube_score(kube_score, [K8S / "deployment.yaml"])
+    assert done.returncode == 1
+    assert "[CRITICAL]" in done.stdout
+
+
+def test_kube_score_ignores_only_the_checks_said_to_be_ignored() -> None:
+    """The `kube-score/ignore` annotations name exactly the checks of IGNORED_BY_KUBE_SCORE, on
+    every workload, so that ignoring another one is a decision made (and explained) there."""
+    for name in applied():
+        annotations = manifest(name)["metadata"].get("annotations", {})
+        ignored = {
+            check.strip()
+            for check in annotations.get("kube-score/ignore", "").split(",")
+            if check.strip()
+        }
+        expected = IGNORED_BY_KUBE_SCORE if name in WORKLOADS else set()
+        assert ignored == expected, name
