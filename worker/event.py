@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from worker import json_codec
+from worker import json_codec, range_patterns
 
 SCHEMA_VERSION: Final = 1
 
@@ -55,6 +55,12 @@ _RFC3339 = re.compile(_RFC3339_RE)
 _RFC3339_NAIVE = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?$"
 )
+# What the schema states: the date-times _executed_at parses (valid days and times only), in the
+# years it can accept: 1999 holds the first instants of 2000 in UTC, and 2999 is far ahead of
+# any clock. The rest (not before 2000-01-01 UTC, at most 1 day ahead) is checked at run time.
+EXECUTED_AT_SCHEMA_RE: Final = "^" + range_patterns.date_time(1999, 2999) + "$"
+# Text with no NUL; an unpaired surrogate, refused too, has no portable pattern.
+STORABLE_TEXT_RE: Final = r"^[^\u0000]*$"
 
 
 def _fail(rule: str, message: str) -> PydanticCustomError:
@@ -151,11 +157,22 @@ def _tokens(value: object) -> int:
     return int(value)
 
 
+def decimal_string_pattern(maximum: Decimal, places: int) -> str:
+    """The decimal strings from 0 to `maximum` (a power of ten) with at most `places` decimal
+    places, leading zeros allowed: what _usd takes of a string."""
+    digits = len(str(int(maximum))) - 1
+    if maximum != Decimal(10) ** digits or digits < 1:
+        raise ValueError(f"{maximum} is not a power of ten above 1")
+    below = f"[0-9]{{1,{digits}}}(\\.[0-9]{{1,{places}}})?"
+    return f"^0*({below}|{int(maximum)}(\\.0{{1,{places}}})?)$"
+
+
+USD_STRING_RE: Final = decimal_string_pattern(MAX_USD, MAX_DECIMAL_PLACES)
 _SECONDS_SCHEMA = {"type": "number", "minimum": 0, "maximum": int(MAX_SECONDS)}
 _USD_SCHEMA = {
     "anyOf": [
         {"type": "number", "minimum": 0, "maximum": int(MAX_USD)},
-        {"type": "string", "pattern": _DECIMAL_STRING_RE},
+        {"type": "string", "pattern": USD_STRING_RE},
     ],
 }
 
@@ -238,12 +255,21 @@ def _text(max_length: int, *, allow_empty: bool) -> Callable[[object], str]:
 Identifier = Annotated[
     str,
     PlainValidator(_text(MAX_ID_LENGTH, allow_empty=False)),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_LENGTH,
+            "pattern": STORABLE_TEXT_RE,
+        }
+    ),
 ]
 ErrorMessage = Annotated[
     str,
     PlainValidator(_text(MAX_ERROR_MESSAGE_LENGTH, allow_empty=True)),
-    WithJsonSchema({"type": "string", "maxLength": MAX_ERROR_MESSAGE_LENGTH}),
+    WithJsonSchema(
+        {"type": "string", "maxLength": MAX_ERROR_MESSAGE_LENGTH, "pattern": STORABLE_TEXT_RE}
+    ),
 ]
 
 
@@ -345,7 +371,9 @@ def _now(info: ValidationInfo) -> datetime:
 ExecutedAt = Annotated[
     datetime,
     PlainValidator(_executed_at),
-    WithJsonSchema({"type": "string", "format": "date-time", "pattern": _RFC3339_RE}),
+    # No "format": "date-time": that format has no space between date and time, which is
+    # accepted; the pattern states the rest of RFC 3339.
+    WithJsonSchema({"type": "string", "pattern": EXECUTED_AT_SCHEMA_RE}),
 ]
 
 
@@ -362,7 +390,19 @@ class ExecutionEvent(BaseModel):
         frozen=True,
         extra="allow",
         title="ExecutionEvent",
-        json_schema_extra={"additionalProperties": True},
+        json_schema_extra={
+            "description": "One run of an automation pattern (event contract v1), published "
+            "as a UTF-8 JSON object with message key = pattern_id. Unknown fields are kept. "
+            "Checked when the event is read, beyond what this schema can state: executed_at is "
+            "not before 2000-01-01T00:00:00Z nor more than 1 day ahead of the reader's clock; "
+            f"a number has at most {MAX_DECIMAL_PLACES} decimal places as written, its exponent "
+            f"included (1e-{MAX_DECIMAL_PLACES + 1} and 2.5e-{MAX_DECIMAL_PLACES} are "
+            "refused), and an exponent within about 10**18; attributes take at most "
+            f"{MAX_ATTRIBUTES_BYTES} bytes and the unknown fields together at most "
+            f"{MAX_UNKNOWN_FIELDS_BYTES} bytes as compact UTF-8 JSON; no string or key holds "
+            "an unpaired UTF-16 surrogate; no object repeats a key; JSON nests at most "
+            f"{json_codec.MAX_DEPTH} levels.",
+        },
     )
 
     schema_version: SchemaVersion = Field(description="Contract version; this schema is 1.")
@@ -454,6 +494,35 @@ class ExecutionEvent(BaseModel):
     def to_json(self) -> bytes:
         """The event as the UTF-8 JSON a producer publishes: exact numbers, no floats."""
         return json_codec.dumps(self.to_document()).encode()
+
+
+# Free-form JSON as json_codec.dumps takes it: no NUL in a string or key, at any depth (sizes
+# and nesting are checked at run time). Recursive, so added after pydantic, which refuses a
+# "$ref" it did not write.
+_STORABLE_OBJECT: Final = {
+    "propertyNames": {"pattern": STORABLE_TEXT_RE},
+    "additionalProperties": {"$ref": "#/$defs/JsonValue"},
+}
+_JSON_VALUE: Final = {
+    "anyOf": [
+        {"type": ["null", "boolean", "number"]},
+        {"type": "string", "pattern": STORABLE_TEXT_RE},
+        {"type": "array", "items": {"$ref": "#/$defs/JsonValue"}},
+        {"type": "object", **_STORABLE_OBJECT},
+    ]
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the model (draft 2020-12, without `$schema` and `$id`), with its
+    free-form values (attributes, unknown fields) held to storable JSON."""
+    schema = ExecutionEvent.model_json_schema(mode="validation")
+    schema.update(_STORABLE_OBJECT)
+    schema["$defs"] = {**schema.get("$defs", {}), "JsonValue": _JSON_VALUE}
+    for branch in schema["properties"]["attributes"]["anyOf"]:
+        if branch.get("type") == "object":
+            branch.update(_STORABLE_OBJECT)
+    return schema
 
 
 _MAX_NAME_QUOTED: Final = 60

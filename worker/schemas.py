@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from worker.event import ExecutionEvent
+from worker import event
 from worker.report_document import ReportDocument
 
 EXECUTION_EVENT_V1 = "execution-event.v1.json"
@@ -16,11 +16,10 @@ ROI_API_V1 = "roi-api.v1.json"
 
 def execution_event_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of event contract v1."""
-    schema = ExecutionEvent.model_json_schema(mode="validation")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:roi-worker:schema:execution-event:v1",
-        **schema,
+        **event.json_schema(),
     }
 
 

@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given
 from jsonschema import Draft202012Validator
 
-from tests.strategies import example_document, valid_documents
+from tests.strategies import NOW, Accepted, accepted_events, example_document, valid_documents
 from worker import json_codec, schemas
+from worker.errors import InvalidEventError
+from worker.validate import parse_event
 
 SCHEMAS_DIR = Path(__file__).parents[2] / "schemas"
 VALIDATOR = Draft202012Validator(schemas.execution_event_schema())
@@ -39,6 +41,66 @@ def test_schema_accepts_every_valid_event(document: dict[str, Any]) -> None:
     """A producer validating with the schema never rejects an event the worker accepts."""
     errors = list(VALIDATOR.iter_errors(as_other_languages_see_it(document)))
     assert not errors, [error.message for error in errors]
+
+
+@given(accepted_events())
+def test_schema_accepts_every_event_the_contract_accepts(accepted: Accepted) -> None:
+    """Extreme values, odd spellings and free-form fields too: the schema is never stricter
+    than the worker."""
+    errors = list(VALIDATOR.iter_errors(as_other_languages_see_it(accepted.document)))
+    assert not errors, [error.message for error in errors]
+
+
+def worker_accepts(text: str) -> bool:
+    try:
+        parse_event(text.encode(), now=NOW)
+    except InvalidEventError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"executed_at": "2024-02-29T00:00:00Z"},
+        {"executed_at": "2025-02-29T00:00:00Z"},
+        {"executed_at": "2100-02-29T00:00:00Z"},
+        {"executed_at": "2026-04-31T00:00:00Z"},
+        {"executed_at": "2026-04-30T23:59:59.123456789-23:59"},
+        {"executed_at": "2026-05-01 12:30:00z"},
+        {"executed_at": "2026-05-01T24:00:00Z"},
+        {"executed_at": "2026-05-01T23:59:60Z"},
+        {"executed_at": "2026-05-01T12:30:00+24:00"},
+        {"executed_at": "2026-05-01T12:30:00.1234567890Z"},
+        {"executed_at": "1999-12-31T23:30:00-01:00"},
+        {"executed_at": "1998-12-31T23:59:59-23:59"},
+        {"actual_cost": "1000000000"},
+        {"actual_cost": "0001000000000.000"},
+        {"actual_cost": "1000000000.01"},
+        {"actual_cost": "999999999.99"},
+        {"actual_cost": "10000000000"},
+        {"actual_cost": "1." + "0" * 40},
+        {"actual_cost": "1." + "0" * 41},
+        {"actual_cost": "0." + "0" * 39 + "1"},
+        {"actual_cost": "1.5e3"},
+        {"workflow_id": "wf\x00"},
+        {"error_message": "\x00"},
+        {"error_message": "\\u0000"},  # the six characters, not NUL
+        {"attributes": {"k": "\x00"}},
+        {"attributes": {"\x00": 1}},
+        {"attributes": {"a": [{"b": ["\x00"]}]}},
+        {"attributes": {"a": [{"b": [None, 1.5, True, "ok"]}]}},
+        {"team": "\x00"},
+        {"team\x00": 1},
+        {"team": {"a": ["\x00"]}},
+        {"team": {"a": [1, "b", None]}},
+    ],
+)
+def test_schema_and_worker_agree_at_the_edges(changes: dict[str, Any]) -> None:
+    """Calendar days, money strings at their caps and places, NUL in any string or key: what
+    the schema states is exactly what the worker checks."""
+    text = json.dumps(example_document(**changes), default=float)  # NUL as the escape \u0000
+    assert VALIDATOR.is_valid(json.loads(text)) == worker_accepts(text)
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ from worker.analytics import (
     read_analytics,
     snapshot,
 )
-from worker.api import security
+from worker.api import openapi, security
 from worker.api.backends import Database, Publisher
 from worker.api.cache import TtlCache
 from worker.api.ingest import MAX_BODY_BYTES, InvalidBodyError, parse_events
@@ -622,7 +622,8 @@ def openapi_document() -> dict[str, Any]:
 
 
 def openapi_schema(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with the event contract the POST body refers to; cached."""
+    """The OpenAPI document, with the event contract the POST body refers to and the rules
+    FastAPI cannot write (worker.api.openapi); cached."""
     if app.openapi_schema is None:
         document = get_openapi(
             title=app.title,
@@ -634,5 +635,6 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
             k: v for k, v in schemas.execution_event_schema().items() if k not in ("$schema", "$id")
         }
         document.setdefault("components", {}).setdefault("schemas", {})["ExecutionEvent"] = event
+        openapi.state_rules(document)
         app.openapi_schema = document
     return app.openapi_schema
