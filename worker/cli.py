@@ -340,7 +340,7 @@ def _schema(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     del args
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     tune_gc_for_throughput()
     pipeline = Pipeline(settings)
     watchdog = ShutdownWatchdog(pipeline.stop)
@@ -359,7 +359,7 @@ def _api(args: argparse.Namespace) -> int:
     from worker.api.server import serve  # noqa: PLC0415
 
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return serve(settings, args.host or settings.api_host, args.port or settings.api_port)
 
 
@@ -371,7 +371,7 @@ def _demo(args: argparse.Namespace) -> int:
         except argparse.ArgumentTypeError as exc:
             raise ConfigurationError(f"DEMO_SECONDS: {exc}") from None
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return run_demo(settings, seconds)
 
 

@@ -117,7 +117,7 @@ def _reason(text: str) -> str:
 
 def _inspect(args: argparse.Namespace) -> int:
     settings = load_settings()
-    configure_command_logging(settings.log_level)
+    configure_command_logging(settings.log_level, settings.log_format)
     topic: str = args.topic or settings.dead_letter_topic
     inspection = admin.inspect(settings, topic, args.samples)
     sys.stdout.write(admin.render_inspection(inspection, args.format))
@@ -126,7 +126,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _redrive(args: argparse.Namespace) -> int:
     settings = load_settings()
-    configure_command_logging(settings.log_level)
+    configure_command_logging(settings.log_level, settings.log_format)
     request = admin.RedriveRequest(
         dlq_topic=args.topic or settings.dead_letter_topic,
         to_topic=args.to_topic or settings.topic,

@@ -146,7 +146,7 @@ def _days(text: str) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     settings = load_settings()
-    configure_command_logging(settings.log_level)
+    configure_command_logging(settings.log_level, settings.log_format)
     tune_gc_for_throughput()
     topic: str = args.topic or settings.topic
     now = datetime.now(UTC)

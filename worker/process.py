@@ -13,12 +13,15 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Final
 
-from worker.redaction import RedactingFormatter
+from pythonjsonlogger.json import JsonFormatter
+
+from worker.redaction import RedactingFormatter, redact
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DEADLINE_SECONDS: Final = 9.0  # we promise an exit within 10 s of SIGTERM
 KAFKA_LOG_INTERVAL_SECONDS: Final = 30.0
+TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Allocations of container objects between two young-generation collections (CPython: 700).
 GC_YOUNG_THRESHOLD: Final = 50_000
 
@@ -36,19 +39,19 @@ def tune_gc_for_throughput() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
-def configure_command_logging(level: str) -> None:
+def configure_command_logging(level: str, log_format: str = "text") -> None:
     """For the operator commands, which end a failure in one line saying what failed:
     kafka-python's reconnect messages would come first, so they show at DEBUG only."""
-    configure_logging(level)
+    configure_logging(level, log_format)
     if level != "DEBUG":
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
-def configure_logging(level: str) -> None:
-    """One line per record on stderr, redacted (worker/redaction.py); kafka-python's chatter
-    only at DEBUG."""
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """One line per record on stderr, as text or as a JSON object (ROI_LOG_FORMAT), redacted
+    (worker/redaction.py); kafka-python's chatter only at DEBUG."""
     output = logging.StreamHandler(sys.stderr)
-    output.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    output.setFormatter(JsonLines() if log_format == "json" else RedactingFormatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[output])
     if level != "DEBUG":
         logging.getLogger("kafka").setLevel(logging.WARNING)
@@ -59,6 +62,31 @@ def configure_logging(level: str) -> None:
         limit = RateLimit("kafka", KAFKA_LOG_INTERVAL_SECONDS)
         for handler in logging.getLogger().handlers:
             handler.addFilter(limit)  # a logger's own filters would miss its children
+
+
+class JsonLines(JsonFormatter):
+    """ROI_LOG_FORMAT=json: one JSON object per record, with stable keys: `time` (ISO 8601,
+    UTC), `level`, `logger`, `message`, and `exc_info` / `stack_info` when there is one. The
+    message and the traceback are redacted before they are encoded (worker/redaction.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        clean = logging.makeLogRecord(record.__dict__)
+        clean.msg, clean.args = redact(record.getMessage()), None
+        if record.exc_info:
+            clean.exc_info, clean.exc_text = (
+                None,
+                redact(str(self.formatException(record.exc_info))),
+            )
+        if record.stack_info:
+            clean.stack_info = redact(str(self.formatStack(record.stack_info)))
+        return redact(super().format(clean))
 
 
 class RateLimit(logging.Filter):

@@ -183,6 +183,7 @@ class Settings(KafkaSettings):
     api_body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     api_max_connections: int = Field(default=256, ge=1, le=100_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("database_url")
     @classmethod
@@ -225,6 +226,11 @@ class Settings(KafkaSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @property
     def dead_letter_topic(self) -> str:
