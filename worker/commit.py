@@ -11,13 +11,26 @@ import time
 from collections.abc import Iterable, Mapping
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from kafka.structs import OffsetAndMetadata
 
 log = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT_MS = 5000
 RETRY_SECONDS = 5.0
+# What a commit gets while the group is rebalancing or after this member lost its partitions.
+REBALANCE_REFUSALS = (
+    CommitFailedError,
+    RebalanceInProgressError,
+    IllegalGenerationError,
+    UnknownMemberIdError,
+)
 
 
 class KafkaCommitter:
@@ -37,7 +50,8 @@ class KafkaCommitter:
         return self._stored.get(partition)
 
     def commit(self, *, force: bool = False) -> bool:
-        """Commits the stored offsets Kafka does not have yet. False if Kafka refused.
+        """Commits the stored offsets Kafka does not have yet. False if Kafka failed; a refusal
+        because of a rebalance is not a failure (True).
 
         After a failure, further attempts wait RETRY_SECONDS (unless `force`), so a flaky
         coordinator does not stall every batch for the commit timeout.
@@ -50,6 +64,12 @@ class KafkaCommitter:
                 {tp: OffsetAndMetadata(o, "", -1) for tp, o in pending.items()},
                 timeout_ms=COMMIT_TIMEOUT_MS,
             )
+        except REBALANCE_REFUSALS as exc:
+            # The group is moving partitions: the next owner starts from the database's
+            # offsets anyway. Part of every rollout, so not a Kafka error.
+            log.info("a rebalance refused the offset commit (the database has them): %s", exc)
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            return True
         except KafkaError as exc:
             log.warning("committing offsets to Kafka failed (the database has them): %s", exc)
             self._retry_at = time.monotonic() + RETRY_SECONDS

@@ -34,6 +34,7 @@ from worker.summaries import SUMS
 log = logging.getLogger(__name__)
 
 OUTCOMES: Final = ("inserted", "duplicate", "invalid", "conflict", "expired")
+REBALANCE_KINDS: Final = ("assigned", "revoked")
 BATCH_SECONDS_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_SIZE_BUCKETS: Final = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
 # From "just now" to a week late: replays of old events land in the top buckets.
@@ -119,9 +120,20 @@ class WorkerMetrics:
         )
         self.kafka_errors = Counter(
             "roi_worker_kafka_errors",
-            "Kafka errors: dead letters not acknowledged, failed commits and offset lookups.",
+            "Kafka errors: dead letters not acknowledged, failed commits and offset lookups "
+            "(not commits a rebalance refused: roi_worker_rebalances_total counts those).",
             registry=registry,
         )
+        self.rebalances = Counter(
+            "roi_worker_rebalances",
+            "Partitions the group assigned to or revoked from this worker, by kind (assigned, "
+            "revoked): a rollout or a scale change makes a few; a steady rise means members keep "
+            "leaving the group.",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in REBALANCE_KINDS:
+            self.rebalances.labels(kind)
         self.ready = Gauge(
             "roi_worker_ready",
             "1 when the worker can store events (as /readyz says); 0 while starting, during an "

@@ -698,6 +698,7 @@ class Pipeline:
         revoked = set(partitions) & self._assigned
         if not revoked:
             return
+        self._metrics.rebalances.labels("revoked").inc()
         self._assigned -= revoked
         self._drop(revoked)
         self._stall.revoked(revoked)
@@ -753,6 +754,7 @@ class Pipeline:
         assigned = set(partitions)
         if not assigned:
             return
+        self._metrics.rebalances.labels("assigned").inc()
         # Runs on kafka-python's IO thread, which must not block: the seek to the stored
         # offsets happens in the loop (_position); until then the partitions stay paused.
         self._assigned |= assigned

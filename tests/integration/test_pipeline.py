@@ -337,6 +337,11 @@ def test_a_worker_storing_back_to_back_lets_another_join(
     wait_caught_up(stream)
     assert_stored_exactly(stream, samples)
     assert "revoked" in first.log()
+    # The rebalance is counted as one, not as Kafka errors (a rollout must not page anyone).
+    assert (first.sample('roi_worker_rebalances_total{kind="revoked"}') or 0) >= 1
+    assert (second.sample('roi_worker_rebalances_total{kind="assigned"}') or 0) >= 1
+    for worker in (first, second):
+        assert worker.sample("roi_worker_kafka_errors_total") == 0
 
 
 def test_a_stream_of_garbage_trips_the_circuit_breaker(
