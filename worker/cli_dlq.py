@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from worker import dead_letter_admin as admin
+from worker.cli_args import add_execute_argument, plans_only
 from worker.errors import InvalidReason
 from worker.process import configure_command_logging
 from worker.settings import load_settings
@@ -52,11 +53,13 @@ def register(commands: Any) -> None:
 
     redrive_cmd = actions.add_parser(
         "redrive",
-        help="re-publish dead letters to ROI_TOPIC after a fix, each at most once",
+        help="re-publish dead letters to ROI_TOPIC after a fix, each at most once; prints the "
+        "plan, applies with --execute",
         description="Re-publishes dead letters to ROI_TOPIC with their original key, value "
         "and headers plus roi.redrive.count and roi.redrive.source, and records each in "
         "redriven_dead_letters, so no letter is redriven twice. An event already redriven "
-        "--max-redrives times is poison and stays. Exit 0 when the whole topic was read.",
+        "--max-redrives times is poison and stays. Without --execute it only prints the plan. "
+        "Exit 0 when the whole topic was read.",
     )
     _topic_argument(redrive_cmd)
     redrive_cmd.add_argument(
@@ -78,11 +81,7 @@ def register(commands: Any) -> None:
         help="leave letters whose event was redriven N times already (default "
         f"{admin.DEFAULT_MAX_REDRIVES})",
     )
-    redrive_cmd.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="count what would be redriven; publish and record nothing",
-    )
+    add_execute_argument(redrive_cmd, "publish the letters and record them as redriven")
     _format_argument(redrive_cmd)
     redrive_cmd.set_defaults(handler=_redrive, usage_error=redrive_cmd.error)
 
@@ -132,7 +131,7 @@ def _redrive(args: argparse.Namespace) -> int:
         to_topic=args.to_topic or settings.topic,
         reason=args.reason,
         max_redrives=args.max_redrives,
-        dry_run=args.dry_run,
+        dry_run=plans_only(args),
     )
     if request.to_topic == request.dlq_topic:
         args.usage_error(f"redriving {request.dlq_topic} into itself; see --to-topic and --topic")

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from worker.cli_args import add_execute_argument, plans_only
 from worker.db import connect
 from worker.errors import ConfigurationError
 from worker.formatting import table
@@ -94,11 +95,12 @@ def register(commands: Any) -> None:
 
     retention_cmd = commands.add_parser(
         "retention",
-        help="delete raw executions older than a horizon; summaries stay exact",
+        help="delete raw executions older than a horizon; summaries stay exact; prints the "
+        "plan, applies with --execute",
         description="Deletes the raw executions from before 00:00 UTC of the day --older-than "
         "days ago, in chunks, keeping their aggregates so every summary (and verify) stays "
         "exact; records the horizon, so events older than it that arrive later are counted "
-        "as expired and not stored.",
+        "as expired and not stored. Without --execute it only prints the plan.",
     )
     retention_cmd.add_argument(
         "--older-than",
@@ -107,9 +109,7 @@ def register(commands: Any) -> None:
         metavar="Nd",
         help="age in days, e.g. 90d",
     )
-    retention_cmd.add_argument(
-        "--dry-run", action="store_true", help="count what would be deleted; change nothing"
-    )
+    add_execute_argument(retention_cmd, "delete the executions and record the horizon")
     retention_cmd.set_defaults(handler=_retention)
 
 
@@ -260,12 +260,15 @@ def _retention(args: argparse.Namespace) -> int:
         result = apply_retention(
             conn,
             horizon,
-            dry_run=args.dry_run,
+            dry_run=plans_only(args),
             progress=lambda deleted: print(f"deleted {deleted:,} ...", file=sys.stderr),
         )
     when = f"{result.horizon.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     if result.dry_run:
-        print(f"dry run: would delete {result.deleted:,} raw executions from before {when}")
+        print(
+            f"plan: would delete {result.deleted:,} raw executions from before {when}; "
+            "nothing changed: add --execute to apply"
+        )
     else:
         print(
             f"deleted {result.deleted:,} raw executions from before {when}; the summaries "

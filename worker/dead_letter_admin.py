@@ -713,7 +713,7 @@ def render_redrive(result: RedriveResult, fmt: Format) -> str:
     if result.failed:
         rows.append(("failed", result.failed, "not acknowledged, not recorded"))
     lines = [
-        f"{'dry run: ' if r.dry_run else ''}redrive of {r.dlq_topic} to {r.to_topic} "
+        f"{'plan: ' if r.dry_run else ''}redrive of {r.dlq_topic} to {r.to_topic} "
         f"({reason}, at most {r.max_redrives} redrives per event)",
         *(f"{name:<17} {count:>9,}  {note}".rstrip() for name, count, note in rows),
     ]
@@ -731,7 +731,7 @@ def render_redrive(result: RedriveResult, fmt: Format) -> str:
         if len(refs) > LISTED_LETTERS:
             lines.append(f"{title}: ... and {len(refs) - LISTED_LETTERS:,} more (--format json)")
     if r.dry_run:
-        lines.append("dry run: nothing was published or recorded")
+        lines.append("nothing was published or recorded: add --execute to apply")
     if not result.complete:
         lines.append("incomplete: the dead-letter topic was not read to its end")
     return "\n".join(lines) + "\n"

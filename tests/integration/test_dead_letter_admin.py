@@ -208,7 +208,7 @@ def test_a_fixed_event_is_stored_once_after_redrive(
         conn.execute("ALTER TABLE pattern_executions DROP CONSTRAINT not_blocked")
     # The running worker's staging table still has the constraint (it copied it when its
     # session began): it must notice the fix by itself, without a restart.
-    report = dlq_json(stream, "redrive", "--reason", "database_rejected")
+    report = dlq_json(stream, "redrive", "--execute", "--reason", "database_rejected")
     assert counts(report) == {"read": 6, "redriven": 5, "filtered_out": 1}
     assert report["complete"] is True
     wait_caught_up(stream)
@@ -242,13 +242,13 @@ def test_a_poison_event_stops_at_the_redrive_limit(
     wait_dead_letters(stream, 1)
 
     for round_ in (1, 2):
-        report = dlq_json(stream, "redrive", "--max-redrives", "2")
+        report = dlq_json(stream, "redrive", "--execute", "--max-redrives", "2")
         expected = {"read": round_, "redriven": 1, "already_redriven": round_ - 1}
         assert counts(report) == {name: n for name, n in expected.items() if n}
         wait_dead_letters(stream, round_ + 1)  # the worker dead-lettered it again
 
     topic_end = end_offsets(stream.bootstrap_servers, stream.topic)
-    report = dlq_json(stream, "redrive", "--max-redrives", "2")
+    report = dlq_json(stream, "redrive", "--execute", "--max-redrives", "2")
     assert counts(report) == {"read": 3, "already_redriven": 2, "poison": 1}
     assert report["poison_letters"][0]["dead_letter"] == f"{stream.dlq_topic}/0@2"
     assert report["poison_letters"][0]["redrive_count"] == 2
@@ -276,7 +276,7 @@ def test_letters_that_still_fail_validation_are_not_published(
     wait_dead_letters(stream, 1)
     topic_end = end_offsets(stream.bootstrap_servers, stream.topic)
     for _ in range(2):
-        report = dlq_json(stream, "redrive")
+        report = dlq_json(stream, "redrive", "--execute")
         assert counts(report) == {"read": 1, "still_invalid": 1}
     assert end_offsets(stream.bootstrap_servers, stream.topic) == topic_end
     assert query(stream.database_url, "SELECT count(*) FROM redriven_dead_letters") == [(0,)]
@@ -285,7 +285,7 @@ def test_letters_that_still_fail_validation_are_not_published(
 def test_a_second_redrive_publishes_nothing_new(stream: Stream) -> None:
     """Each letter is re-published at most once, with our headers replaced and the rest kept."""
     publish_sample_letters(stream)
-    first = dlq_json(stream, "redrive")
+    first = dlq_json(stream, "redrive", "--execute")
     assert counts(first) == {
         "read": 5,
         "redriven": 2,
@@ -312,15 +312,16 @@ def test_a_second_redrive_publishes_nothing_new(stream: Stream) -> None:
     ) == [(0, 1), (1, 1), (4, 2)]
 
     topic_end = end_offsets(stream.bootstrap_servers, stream.topic)
-    second = dlq_json(stream, "redrive")
+    second = dlq_json(stream, "redrive", "--execute")
     assert counts(second) == {"read": 5, "already_redriven": 3, "value_dropped": 1, "poison": 1}
-    by_reason = dlq_json(stream, "redrive", "--reason", "database_rejected")
+    by_reason = dlq_json(stream, "redrive", "--execute", "--reason", "database_rejected")
     assert counts(by_reason) == {"read": 5, "already_redriven": 2, "filtered_out": 3}
     assert end_offsets(stream.bootstrap_servers, stream.topic) == topic_end
 
 
 def test_a_dry_run_publishes_and_records_nothing(stream: Stream) -> None:
-    """--dry-run counts what a redrive would do, and does none of it."""
+    """Without --execute (or with --dry-run), a redrive counts what it would do, and does none
+    of it."""
     publish_sample_letters(stream)
     dry = dlq_json(stream, "redrive", "--dry-run")
     assert dry["dry_run"] is True
@@ -329,8 +330,11 @@ def test_a_dry_run_publishes_and_records_nothing(stream: Stream) -> None:
 
     text = dlq(stream, "redrive", "--dry-run")
     assert text.returncode == 0, text.stderr
-    assert "nothing was published or recorded" in text.stdout
-    real = dlq_json(stream, "redrive")
+    assert "nothing was published or recorded: add --execute to apply" in text.stdout
+    plan = dlq_json(stream, "redrive")  # without --execute: the plan, as with --dry-run
+    assert plan == dry
+    assert end_offsets(stream.bootstrap_servers, stream.topic) == {0: 0, 1: 0, 2: 0}
+    real = dlq_json(stream, "redrive", "--execute")
     assert counts(real) == counts(dry)
 
 
@@ -343,7 +347,7 @@ def test_a_recreated_dead_letter_topic_is_not_mistaken_for_redriven(stream: Stre
             "VALUES (%s, 0, 5, 1)",
             (stream.dlq_topic,),
         )
-    result = dlq(stream, "redrive")
+    result = dlq(stream, "redrive", "--execute")
     assert result.returncode == 1
     assert result.stdout == ""
     [line] = result.stderr.strip().splitlines()
@@ -358,6 +362,7 @@ def test_a_recreated_dead_letter_topic_is_not_mistaken_for_redriven(stream: Stre
         (("--reason", "bogus"), "argument --reason: no reason 'bogus'"),
         (("--max-redrives", "0"), "argument --max-redrives: must be a whole number >= 1"),
         (("--to-topic", "events.dlq"), "redriving events.dlq into itself"),
+        (("--execute", "--dry-run"), "argument --dry-run: not allowed with argument --execute"),
     ],
 )
 def test_bad_redrive_arguments_get_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:

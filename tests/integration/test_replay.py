@@ -784,12 +784,16 @@ def test_retention_then_a_full_replay_counts_nothing_twice(
 
     dry = roi_worker("retention", "--older-than", "10d", "--dry-run")
     assert dry == Outcome(
-        0, f"dry run: would delete {len(old)} raw executions from before {when}\n", ""
+        0,
+        f"plan: would delete {len(old)} raw executions from before {when}; nothing changed: "
+        "add --execute to apply\n",
+        "",
     )
+    assert roi_worker("retention", "--older-than", "10d") == dry  # the plan is the default
     assert stored_ids(url) == ids(samples)
     assert query(url, "SELECT count(*) FROM retention_horizon") == [(0,)]
 
-    deleted = roi_worker("retention", "--older-than", "10d")
+    deleted = roi_worker("retention", "--older-than", "10d", "--execute")
     assert (deleted.code, deleted.out) == (
         0,
         f"deleted {len(old)} raw executions from before {when}; the summaries still count "
@@ -827,7 +831,7 @@ def test_retention_then_a_full_replay_counts_nothing_twice(
     assert summaries(url) == before
 
     # An earlier horizon does not move the recorded one back, nor delete anything.
-    kept = roi_worker("retention", "--older-than", "15d")
+    kept = roi_worker("retention", "--older-than", "15d", "--execute")
     assert kept == Outcome(
         0,
         f"the recorded horizon {when} is later and stays\n"
@@ -840,7 +844,7 @@ def test_retention_then_a_full_replay_counts_nothing_twice(
 
     # A later one moves it forward; the summaries still count everything.
     later = horizon_for(5, now.date())
-    moved = roi_worker("retention", "--older-than", "5d")
+    moved = roi_worker("retention", "--older-than", "5d", "--execute")
     assert moved.code == 0
     assert query(url, "SELECT horizon FROM retention_horizon") == [(later,)]
     assert stored_ids(url) == ids(s for s in samples if executed_at(s) >= later)
