@@ -262,13 +262,20 @@ def register_secrets(variables: Mapping[str, object]) -> None:
             for token in value.split(","):
                 register_secret(token.strip())
             continue
+        # What libpq reads as the password, and what the URL's user-info holds: they differ
+        # when an "@" in the password is not percent-encoded (libpq splits at the first one and
+        # takes the rest for the host, which its errors then quote), so each piece counts too.
+        found = _URL_PASSWORD.search(value)
+        written = found.group(1) if found else None
         try:
-            password = conninfo_to_dict(value).get("password")
+            parsed = conninfo_to_dict(value).get("password")
         except psycopg.ProgrammingError:
-            found = _URL_PASSWORD.search(value)
-            password = found.group(1) if found else None
-        if isinstance(password, str):
-            register_secret(password)
+            parsed = None
+        for password in (parsed, written):
+            if isinstance(password, str):
+                register_secret(password)
+                for piece in password.split("@"):
+                    register_secret(piece)
 
 
 def load_settings(**overrides: Any) -> Settings:

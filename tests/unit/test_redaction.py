@@ -114,3 +114,15 @@ def test_the_stream_masks_a_secret_split_across_writes() -> None:
     assert target.getvalue() == f"one {MASK} two\nthree"
     stream.write("progress Spl1t-secret\r")
     assert target.getvalue().endswith(f"progress {MASK}\r")
+
+
+def test_an_unescaped_at_in_a_url_password_hides_each_piece(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """libpq reads `u:Left-piece@Right-piece@h` as password `Left-piece` and host
+    `Right-piece@h`, which its errors quote: both pieces are secrets."""
+    monkeypatch.setenv("ROI_DATABASE_URL", "postgresql://u:Left-piece@Right-piece@h/db")
+    load_settings()
+    shown = redact("failed to resolve host 'Right-piece@h': Name or service not known")
+    assert "Right-piece" not in shown
+    assert "Left-piece" not in redact("password Left-piece")
