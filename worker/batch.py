@@ -16,10 +16,11 @@ from datetime import datetime
 
 from kafka import TopicPartition
 
-from worker.deadletter import DeadLetter, DeadLetterPublisher, Message, Skipped
+from worker.deadletter import DeadLetter, DeadLetterPublisher
 from worker.errors import InvalidEventError, InvalidReason, LockWaitError
+from worker.types import Message, Partition, Skipped, Source
 from worker.validate import parse_event
-from worker.write import BatchWriter, Partition, Source, ValidEvent, WriteResult
+from worker.write import BatchWriter, ValidEvent, WriteResult
 
 
 def _ignore(valid: bool) -> None:

@@ -36,11 +36,26 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError, KafkaError, UnsupportedCodecError
 
-from worker.deadletter import Message, Skipped
 from worker.errors import BrokerUnavailableError, FatalError
 from worker.settings import KafkaSettings
+from worker.types import Message, Skipped
 
 log = logging.getLogger(__name__)
+
+
+def message_of(record: Any) -> Message:
+    """A kafka-python ConsumerRecord as the pipeline's Message: the edge past which no client
+    type goes."""
+    return Message(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp,
+        record.key,
+        record.value,
+        list(record.headers or ()),
+    )
+
 
 PROBE_POLL_MS: Final = 200
 PROBE_SECONDS: Final = 15.0  # to read one offset, before the broker counts as unavailable
@@ -116,7 +131,7 @@ class RecordReader:
             messages = self._undecodable(exc, max_records)
         else:
             self._unexplained = False
-            messages = [Message.of_record(r) for records in polled.values() for r in records]
+            messages = [message_of(r) for records in polled.values() for r in records]
             for tp, records in polled.items():
                 self._reached[tp] = records[-1].offset + 1
         return messages

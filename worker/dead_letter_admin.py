@@ -40,15 +40,15 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from worker.db import connect
-from worker.deadletter import HEADER_PREFIXES, Message
+from worker.deadletter import HEADER_PREFIXES
 from worker.errors import BrokerUnavailableError, FatalError, InvalidEventError, InvalidReason
 from worker.settings import Settings
 from worker.topic_range import PartitionRange, RangeReader, bounds, open_consumer, partitions_of
+from worker.types import REDRIVE_PREFIX, DeadLetterHeader, Message, Source
 from worker.validate import parse_event
 
-REDRIVE_PREFIX: Final = "roi.redrive."
-COUNT_HEADER: Final = "roi.redrive.count"  # times the event was redriven (ASCII decimal)
-SOURCE_HEADER: Final = "roi.redrive.source"  # the dead letter it was redriven from
+COUNT_HEADER: Final = DeadLetterHeader.REDRIVE_COUNT
+SOURCE_HEADER: Final = DeadLetterHeader.REDRIVE_SOURCE
 DEFAULT_MAX_REDRIVES: Final = 3
 DEFAULT_SAMPLES: Final = 3
 PREVIEW_BYTES: Final = 200  # of a sample's key and value
@@ -74,7 +74,6 @@ RECORDED_ENDS: Final = """
 """
 
 Format = Literal["text", "json"]
-Source = tuple[str, int, int]  # topic, partition, offset of the message that was dead-lettered
 
 
 # ---------------------------------------------------------------------------- letters
@@ -88,7 +87,7 @@ class Letter:
     reason: str  # roi.error.reason; "" when missing (not written by the worker)
     error: str
     fields: str
-    source: Source | None  # None when the roi.source.* headers are missing
+    source: Source | None  # where it was dead-lettered from; None without roi.source.* headers
     source_timestamp: int | None  # milliseconds since the epoch
     redrive_count: int  # 0 for an event never redriven
     value_dropped_bytes: int | None
@@ -101,20 +100,20 @@ class Letter:
             headers[name] = value or b""
             if name == COUNT_HEADER and (count := _decimal(value)) is not None:
                 counts.append(count)
-        topic = _text(headers.get("roi.source.topic"))
-        partition = _decimal(headers.get("roi.source.partition"))
-        offset = _decimal(headers.get("roi.source.offset"))
+        topic = _text(headers.get(DeadLetterHeader.SOURCE_TOPIC))
+        partition = _decimal(headers.get(DeadLetterHeader.SOURCE_PARTITION))
+        offset = _decimal(headers.get(DeadLetterHeader.SOURCE_OFFSET))
         return cls(
             message=message,
-            reason=_text(headers.get("roi.error.reason")),
-            error=message.undecodable or _text(headers.get("roi.error.message")),
-            fields=_text(headers.get("roi.error.fields")),
-            source=(topic, partition, offset)
+            reason=_text(headers.get(DeadLetterHeader.REASON)),
+            error=message.undecodable or _text(headers.get(DeadLetterHeader.MESSAGE)),
+            fields=_text(headers.get(DeadLetterHeader.FIELDS)),
+            source=Source(topic, partition, offset)
             if topic and partition is not None and offset is not None
             else None,
-            source_timestamp=_decimal(headers.get("roi.source.timestamp")),
+            source_timestamp=_decimal(headers.get(DeadLetterHeader.SOURCE_TIMESTAMP)),
             redrive_count=max(counts, default=0),  # several: the largest, never a reset
-            value_dropped_bytes=_decimal(headers.get("roi.error.value_dropped_bytes")),
+            value_dropped_bytes=_decimal(headers.get(DeadLetterHeader.VALUE_DROPPED_BYTES)),
         )
 
     @property
@@ -690,7 +689,7 @@ def _times(count: int) -> str:
 def _identity(letter: Letter) -> Source:
     """The source it was dead-lettered from; the letter itself when that is unknown."""
     m = letter.message
-    return letter.source or (m.topic, m.partition, m.offset)
+    return letter.source or Source(m.topic, m.partition, m.offset)
 
 
 def render_redrive(result: RedriveResult, fmt: Format) -> str:

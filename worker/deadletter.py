@@ -17,69 +17,22 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from worker.errors import BrokerUnavailableError, FatalError
+from worker.types import ERROR_PREFIX, SOURCE_PREFIX, DeadLetterHeader, Message
 
 log = logging.getLogger(__name__)
 
-HEADER_PREFIXES: Final = ("roi.error.", "roi.source.")
+HEADER_PREFIXES: Final = (ERROR_PREFIX, SOURCE_PREFIX)
 MAX_MESSAGE_BYTES: Final = 4096  # of roi.error.message; field errors can be long
 HEADROOM_BYTES: Final = 16384  # for our headers and the record overhead
 CLOSE_TIMEOUT_SECONDS: Final = 2.0
 
 Headers = list[tuple[str, bytes]]
-SourceHeaders = list[tuple[str, bytes | None]]  # as consumed: Kafka allows null values
-
-
-class Message(NamedTuple):  # one per consumed message: cheaper to make than a dataclass
-    """A consumed message, as much of it as the pipeline and its dead letters need."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int  # milliseconds since the epoch
-    key: bytes | None
-    value: bytes | None
-    headers: SourceHeaders
-    # Set when the client could not read the record at this offset at all: its error. Key,
-    # value and headers are then unknown (None, None, []), and so is the timestamp (-1).
-    undecodable: str | None = None
-
-    @classmethod
-    def of_record(cls, record: Any) -> Message:
-        """From a kafka-python ConsumerRecord."""
-        return cls(
-            record.topic,
-            record.partition,
-            record.offset,
-            record.timestamp,
-            record.key,
-            record.value,
-            list(record.headers or ()),
-        )
-
-    @classmethod
-    def of_undecodable(cls, topic: str, partition: int, offset: int, error: str) -> Message:
-        """The offset of a record the client cannot decode: dead-lettered, never stored."""
-        return cls(topic, partition, offset, -1, None, None, [], error)
-
-
-class Skipped(Message):
-    """Not a message: the consumer read its partition up to `offset` (inclusive) and found
-    nothing more for the pipeline there (transaction markers, events of aborted transactions,
-    records removed by compaction). They take offsets too, so the next offset to store is
-    `offset + 1`, or the stored offset would stop short of the partition's end.
-    """
-
-    __slots__ = ()
-
-    @classmethod
-    def up_to(cls, topic: str, partition: int, next_offset: int) -> Skipped:
-        return cls(topic, partition, next_offset - 1, -1, None, None, [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +55,15 @@ class DeadLetter:
             error = error[: MAX_MESSAGE_BYTES - 3].decode("utf-8", "ignore").encode() + b"..."
         return [
             *kept,
-            ("roi.error.reason", self.reason.encode()),
-            ("roi.error.message", error),
-            *([("roi.error.fields", self.fields.encode())] if self.fields else []),
-            ("roi.source.topic", source.topic.encode()),
-            ("roi.source.partition", str(source.partition).encode()),
-            ("roi.source.offset", str(source.offset).encode()),
+            (DeadLetterHeader.REASON, self.reason.encode()),
+            (DeadLetterHeader.MESSAGE, error),
+            *([(DeadLetterHeader.FIELDS, self.fields.encode())] if self.fields else []),
+            (DeadLetterHeader.SOURCE_TOPIC, source.topic.encode()),
+            (DeadLetterHeader.SOURCE_PARTITION, str(source.partition).encode()),
+            (DeadLetterHeader.SOURCE_OFFSET, str(source.offset).encode()),
             # Unknown (-1) for a record the client could not decode.
             *(
-                [("roi.source.timestamp", str(source.timestamp).encode())]
+                [(DeadLetterHeader.SOURCE_TIMESTAMP, str(source.timestamp).encode())]
                 if source.timestamp >= 0
                 else []
             ),
@@ -216,7 +169,7 @@ class DeadLetterPublisher:
         value = letter.message.value
         headers = letter.headers()
         if drop_value or _too_large(value, producer):
-            headers.append(("roi.error.value_dropped_bytes", str(len(value or b"")).encode()))
+            headers.append((DeadLetterHeader.VALUE_DROPPED_BYTES, str(len(value or b"")).encode()))
             value = b""
         if letter.message.key is None and value is None:
             value = b""  # the client refuses a record with neither key nor value

@@ -29,6 +29,7 @@ from typing import Any, Final, NamedTuple, Protocol
 import psycopg
 
 from worker.errors import FatalError
+from worker.types import Partition
 
 BATCH: Final = "batch"
 START: Final = "start"  # where the group began the partition
@@ -40,8 +41,6 @@ JUMPS: Final = frozenset({START, RESET, REPLAY})  # rows that set the position, 
 # What became of a message, in the order of the ledger's count columns.
 OUTCOMES: Final = ("inserted", "duplicates", "conflicts", "refused", "expired", "dead_lettered")
 COUNTS: Final = (*OUTCOMES, "skipped")
-
-Partition = tuple[str, int]
 
 _LOCK: Final = """
 SELECT o.topic, o.partition, o.next_offset, o.ledger_offset

@@ -30,10 +30,11 @@ from worker.db import WORKER_SESSION, connect, first_line
 from worker.errors import InvalidReason, RetryableError
 from worker.roi import COST_ANOMALY_FACTOR, Rating, Totals, rate
 from worker.summaries import SUMS
+from worker.types import Outcome
 
 log = logging.getLogger(__name__)
 
-OUTCOMES: Final = ("inserted", "duplicate", "invalid", "conflict", "expired")
+OUTCOMES: Final = tuple(Outcome)
 REBALANCE_KINDS: Final = ("assigned", "revoked")
 BATCH_SECONDS_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_SIZE_BUCKETS: Final = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
@@ -51,10 +52,11 @@ class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.messages = Counter(
             "roi_worker_messages",
-            "Messages processed, by outcome: inserted (new event stored), duplicate (already "
-            "stored, nothing written), invalid (dead-lettered by decode, validate or a database "
-            "constraint), conflict (event_id stored with other content; dead-lettered), expired "
-            "(older than the retention horizon; not stored).",
+            "Messages processed, by outcome (worker.types.Outcome): inserted (new event "
+            "stored), duplicate (already stored, nothing written), conflict (event_id stored "
+            "with other content; dead-lettered), refused (valid, but a database constraint "
+            "refused the row; dead-lettered), expired (older than the retention horizon; not "
+            "stored), invalid (not an event of the contract, or unreadable; dead-lettered).",
             ["outcome"],
             registry=registry,
         )

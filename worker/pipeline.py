@@ -43,7 +43,7 @@ from worker.circuit_breaker import CircuitBreaker
 from worker.commit import KafkaCommitter
 from worker.consumer import RecordReader, new_consumer
 from worker.db import WORKER_SESSION, connect
-from worker.deadletter import DeadLetter, DeadLetterPublisher, Message
+from worker.deadletter import DeadLetter, DeadLetterPublisher
 from worker.errors import (
     BrokerUnavailableError,
     DatabaseUnavailableError,
@@ -57,6 +57,7 @@ from worker.settings import Settings
 from worker.stall import StallWatch
 from worker.status_server import StatusServer, WorkerStatus
 from worker.topics import ensure_topics
+from worker.types import Message, Outcome
 from worker.write import BatchWriter, WriteResult
 
 log = logging.getLogger(__name__)
@@ -437,11 +438,17 @@ class Pipeline:
     ) -> None:
         metrics = self._metrics
         conflicts = sum(r.reason is InvalidReason.CONFLICTING_DUPLICATE for r in result.refused)
-        metrics.messages.labels("inserted").inc(len(result.inserted))
-        metrics.messages.labels("duplicate").inc(len(result.duplicates))
-        metrics.messages.labels("conflict").inc(conflicts)
-        metrics.messages.labels("expired").inc(len(result.expired))
-        metrics.messages.labels("invalid").inc(len(letters) - conflicts)
+        counts = {
+            Outcome.INSERTED: len(result.inserted),
+            Outcome.DUPLICATE: len(result.duplicates),
+            Outcome.CONFLICT: conflicts,
+            Outcome.REFUSED: len(result.refused) - conflicts,
+            Outcome.EXPIRED: len(result.expired),
+            # Every refused row is dead-lettered too; the other letters are invalid messages.
+            Outcome.INVALID: len(letters) - len(result.refused),
+        }
+        for outcome, count in counts.items():
+            metrics.messages.labels(outcome).inc(count)
         for letter in letters:
             metrics.dead_letters.labels(letter.reason).inc()
         for item in result.inserted:

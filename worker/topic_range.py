@@ -20,9 +20,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from worker.consumer import RecordReader, new_consumer
-from worker.deadletter import Message
 from worker.errors import BrokerUnavailableError, ConfigurationError
 from worker.settings import KafkaSettings
+from worker.types import Message
 
 KAFKA_TIMEOUT_MS: Final = 15000
 POLL_MS: Final = 500

@@ -32,6 +32,7 @@ from worker.db import first_line
 from worker.errors import DatabaseUnavailableError, FatalError, InvalidReason, LockWaitError
 from worker.event import ExecutionEvent
 from worker.summaries import DAILY, SUMMARY, WITH_SAVINGS
+from worker.types import Partition, Source
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +103,6 @@ _LOAD_OFFSETS: Final = """
 SELECT topic, partition, next_offset, updated_at FROM consumer_offsets
 WHERE consumer_group = %s AND topic = ANY(%s)
 """
-
-Partition = tuple[str, int]
-
-
-# Named tuples, not frozen dataclasses: one of each is made per consumed event, and a frozen
-# dataclass's __init__ costs several times as much.
-class Source(NamedTuple):
-    """Where a message came from."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 class ValidEvent(NamedTuple):

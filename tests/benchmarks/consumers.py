@@ -34,7 +34,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from worker.batch import prepare
-from worker.deadletter import Message
+from worker.consumer import message_of
 from worker.summaries import SPANS, SUMMARY, SUMS, WITH_SAVINGS
 
 POLL_MS: Final = 200
@@ -131,7 +131,7 @@ def read(topic: str, parse: bool, config: dict[str, Any]) -> dict[str, float]:
 
 
 def _parse(records: list[Any]) -> None:
-    messages = [Message.of_record(record) for record in records]  # as the worker builds them
+    messages = [message_of(record) for record in records]  # as the worker builds them
     batch = prepare(messages, now=datetime.now(UTC), closed=time.monotonic())
     if batch.letters:
         raise ValueError(f"{len(batch.letters)} generated events are invalid: {batch.letters[0]}")

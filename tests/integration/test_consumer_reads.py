@@ -30,10 +30,10 @@ from tests.worker_harness import (
     wait_caught_up,
 )
 from worker.consumer import RecordReader, new_consumer
-from worker.deadletter import Message
 from worker.replay import Replay, plan_replay
 from worker.settings import KafkaSettings, Settings
 from worker.topic_range import open_consumer
+from worker.types import Message
 
 Headers = list[tuple[str, bytes]]
 

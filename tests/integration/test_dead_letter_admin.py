@@ -28,8 +28,9 @@ from tests.worker_harness import (
     wait_caught_up,
 )
 from worker import json_codec
-from worker.deadletter import DeadLetter, Message
+from worker.deadletter import DeadLetter
 from worker.summaries import find_drift
+from worker.types import Message
 
 TRACE = ("traceparent", b"00-abc-01")
 

@@ -25,8 +25,9 @@ from tests.worker_harness import (
     wait_caught_up,
 )
 from worker import json_codec
-from worker.deadletter import DeadLetter, DeadLetterPublisher, Message
+from worker.deadletter import DeadLetter, DeadLetterPublisher
 from worker.summaries import find_drift
+from worker.types import Message
 
 
 def assert_stored_exactly(stream: Stream, samples: list[Sample]) -> None:
@@ -202,7 +203,12 @@ def test_a_row_the_database_refuses_is_isolated(
     assert header["roi.error.reason"] == b"database_rejected"
     assert b"no_poison" in header["roi.error.message"]
     assert_stored_exactly(stream, samples)
-    assert worker.metrics()['roi_worker_dead_letters_total{reason="database_rejected"}'] == 1
+    metrics = worker.metrics()
+    assert metrics['roi_worker_dead_letters_total{reason="database_rejected"}'] == 1
+    # A refused row is `refused`, as in the replay report; not `invalid`.
+    assert metrics['roi_worker_messages_total{outcome="refused"}'] == 1
+    assert metrics['roi_worker_messages_total{outcome="invalid"}'] == 0
+    assert metrics['roi_worker_messages_total{outcome="inserted"}'] == len(samples)
 
 
 def stored_count(stream: Stream) -> int:

@@ -23,10 +23,10 @@ from tests.integration.events import sample_events
 from tests.worker_harness import Stream, WorkerProcess, produce, start, wait_caught_up
 from worker import json_codec
 from worker.batch import prepare, store
-from worker.deadletter import Message
 from worker.migrate import default_migrations_dir, load_migrations, migrate
 from worker.reconcile import Reconciliation, reconcile
 from worker.retention import apply_retention
+from worker.types import Message
 from worker.write import BatchWriter, WriteResult
 
 TOPIC = "ledger-topic"

@@ -28,8 +28,9 @@ from worker import json_codec
 from worker.event import ExecutionEvent
 from worker.migrate import load_migrations, migrate
 from worker.summaries import find_drift
+from worker.types import Source
 from worker.validate import parse_event, validate
-from worker.write import BatchWriter, Source, ValidEvent, WriteResult
+from worker.write import BatchWriter, ValidEvent, WriteResult
 
 # The documented rule (docs/event-contract.md), restated rather than imported, so that the test
 # checks the code against the page.

@@ -39,8 +39,9 @@ from worker import cli
 from worker.event import ExecutionEvent
 from worker.migrate import load_migrations, migrate
 from worker.summaries import Drift, find_drift, rebuild
+from worker.types import Partition, Source
 from worker.validate import validate
-from worker.write import BatchWriter, Partition, Source, ValidEvent, WriteResult
+from worker.write import BatchWriter, ValidEvent, WriteResult
 
 ROOT = Path(__file__).parents[2]
 REPORT_SCHEMA = ROOT / "schemas" / "roi-report.v1.json"

@@ -18,8 +18,9 @@ from worker.analytics import totals_from_row
 from worker.migrate import load_migrations, migrate
 from worker.roi import Totals
 from worker.summaries import SUMS, find_drift
+from worker.types import Source
 from worker.validate import validate
-from worker.write import BatchWriter, Source, ValidEvent
+from worker.write import BatchWriter, ValidEvent
 
 PATTERNS = ("alpha", "beta", "gamma/delta")
 

@@ -25,9 +25,10 @@ from tests.integration.events import sample_events
 from worker.batch import prepare
 from worker.consumer import RecordReader, may_be_undecodable, new_consumer
 from worker.dead_letter_admin import Inspection, Letter
-from worker.deadletter import DeadLetter, Message, Skipped
+from worker.deadletter import DeadLetter
 from worker.errors import FatalError
 from worker.settings import KafkaSettings
+from worker.types import Message, Skipped
 
 WORKER = Path(__file__).parents[2] / "worker"
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from worker.dead_letter_admin import Letter, preview
-from worker.deadletter import DeadLetter, Message
+from worker.deadletter import DeadLetter
+from worker.types import Message
 
 
 def letter(headers: list[tuple[str, bytes | None]]) -> Letter:

@@ -11,10 +11,11 @@ from kafka.errors import KafkaTimeoutError
 from tests.helpers import wait_until
 from tests.strategies import NOW, example_document
 from worker.batch import Batch, prepare
-from worker.deadletter import MAX_MESSAGE_BYTES, DeadLetter, DeadLetterPublisher, Message
+from worker.deadletter import MAX_MESSAGE_BYTES, DeadLetter, DeadLetterPublisher
 from worker.errors import BrokerUnavailableError
+from worker.types import Message, Source
 from worker.validate import validate
-from worker.write import Source, ValidEvent
+from worker.write import ValidEvent
 
 
 def message(

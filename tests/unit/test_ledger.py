@@ -18,7 +18,6 @@ from worker.ledger import (
     UNAUDITED,
     LedgerRow,
     Outcomes,
-    Partition,
     Stored,
     Tally,
     move_rows,
@@ -26,7 +25,7 @@ from worker.ledger import (
     tally,
 )
 from worker.reconcile import Problem, Reconciliation, Row, audit_partition, check_order
-from worker.write import Source
+from worker.types import Partition, Source
 
 T = "events"
 P0, P1 = (T, 0), (T, 1)

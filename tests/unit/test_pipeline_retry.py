@@ -10,9 +10,9 @@ from kafka import TopicPartition
 from tests.strategies import example_document
 from worker import json_codec
 from worker.batch import prepare
-from worker.deadletter import Message
 from worker.pipeline import Pipeline
 from worker.settings import Settings
+from worker.types import Message
 
 
 class _Consumer:

@@ -9,9 +9,9 @@ from typing import Any, cast
 
 from tests.integration.events import BASE_TIME, sample_events
 from worker.batch import prepare, store_around_locks
-from worker.deadletter import Message
 from worker.errors import LockWaitError
-from worker.write import Partition, ValidEvent, WriteResult
+from worker.types import Message, Partition
+from worker.write import ValidEvent, WriteResult
 
 
 class _Writer:
