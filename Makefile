@@ -2,7 +2,7 @@
 # pipeline) and `make test`; both install and start everything they need.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop services-status lint format typecheck unit test soak bench \
+.PHONY: help venv constraints services services-stop services-status lint format typecheck unit test soak bench \
 	bench-api schemas migrate demo api clean
 
 PYTHON ?= python3
@@ -27,13 +27,24 @@ help: ## list the targets
 
 venv: $(VENV)/.installed ## create .venv and install roi-worker with its dev tools
 
-$(VENV)/.installed: pyproject.toml
+# Every version pinned by constraints.txt, so that an install is the same on every machine.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "roi-worker needs Python >= 3.11; set PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
+
+CONSTRAINTS_VENV := .cache/constraints-venv
+constraints: ## re-pin constraints.txt: the newest versions pyproject.toml allows, resolved afresh
+	rm -rf $(CONSTRAINTS_VENV)
+	$(PYTHON) -m venv $(CONSTRAINTS_VENV)
+	$(CONSTRAINTS_VENV)/bin/pip install --quiet --upgrade pip
+	$(CONSTRAINTS_VENV)/bin/pip install --quiet -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; $(CONSTRAINTS_VENV)/bin/pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(CONSTRAINTS_VENV)
 
 services: ## start local Kafka and PostgreSQL (idempotent); writes .local/services.env
 	@$(SERVICES) start
