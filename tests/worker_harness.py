@@ -131,15 +131,21 @@ def produce(
     topic: str,
     messages: Iterable[bytes | tuple[bytes | None, bytes | None] | None],
     headers: list[tuple[str, bytes]] | None = None,
+    partition: int | None = None,
 ) -> int:
-    """Publishes message values (or (key, value) pairs) and waits for every ack."""
+    """Publishes message values (or (key, value) pairs), to `partition` if given (else where
+    the key leads), and waits for every ack."""
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
     count = 0
     try:
         futures = []
         for message in messages:
             key, value = message if isinstance(message, tuple) else (None, message)
-            futures.append(producer.send(topic, key=key, value=value, headers=headers or []))
+            futures.append(
+                producer.send(
+                    topic, key=key, value=value, headers=headers or [], partition=partition
+                )
+            )
             count += 1
         producer.flush(timeout=60)
         for future in futures:

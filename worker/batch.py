@@ -23,8 +23,8 @@ from worker.validate import parse_event
 from worker.write import BatchWriter, ValidEvent, WriteResult
 
 
-def _ignore(valid: bool) -> None:
-    del valid
+def _ignore(message: Message, valid: bool) -> None:
+    del message, valid
 
 
 @dataclass(slots=True)
@@ -70,10 +70,10 @@ def prepare(
     messages: list[Message],
     now: datetime,
     closed: float,
-    on_checked: Callable[[bool], None] = _ignore,
+    on_checked: Callable[[Message, bool], None] = _ignore,
 ) -> Batch:
-    """Decodes and validates; `on_checked(valid)` sees each message's verdict (the circuit
-    breaker; a run of undecodable offsets is one verdict), and may raise to stop everything.
+    """Decodes and validates; `on_checked(message, valid)` sees each message's verdict (the
+    circuit breaker; a run of undecodable offsets is one verdict), and may raise to stop.
     `Skipped` entries are not messages: they only move their partition's next offset
     (Batch.skipped)."""
     valid: list[ValidEvent] = []
@@ -86,7 +86,7 @@ def prepare(
             # One verdict per run: the offsets after a bad record in its record batch cannot
             # be read either, and a corrupt batch of thousands must not open the breaker.
             if after_undecodable != (message.topic, message.partition, message.offset):
-                on_checked(False)
+                on_checked(message, False)
             after_undecodable = (message.topic, message.partition, message.offset + 1)
             reason = InvalidReason.UNDECODABLE_RECORD
             letters.append(DeadLetter(message, reason.value, message.undecodable))
@@ -98,10 +98,10 @@ def prepare(
         try:
             event = parse_event(message.value, now=now)
         except InvalidEventError as exc:
-            on_checked(False)
+            on_checked(message, False)
             letters.append(DeadLetter(message, exc.reason.value, str(exc), exc.rules))
             continue
-        on_checked(True)
+        on_checked(message, True)
         valid.append(ValidEvent.of(event, Source(message.topic, message.partition, message.offset)))
     if skipped:
         kept = [m for m in messages if type(m) is not Skipped]

@@ -113,5 +113,19 @@ class MigrationError(FatalError):
     """The schema cannot be brought up to date safely (changed, unknown or failing migration)."""
 
 
+class SchemaOutdatedError(FatalError):
+    """A table or column the code uses is missing: the schema is older than this release."""
+
+    public: ClassVar[str] = "the database schema is not up to date: run `roi-worker migrate`"
+
+
 class CircuitOpenError(FatalError):
-    """Too many invalid messages in a row: stop rather than flood the dead-letter topic."""
+    """Too many invalid messages in a row: stop consuming rather than flood the dead-letter
+    topic. `partitions`: where the invalid messages came from; `ratio`: their share."""
+
+    def __init__(
+        self, message: str, *, partitions: tuple[tuple[str, int], ...] = (), ratio: float = 1.0
+    ) -> None:
+        super().__init__(message)
+        self.partitions = partitions
+        self.ratio = ratio

@@ -126,6 +126,20 @@ class WorkerMetrics:
             "(not commits a rebalance refused: roi_worker_rebalances_total counts those).",
             registry=registry,
         )
+        self.circuit_open = Gauge(
+            "roi_worker_circuit_open",
+            "1 for a partition whose invalid messages opened the circuit breaker: the worker "
+            "stopped consuming and holds its partitions paused until restarted "
+            "(docs/operations.md, 'Circuit breaker').",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.circuit_ratio = Gauge(
+            "roi_worker_circuit_open_ratio",
+            "The share of invalid messages in the window that opened the circuit breaker "
+            "(0 while it is closed); it opens above ROI_DLQ_MAX_RATIO.",
+            registry=registry,
+        )
         self.rebalances = Counter(
             "roi_worker_rebalances",
             "Partitions the group assigned to or revoked from this worker, by kind (assigned, "

@@ -46,6 +46,7 @@ from worker.db import WORKER_SESSION, connect
 from worker.deadletter import DeadLetter, DeadLetterPublisher
 from worker.errors import (
     BrokerUnavailableError,
+    CircuitOpenError,
     DatabaseUnavailableError,
     FatalError,
     InvalidReason,
@@ -110,6 +111,7 @@ class Pipeline:
         self._unpositioned: set[TopicPartition] = set()
         self._start_offsets: dict[TopicPartition, int] = {}  # where unstored partitions start
         self._degraded: str | None = None
+        self._circuit: str | None = None  # why the circuit breaker opened
         self._backoff = 0.0
         self._consumer_open = False
         self._conn: psycopg.Connection[Any] | None = None
@@ -315,12 +317,17 @@ class Pipeline:
         # Offsets read past without a message (transaction markers) are stored too.
         self._pending += self._reader.skipped()
         if self._pending and not self._stop.is_set():
-            self._batch = prepare(
-                self._pending,
-                now=datetime.now(UTC),
-                closed=time.monotonic(),
-                on_checked=lambda valid: self._breaker.record(invalid=not valid),
-            )
+            try:
+                self._batch = prepare(
+                    self._pending,
+                    now=datetime.now(UTC),
+                    closed=time.monotonic(),
+                    on_checked=lambda message, valid: self._breaker.record(
+                        not valid, (message.topic, message.partition)
+                    ),
+                )
+            except CircuitOpenError as exc:
+                self._open_circuit(exc)
             self._pending, self._pending_bytes = [], 0
 
     def _poll(self, seconds: float, max_records: int) -> None:
@@ -397,7 +404,7 @@ class Pipeline:
         finally:
             if not self._degraded:
                 still = paused & set(self._consumer.assignment())
-                self._consumer.resume(*(still - self._unpositioned))
+                self._resume(still - self._unpositioned)
         return self._store_thread.settled(0)
 
     def _finish_on_stop(self) -> None:
@@ -520,7 +527,7 @@ class Pipeline:
         for tp in partitions:
             self._held.pop(tp, None)
         if not self._degraded:
-            self._consumer.resume(*partitions)
+            self._resume(partitions)
         self._lag_due = 0.0
         log.info(
             "assigned %s",
@@ -565,7 +572,7 @@ class Pipeline:
         log.warning("recovered; resuming consumption")
         self._degraded = None
         self._backoff = 0.0
-        self._consumer.resume(*(set(self._consumer.assignment()) - self._unpositioned))
+        self._resume(set(self._consumer.assignment()) - self._unpositioned)
         self._mark_ready()
 
     def _mark_stopped(self) -> None:
@@ -653,6 +660,32 @@ class Pipeline:
     def _mark_stored(self, tp: TopicPartition, when: float) -> None:
         self._metrics.partition_stored.labels(tp.topic, str(tp.partition)).set(when)
 
+    # ------------------------------------------------------------------ circuit breaker
+
+    def _open_circuit(self, exc: CircuitOpenError) -> None:
+        """Stops consuming, for good in this process, and stays in the group holding the
+        partitions: leaving would hand the same messages to the next replica, whose breaker
+        would open in turn, until none was left. The batch is dropped unstored, so a restart
+        (once the cause is dealt with: docs/operations.md, 'Circuit breaker') reads it again."""
+        if self._circuit is None:
+            log.error(
+                "%s; consumption stopped: this worker keeps its partitions paused, so that "
+                "no other replica is handed the same messages, until it is restarted",
+                exc,
+            )
+        self._circuit = str(exc)
+        for topic, partition in exc.partitions:
+            self._metrics.circuit_open.labels(topic, str(partition)).set(1)
+        self._metrics.circuit_ratio.set(exc.ratio)
+        self._status.set_problem("circuit", str(exc))
+        if self._consumer_open:
+            self._consumer.pause(*self._consumer.assignment())
+
+    def _resume(self, partitions: Iterable[TopicPartition]) -> None:
+        """Resumes fetching, unless the circuit breaker is open."""
+        if self._circuit is None:
+            self._consumer.resume(*partitions)
+
     def _check_stall(self) -> None:
         """A partition with lag that stored nothing for ROI_STALL_SECONDS makes the worker
         stalled, until no partition is stuck and one has made progress since: /readyz fails,
@@ -662,6 +695,9 @@ class Pipeline:
         /healthz fails too, so that an orchestrator restarts it, unless an outage it already
         reports explains the stall: a restart would not help (a worker cannot even start
         without its broker) and its backoff would delay the recovery."""
+        if self._circuit is not None:  # paused on purpose, and handing them back would cascade
+            self._metrics.stalled_partitions.set(0)
+            return
         now = time.monotonic()
         stuck = self._stall.stuck(now)
         self._metrics.stalled_partitions.set(len(stuck))

@@ -350,17 +350,90 @@ def test_a_worker_storing_back_to_back_lets_another_join(
         assert worker.sample("roi_worker_kafka_errors_total") == 0
 
 
-def test_a_stream_of_garbage_trips_the_circuit_breaker(
+def test_a_stream_of_garbage_opens_the_circuit_breaker(
     stream: Stream, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
+    """The worker stops consuming and says why, but stays up and in the group: nothing stored,
+    nothing dead-lettered, not ready, still alive."""
     produce(stream.bootstrap_servers, stream.topic, [b"garbage %d" % i for i in range(300)])
     worker = start(stream, workers, tmp_path)
-    assert worker.wait_exit(timeout=60) == 1
+    wait_until(lambda: circuit_opened(worker), timeout=60, what="the circuit breaker to open")
+    status, reason = worker.get("/readyz")
+    assert status == 503
+    assert "circuit breaker open" in reason
+    assert "ROI_DLQ_MAX_RATIO" in reason
+    assert worker.get("/healthz")[0] == 200  # a restart would hand the messages on
+    assert worker.sample("roi_worker_circuit_open_ratio") == 1.0
+    assert worker.sample("roi_worker_ready") == 0
     log = worker.log()
-    assert "circuit breaker open" in log
-    assert "ROI_DLQ_MAX_RATIO" in log
+    assert "consumption stopped" in log
     assert "Traceback" not in log
     assert query(stream.database_url, "SELECT count(*) FROM consumer_offsets") == [(0,)]
+    assert worker.stop() == 0
+
+
+@pytest.mark.parametrize("stream", [2], indirect=True)
+def test_an_open_breaker_is_not_handed_on_to_the_next_replica(
+    stream: Stream, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    """Two replicas, one partition each; garbage on one partition opens its owner's breaker.
+    That worker keeps the partition (it stays in the group), so the other one is never handed
+    the garbage: it goes on storing its own partition, and its breaker stays closed."""
+    first = start(stream, workers, tmp_path)
+    second = start(stream, workers, tmp_path)
+
+    def owners() -> dict[int, WorkerProcess]:
+        found: dict[int, WorkerProcess] = {}
+        for worker in (first, second):
+            for name in metrics_of(worker):
+                if name.startswith("roi_worker_consumer_lag{"):
+                    found[int(name.split('partition="')[1].split('"')[0])] = worker
+        return found
+
+    wait_until(lambda: len(set(owners().values())) == 2, timeout=90, what="one partition each")
+    tripped, healthy = owners()[0], owners()[1]
+    produce(
+        stream.bootstrap_servers, stream.topic, [b"garbage %d" % i for i in range(300)], partition=0
+    )
+    samples = sample_events(200)
+    produce(stream.bootstrap_servers, stream.topic, [s.value for s in samples], partition=1)
+    wait_until(
+        lambda: (
+            tripped.sample(f'roi_worker_circuit_open{{partition="0",topic="{stream.topic}"}}') == 1
+        ),
+        timeout=60,
+        what="the first breaker to open",
+    )
+    wait_until(lambda: stored_count(stream) == len(samples), timeout=60, what="the other partition")
+    more = sample_events(50, seed=8)
+    produce(stream.bootstrap_servers, stream.topic, [s.value for s in more], partition=1)
+    wait_until(
+        lambda: stored_count(stream) == len(samples) + len(more),
+        timeout=60,
+        what="the healthy replica to go on storing",
+    )
+    tripped.check_running()  # still up, still holding partition 0
+    assert f'roi_worker_consumer_lag{{partition="0",topic="{stream.topic}"}}' in tripped.metrics()
+    assert not circuit_opened(healthy)
+    assert healthy.sample("roi_worker_circuit_open_ratio") == 0
+    assert healthy.get("/readyz")[0] == 200
+
+
+def metrics_of(worker: WorkerProcess) -> dict[str, float]:
+    """The worker's /metrics; empty while the endpoint is not up yet."""
+    worker.check_running()
+    try:
+        return worker.metrics()
+    except OSError:
+        return {}
+
+
+def circuit_opened(worker: WorkerProcess) -> bool:
+    return any(
+        value == 1
+        for name, value in metrics_of(worker).items()
+        if name.startswith("roi_worker_circuit_open{")
+    )
 
 
 def test_invalid_events_spread_thinly_do_not_trip_the_breaker(

@@ -12,7 +12,7 @@ def feed(breaker: CircuitBreaker, outcomes: list[bool]) -> int:
     """Records outcomes; returns how many were recorded before it tripped (len if never)."""
     for index, invalid in enumerate(outcomes):
         try:
-            breaker.record(invalid=invalid)
+            breaker.record(invalid, ("t", 0))
         except CircuitOpenError:
             return index
     return len(outcomes)
@@ -56,3 +56,15 @@ def test_the_error_says_what_happened_and_what_to_do() -> None:
     assert f"{WINDOW} of the last {WINDOW} messages were invalid" in message
     assert "ROI_DLQ_MAX_RATIO=0.25" in message
     assert "ROI_DLQ_MAX_RATIO=0 dead-letters them all" in message
+
+
+def test_the_error_names_the_partitions_and_the_ratio() -> None:
+    """What /readyz and roi_worker_circuit_open report: where the invalid messages came from."""
+    breaker = CircuitBreaker(0.5)
+    for index in range(WINDOW - 1):
+        breaker.record(index % 4 != 0, ("events", index % 2))
+    with pytest.raises(CircuitOpenError) as opened:
+        breaker.record(True, ("events", 1))
+    assert opened.value.partitions == (("events", 0), ("events", 1))
+    assert opened.value.ratio == pytest.approx(0.75)
+    assert "from events/0, events/1" in str(opened.value)

@@ -94,7 +94,7 @@ def test_undecodable_records_are_dead_lettered_and_skipped_offsets_stored() -> N
         ],
         now=NOW,
         closed=0.0,
-        on_checked=verdicts.append,
+        on_checked=lambda _, valid: verdicts.append(valid),
     )
     assert verdicts == [True, False]
     assert [m.offset for m in batch.messages] == [4, 5]

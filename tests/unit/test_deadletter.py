@@ -138,7 +138,9 @@ def test_a_run_of_undecodable_offsets_is_one_verdict_for_the_circuit_breaker() -
     ]
     other = Message.of_undecodable("events", 1, 5, "CorruptRecordError")
     verdicts: list[bool] = []
-    batch = prepare([*run, other], now=NOW, closed=0.0, on_checked=verdicts.append)
+    batch = prepare(
+        [*run, other], now=NOW, closed=0.0, on_checked=lambda _, valid: verdicts.append(valid)
+    )
     assert len(batch.letters) == 61
     assert {letter.reason for letter in batch.letters} == {"undecodable_record"}
     assert verdicts == [False, False]
