@@ -53,6 +53,8 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     output = logging.StreamHandler(sys.stderr)
     output.setFormatter(JsonLines() if log_format == "json" else RedactingFormatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[output])
+    for noisy in ("kafka", "kafka.net.selector"):  # as set below, or as they come at DEBUG
+        logging.getLogger(noisy).setLevel(logging.NOTSET)
     if level != "DEBUG":
         logging.getLogger("kafka").setLevel(logging.WARNING)
         # "Task ... is blocking the event loop": kafka-python's IO thread measured its own step

@@ -945,6 +945,8 @@ def _as_a_new_process() -> Iterator[None]:
     }
     root.handlers.clear()
     root.setLevel(logging.WARNING)
+    for name in levels:  # as a new process has them: what earlier tests' commands set goes
+        logging.getLogger(name).setLevel(logging.NOTSET)
     try:
         yield
     finally:
