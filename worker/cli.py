@@ -20,7 +20,7 @@ import psycopg
 
 from worker import __version__, cli_dlq, cli_offsets, cli_reconcile, cli_replay, schemas
 from worker.analytics import load_analytics, pattern_exists
-from worker.db import connect, first_line
+from worker.db import connect, translate
 from worker.demo import run_demo
 from worker.errors import (
     BrokerUnavailableError,
@@ -290,14 +290,12 @@ def _dispatch(argv: Sequence[str] | None) -> int:
 
 def _failure(exc: Exception) -> tuple[str, int]:
     """The one-line message and exit code of an error that ends a command."""
+    if isinstance(exc, psycopg.Error):
+        exc = translate(exc)
     if isinstance(exc, UsageError):
         return str(exc), EXIT_USAGE
     if isinstance(exc, ConfigurationError):
         return f"configuration error: {exc}", EXIT_USAGE
-    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
-        return "the database schema is not up to date: run `roi-worker migrate`", EXIT_FAILED
-    if isinstance(exc, psycopg.Error):
-        return f"database error: {first_line(exc)}", EXIT_FAILED
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror or exc}", EXIT_FAILED

@@ -16,8 +16,8 @@ from typing import Any
 
 import psycopg
 
-from worker.db import connect, first_line
-from worker.errors import MigrationError
+from worker.db import connect, connection_lost, first_line, translate
+from worker.errors import LockWaitError, MigrationError, SchemaOutdatedError
 
 FILE_NAME = re.compile(r"^(?P<version>[0-9]{4})_(?P<slug>[a-z0-9_]+)\.sql$")
 LOCK_KEY = 0x524F495F4D494752  # "ROI_MIGR": one migration run per database at a time
@@ -121,11 +121,11 @@ def migrate(
                 for migration in pending:
                     _apply(conn, migration)
                 return pending
-        except psycopg.errors.LockNotAvailable:
-            raise MigrationError(
-                f"another migration held the lock for more than {lock_timeout_seconds:g} s"
-            ) from None
         except psycopg.Error as exc:
+            if isinstance(translate(exc), LockWaitError):  # only the advisory lock waits
+                raise MigrationError(
+                    f"another migration held the lock for more than {lock_timeout_seconds:g} s"
+                ) from None
             raise _database_error(exc) from None
 
 
@@ -144,13 +144,8 @@ def migration_status(conninfo: str, migrations: tuple[Migration, ...]) -> list[M
     ]
 
 
-def _connection_lost(exc: psycopg.Error) -> bool:
-    """True when the connection failed, as opposed to the server answering with an error."""
-    return isinstance(exc, psycopg.OperationalError) and not exc.sqlstate
-
-
 def _database_error(exc: psycopg.Error) -> MigrationError:
-    if _connection_lost(exc):
+    if connection_lost(exc):
         return MigrationError(f"lost the database connection: {first_line(exc)}")
     return MigrationError(f"the database refused: {first_line(exc)}; nothing was applied")
 
@@ -158,7 +153,9 @@ def _database_error(exc: psycopg.Error) -> MigrationError:
 def _applied(conn: psycopg.Connection[Any]) -> dict[int, tuple[str, str, datetime]]:
     try:
         rows = conn.execute("SELECT version, name, checksum, applied_at FROM schema_migrations")
-    except psycopg.errors.UndefinedColumn:
+    except psycopg.Error as exc:
+        if not isinstance(translate(exc), SchemaOutdatedError):
+            raise
         raise MigrationError(
             "a schema_migrations table exists but roi-worker did not create it (another "
             "migration tool?); give roi-worker its own database or schema"
@@ -195,8 +192,8 @@ def _apply(conn: psycopg.Connection[Any], migration: Migration) -> None:
     try:
         # No parameters: psycopg sends the file as one simple query, so it may hold many statements.
         conn.execute(migration.sql.encode())
-    except psycopg.errors.DatabaseError as exc:
-        if _connection_lost(exc):
+    except psycopg.Error as exc:
+        if connection_lost(exc):
             raise
         raise MigrationError(
             f"{migration.name}{_line_of(migration.sql, exc.diag.statement_position)} failed: "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -27,9 +27,9 @@ from typing import Any, Final, NamedTuple
 import psycopg
 from psycopg import errors as pg_errors
 
-from worker import json_codec, ledger
+from worker import db, json_codec, ledger
 from worker.db import first_line
-from worker.errors import DatabaseUnavailableError, FatalError, InvalidReason, LockWaitError
+from worker.errors import InvalidReason
 from worker.event import ExecutionEvent
 from worker.summaries import DAILY, SUMMARY, WITH_SAVINGS
 from worker.types import Partition, Source
@@ -470,34 +470,11 @@ def _row(item: ValidEvent) -> tuple[Any, ...]:
     )
 
 
-@contextmanager
-def _database_errors() -> Iterator[None]:
+def _database_errors() -> AbstractContextManager[None]:
     """Maps psycopg errors to what the consuming loop does about them: retry the batch
-    (DatabaseUnavailableError) or stop with a one-line message (FatalError)."""
-    try:
-        yield
-    except pg_errors.LockNotAvailable as exc:
-        raise LockWaitError(f"PostgreSQL: {first_line(exc)}") from exc
-    except (
-        psycopg.OperationalError,  # connection lost, server shutting down, deadlock, timeouts
-        psycopg.InterfaceError,
-        pg_errors.ReadOnlySqlTransaction,  # a failover left us on a standby for a moment
-        pg_errors.IdleInTransactionSessionTimeout,
-    ) as exc:
-        raise DatabaseUnavailableError(f"PostgreSQL: {first_line(exc)}") from exc
-    except (pg_errors.UndefinedTable, pg_errors.UndefinedColumn) as exc:
-        if STAGING_TABLE in str(exc):
-            raise DatabaseUnavailableError(
-                f"PostgreSQL: {first_line(exc)} (the session's temporary table vanished: a "
-                "connection pooler in transaction mode? Connect the worker directly)"
-            ) from exc
-        raise FatalError(
-            f"the database schema is not up to date ({first_line(exc)}); run `roi-worker migrate`"
-        ) from exc
-    except pg_errors.InsufficientPrivilege as exc:
-        raise FatalError(
-            f"PostgreSQL: {first_line(exc)}; the worker's role needs INSERT, UPDATE and SELECT "
-            "on the roi tables and TEMPORARY on the database"
-        ) from exc
-    except psycopg.Error as exc:
-        raise FatalError(f"PostgreSQL: {type(exc).__name__}: {first_line(exc)}") from exc
+    (DatabaseUnavailableError, LockWaitError) or stop with a one-line message (FatalError)."""
+    return db.errors(
+        privileges="the worker's role needs INSERT, UPDATE and SELECT on the roi tables and "
+        "TEMPORARY on the database",
+        session_tables=(STAGING_TABLE,),
+    )

@@ -60,8 +60,8 @@ from worker.api.models import (
     ValidationProblem,
     scope_of,
 )
-from worker.db import first_line
-from worker.errors import BrokerUnavailableError, DatabaseUnavailableError
+from worker.db import first_line, translate
+from worker.errors import BrokerUnavailableError, DatabaseUnavailableError, SchemaOutdatedError
 from worker.event import PATTERN_ID_RE
 from worker.redaction import redact
 from worker.report_document import Overall, PatternReport, build_document
@@ -554,8 +554,8 @@ def _errors(app: FastAPI) -> None:
         return _validation([exc.problem])
 
     async def unavailable(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
-            message = "the database schema is not up to date: run `roi-worker migrate`"
+        if isinstance(exc, psycopg.Error) and isinstance(translate(exc), SchemaOutdatedError):
+            message = SchemaOutdatedError.public
         elif isinstance(exc, psycopg.Error):
             # libpq's words may name the server's address and the user: the log only.
             log.warning("%s %s: 503: database error: %s", *_line(request), first_line(exc))
