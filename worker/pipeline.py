@@ -54,6 +54,7 @@ from worker.errors import (
 )
 from worker.metrics import PatternCollector, WorkerMetrics
 from worker.migrate import load_migrations, migration_status
+from worker.retention_schedule import RetentionSchedule
 from worker.settings import Settings
 from worker.stall import StallWatch
 from worker.status_server import StatusServer, WorkerStatus
@@ -165,6 +166,8 @@ class Pipeline:
             )
             cleanup.callback(self._dead_letters.close)
             cleanup.callback(self._close_consumer)  # leaves the group
+            if settings.retention_days is not None:
+                RetentionSchedule(settings, self._stop).start()
             self._open_consumer()
             cleanup.callback(self._mark_stopped)
             cleanup.callback(self._abandon_store)  # first: the store uses the producer too

@@ -17,7 +17,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -68,6 +69,7 @@ SELECT count(*) FROM deleted
 """
 
 COMPACT_LOCK_KEY: Final = 0x524F495F4C444752  # "ROI_LDGR": one ledger compaction at a time
+RETENTION_LOCK_KEY: Final = 0x524F495F52544E54  # "ROI_RTNT": one retention run at a time
 _SUMS: Final = ", ".join(f"sum(l.{c}) AS {c}" for c in (*COUNTS, "deleted_by_retention"))
 _SETS: Final = ", ".join(f"{c} = m.{c}" for c in (*COUNTS, "deleted_by_retention", "batches"))
 # Merges, per group and partition, each run of consecutive batch rows (in id order, offsets
@@ -150,6 +152,31 @@ def apply_retention(
         effective = horizon if recorded is None else max(horizon, recorded)
         row = conn.execute(_COUNT, (effective,)).fetchone()
         return RetentionResult(effective, int(row[0]) if row else 0, dry_run=True)
+    with retention_lock(conn, wait=True):
+        return _apply(conn, horizon, chunk_rows, progress)
+
+
+@contextmanager
+def retention_lock(conn: psycopg.Connection[Any], *, wait: bool) -> Iterator[bool]:
+    """The session's hold on RETENTION_LOCK_KEY for the block: two runs at once (a worker's
+    scheduled one, an operator's) would each wait for the other's locks. With `wait` False,
+    yields False at once when another session holds it. Reentrant, like every advisory lock."""
+    query = "SELECT pg_advisory_lock(%s), true" if wait else "SELECT pg_try_advisory_lock(%s)"
+    row = conn.execute(query, (RETENTION_LOCK_KEY,)).fetchone()
+    held = bool(row and row[-1])
+    try:
+        yield held
+    finally:
+        if held:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (RETENTION_LOCK_KEY,))
+
+
+def _apply(
+    conn: psycopg.Connection[Any],
+    horizon: datetime,
+    chunk_rows: int,
+    progress: Callable[[int], None] | None,
+) -> RetentionResult:
     with conn.transaction():
         row = conn.execute(_RECORD, (horizon,)).fetchone()
     effective = row[0] if row else horizon

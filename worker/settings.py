@@ -161,6 +161,9 @@ class Settings(KafkaSettings):
     # RoiWorkerStalled alert's 5 minutes, so the worker acts before anyone is paged.
     stall_seconds: float = Field(default=120.0, ge=5, le=3600)
     dlq_max_ratio: float = Field(default=0.5, ge=0, le=1)
+    # Scheduled retention (worker/retention_schedule.py): off unless set.
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    retention_check_seconds: float = Field(default=3600.0, ge=1, le=86_400)
     metrics_host: str = "0.0.0.0"  # noqa: S104  (a pod's probes and Prometheus come from outside)
     metrics_port: int = Field(default=9108, ge=0, lt=65536)
     metrics_max_patterns: int = Field(default=500, ge=0)

@@ -39,7 +39,7 @@ from worker import cli, cli_replay
 from worker.errors import DatabaseUnavailableError
 from worker.migrate import load_migrations, migrate
 from worker.replay import Plan, Replay, plan_replay
-from worker.retention import horizon_for
+from worker.retention import RETENTION_LOCK_KEY, horizon_for
 from worker.summaries import find_drift
 
 BATCH = "50"  # ROI_BATCH_MAX_MESSAGES of the replays: several batches per replay
@@ -752,6 +752,40 @@ def aged_events(now: datetime, days: int = 20, per_day: int = 6) -> list[Sample]
 
 def executed_at(sample: Sample) -> datetime:
     return datetime.fromisoformat(sample.document["executed_at"])
+
+
+def test_workers_apply_retention_by_themselves_one_at_a_time(
+    stream: Stream, roi_worker: RoiWorker, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    """ROI_RETENTION_DAYS: a worker applies retention by itself, but not while another session
+    holds the retention lock; afterwards the old raw executions are gone and verify holds."""
+    now = datetime.now(UTC)
+    samples = aged_events(now)
+    recent = [s for s in samples if executed_at(s) >= horizon_for(10, now.date())]
+    assert len(recent) < len(samples)
+    url = stream.database_url
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    with psycopg.connect(url, autocommit=True) as other_replica:
+        other_replica.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK_KEY,))
+        worker = start(
+            stream,
+            workers,
+            tmp_path,
+            ROI_RETENTION_DAYS="10",
+            ROI_RETENTION_CHECK_SECONDS="1",
+        )
+        wait_caught_up(stream)
+        wait_until(
+            lambda: worker.log().count("retention: another replica is applying it") >= 2,
+            timeout=60,
+            what="the worker to find the retention lock taken",
+        )
+        assert stored_ids(url) == ids(samples)  # nothing deleted while the lock is held
+        assert query(url, "SELECT count(*) FROM retention_horizon") == [(0,)]
+    wait_until(lambda: stored_ids(url) == ids(recent), timeout=60, what="the scheduled retention")
+    wait_until(lambda: "retention: deleted" in worker.log(), timeout=30, what="its log line")
+    verified = roi_worker("verify")
+    assert verified.code == 0, verified
 
 
 def test_retention_then_a_full_replay_counts_nothing_twice(
