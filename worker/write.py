@@ -38,32 +38,24 @@ log = logging.getLogger(__name__)
 
 STAGING_TABLE: Final = "roi_staging"
 
-# The columns COPY fills, in order (see _row).
-_COLUMNS: Final = (
-    "event_id",
-    "schema_version",
-    "pattern_id",
-    "executed_at",
-    "success",
-    "execution_time_seconds",
-    "estimated_time_seconds",
-    "actual_cost",
-    "estimated_cost",
-    "workflow_id",
-    "error_message",
-    "correlation_id",
-    "quality_score",
-    "actual_tokens",
-    "baseline_tokens",
-    "source",
-    "attributes",
+# Every field of the event contract is a column of pattern_executions under its own name, in
+# the model's order: a field added to ExecutionEvent is stored (its migration must add the
+# column; tests/integration/test_migrate.py checks every one exists) unless listed here, on
+# purpose, as not stored.
+NOT_STORED: Final[frozenset[str]] = frozenset()
+EVENT_COLUMNS: Final = tuple(name for name in ExecutionEvent.model_fields if name not in NOT_STORED)
+# The columns COPY fills, in order (see _row): the event's, then what the worker adds.
+COLUMNS: Final = (
+    *EVENT_COLUMNS,
     "unknown_fields",
     "content_sha256",
     "source_topic",
     "source_partition",
     "source_offset",
 )
-_COLUMN_LIST: Final = ", ".join(_COLUMNS)
+_EVENT_VALUES: Final = attrgetter(*EVENT_COLUMNS)
+_ATTRIBUTES: Final = EVENT_COLUMNS.index("attributes")
+_COLUMN_LIST: Final = ", ".join(COLUMNS)
 
 _CREATE_STAGING: Final = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} "
@@ -441,27 +433,15 @@ def conflict(item: ValidEvent) -> Refused:
 
 def _row(item: ValidEvent) -> tuple[Any, ...]:
     event, source = item.event, item.source
+    values: tuple[Any, ...] = _EVENT_VALUES(event)
+    attributes = values[_ATTRIBUTES]
     unknown = event.unknown_fields
     return (
-        event.event_id,
-        event.schema_version,
-        event.pattern_id,
-        event.executed_at,
-        event.success,
-        event.execution_time_seconds,
-        event.estimated_time_seconds,
-        event.actual_cost,
-        event.estimated_cost,
-        event.workflow_id,
-        event.error_message,
-        event.correlation_id,
-        event.quality_score,
-        event.actual_tokens,
-        event.baseline_tokens,
-        event.source,
+        *values[:_ATTRIBUTES],
         # jsonb cannot hold every JSON number the contract accepts (1e-99999): dumps_jsonb
         # writes those as strings, so every valid event stores.
-        None if event.attributes is None else json_codec.dumps_jsonb(event.attributes),
+        None if attributes is None else json_codec.dumps_jsonb(attributes),
+        *values[_ATTRIBUTES + 1 :],
         json_codec.dumps_jsonb(unknown) if unknown else None,
         item.fingerprint,
         source.topic,

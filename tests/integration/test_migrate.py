@@ -17,7 +17,9 @@ import pytest
 
 from tests.conftest import Services, with_database
 from tests.helpers import wait_until
+from worker import write
 from worker.errors import MigrationError
+from worker.event import ExecutionEvent
 from worker.migrate import (
     LOCK_KEY,
     default_migrations_dir,
@@ -123,6 +125,23 @@ def test_schema_has_every_table_view_and_index(migrated: str) -> None:
     assert columns[("pattern_executions", "executed_at")] == "timestamp with time zone"
     assert columns[("consumer_offsets", "next_offset")] == "bigint"
     assert view_columns == VIEW_COLUMNS
+
+
+def test_every_event_field_has_its_column(migrated: str) -> None:
+    """The worker COPYs every field of ExecutionEvent (worker.write.COLUMNS, derived from the
+    model) into pattern_executions: a field declared without its migration fails here, not by
+    going unstored."""
+    with psycopg.connect(migrated) as conn:
+        found = {
+            row[0]
+            for row in conn.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND table_name = 'pattern_executions'"
+            )
+        }
+    assert set(write.EVENT_COLUMNS) == set(ExecutionEvent.model_fields) - write.NOT_STORED
+    missing = [column for column in write.COLUMNS if column not in found]
+    assert not missing, f"pattern_executions has no column for {missing}: add a migration"
 
 
 def _insert_execution(conn: psycopg.Connection[tuple[object, ...]], **changes: object) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from worker.dead_letter_admin import Letter, preview
-from worker.deadletter import DeadLetter
-from worker.types import Message
+from worker.deadletter import DeadLetter, DeadLetterPublisher
+from worker.types import DeadLetterHeader, Message
 
 
 def letter(headers: list[tuple[str, bytes | None]]) -> Letter:
@@ -51,3 +53,32 @@ def test_redrive_headers_replace_ours_and_keep_the_rest() -> None:
         ("roi.redrive.count", b"2"),
         ("roi.redrive.source", b"events.dlq/0/7"),
     ]
+
+
+def test_every_header_a_dead_letter_carries_is_read_back() -> None:
+    """What worker.deadletter writes, roi-worker dlq reads: each DeadLetterHeader the worker
+    sets (a dropped value included) comes back as the Letter field it stands for."""
+    source = Message("events", 3, 41, 1_700_000_000_123, b"key", b"x" * 10, [("trace", b"t")])
+    letter = DeadLetter(source, "schema_violation", "success: is required", "success:missing")
+    sent: dict[str, Any] = {}
+
+    class _Producer:
+        config: ClassVar[dict[str, int]] = {"max_request_size": 1 << 20}
+
+        def send(self, topic: str, **record: Any) -> None:
+            sent.update(record, topic=topic)
+
+    publisher = DeadLetterPublisher(_Producer, "events.dlq", timeout=1.0)
+    publisher._send(_Producer(), letter, drop_value=True)
+    written = {name for name, _ in sent["headers"] if name.startswith("roi.")}
+    not_written = {DeadLetterHeader.REDRIVE_COUNT, DeadLetterHeader.REDRIVE_SOURCE}  # redrive's
+    assert written == set(DeadLetterHeader) - not_written
+
+    read = Letter.parse(Message("events.dlq", 0, 7, 0, b"key", b"", sent["headers"]))
+    assert read.reason == "schema_violation"
+    assert read.error == "success: is required"
+    assert read.fields == "success:missing"
+    assert read.source == ("events", 3, 41)
+    assert read.source_timestamp == 1_700_000_000_123
+    assert read.value_dropped_bytes == 10
+    assert read.redrive_count == 0
