@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import psycopg
@@ -28,7 +29,7 @@ from prometheus_client.registry import Collector
 from worker.analytics import totals_from_row
 from worker.db import WORKER_SESSION, connect, first_line
 from worker.errors import InvalidReason, RetryableError
-from worker.roi import COST_ANOMALY_FACTOR, Rating, Totals, rate
+from worker.roi import COST_ANOMALY_FACTOR, Rating, Totals, Window, rate
 from worker.summaries import SUMS
 from worker.types import Outcome
 
@@ -42,6 +43,10 @@ BATCH_SIZE_BUCKETS: Final = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 
 DELAY_BUCKETS: Final = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 604800)
 PATTERN_CACHE_SECONDS: Final = 2.0  # scrapes within this window reuse one query
 LOCK_WAIT_SECONDS: Final = 5.0
+# The windows of roi_pattern_window_*: label -> the `roi-worker report --since` it counts, in whole
+# UTC days of executed_at up to today (the daily rollups are per UTC day). "2d" is today and
+# yesterday: the last 24 hours and up to 24 more; "7d" is today and the 6 days before.
+WINDOWS: Final = {"24h": "2d", "7d": "7d"}
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the output and nobody here reads them
 
@@ -164,24 +169,56 @@ class WorkerMetrics:
 
 
 # The busiest patterns, and the totals over all of them, from one snapshot: the totals row
-# (pattern_id NULL) comes first.
+# (pattern_id NULL, no window figures) first. Each pattern row ends with its executions and
+# successes in each of WINDOWS, from the daily rollups: %(since_N)s is the first day of the Nth.
+_WINDOW_SUMS: Final = [
+    f"coalesce(sum({column}) FILTER (WHERE day >= %(since_{n})s), 0)"
+    for n in range(len(WINDOWS))
+    for column in ("total_executions", "successful_executions")
+]
 _QUERY: Final = f"""
-(SELECT NULL::text, {", ".join(f"coalesce(sum({column}), 0)" for column in SUMS)}
+WITH top AS (
+    SELECT pattern_id, {", ".join(SUMS)}
+    FROM pattern_roi_summary
+    ORDER BY total_executions DESC, pattern_id
+    LIMIT %(limit)s
+), recent AS (
+    SELECT pattern_id, {", ".join(f"{sum_} AS w{n}" for n, sum_ in enumerate(_WINDOW_SUMS))}
+    FROM pattern_roi_daily
+    WHERE day >= %(since)s AND day <= %(today)s AND pattern_id IN (SELECT pattern_id FROM top)
+    GROUP BY pattern_id
+)
+(SELECT NULL::text, {", ".join(f"coalesce(sum({column}), 0)" for column in SUMS)},
+        {", ".join("NULL::numeric" for _ in _WINDOW_SUMS)}
  FROM pattern_roi_summary)
 UNION ALL
-(SELECT pattern_id, {", ".join(SUMS)}
- FROM pattern_roi_summary
- ORDER BY total_executions DESC, pattern_id
- LIMIT %s)
+(SELECT pattern_id, {", ".join(SUMS)},
+        {", ".join(f"coalesce(w{n}, 0)" for n in range(len(_WINDOW_SUMS)))}
+ FROM top LEFT JOIN recent USING (pattern_id))
+ORDER BY 1 NULLS FIRST
 """
 
 
-class PatternCollector(Collector):
-    """roi_pattern_* and roi_* totals, read from pattern_roi_summary at scrape time.
+def _query_params(max_patterns: int, today: date) -> dict[str, Any]:
+    """The parameters of _QUERY: the first day of each of WINDOWS, as `roi-worker report
+    --since` takes them (worker.roi.Window), the earliest of them, and today (UTC)."""
+    starts = [Window.parse(since, today).since for since in WINDOWS.values()]
+    return {
+        "limit": max_patterns,
+        "today": today,
+        "since": min(day for day in starts if day is not None),
+        **{f"since_{n}": day for n, day in enumerate(starts)},
+    }
 
-    Exports at most `max_patterns` patterns, the busiest first, to bound label cardinality;
-    the totals cover every pattern. When the database cannot be read, these families are left
-    out of the scrape (and roi_worker_db_errors_total counts it) rather than reporting zeros.
+
+class PatternCollector(Collector):
+    """roi_pattern_* and roi_* totals, read from pattern_roi_summary (all time) and
+    pattern_roi_daily (the windows of WINDOWS) at scrape time.
+
+    Exports at most `max_patterns` patterns, the busiest over all time first, to bound label
+    cardinality; the totals cover every pattern. When the database cannot be read, these
+    families are left out of the scrape (and roi_worker_db_errors_total counts it) rather than
+    reporting zeros.
     """
 
     def __init__(
@@ -219,7 +256,8 @@ class PatternCollector(Collector):
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = connect(self._url, autocommit=True, **WORKER_SESSION)
-            totals, *patterns = self._conn.execute(_QUERY, (self._max_patterns,)).fetchall()
+            params = _query_params(self._max_patterns, datetime.now(UTC).date())
+            totals, *patterns = self._conn.execute(_QUERY, params).fetchall()
         except (psycopg.Error, RetryableError) as exc:
             self._errors.inc()
             log.warning("cannot read pattern summaries for /metrics: %s", _reason(exc))
@@ -227,11 +265,22 @@ class PatternCollector(Collector):
                 self._conn.close()
                 self._conn = None
             return []
-        named = [(str(row[0]), totals_from_row(row[1:])) for row in patterns]
+        width = 1 + len(SUMS)
+        named = [(str(row[0]), totals_from_row(row[1:width])) for row in patterns]
+        windows = [(str(row[0]), _window_totals(row[width:])) for row in patterns]
         return [
             *_pattern_families(named, self._min_executions),
-            *_total_families(totals_from_row(totals[1:])),
+            *_window_families(windows),
+            *_total_families(totals_from_row(totals[1:width])),
         ]
+
+
+def _window_totals(counts: Sequence[Any]) -> dict[str, Totals]:
+    """Window label -> its executions and successes, from the pairs the query selects."""
+    return {
+        window: Totals(executions=int(counts[2 * n]), successes=int(counts[2 * n + 1]))
+        for n, window in enumerate(WINDOWS)
+    }
 
 
 def _pattern_families(patterns: list[tuple[str, Totals]], min_executions: int) -> list[Metric]:
@@ -302,6 +351,34 @@ def _pattern_families(patterns: list[tuple[str, Totals]], min_executions: int) -
         roi_ratio,
         effectiveness,
     ]
+
+
+def _window_families(patterns: list[tuple[str, dict[str, Totals]]]) -> list[Metric]:
+    windows = "window 24h: today and yesterday; 7d: today and the 6 days before (UTC days)"
+    executions = GaugeMetricFamily(
+        "roi_pattern_window_executions",
+        f"Executions per pattern in the window ({windows}).",
+        labels=["pattern_id", "window"],
+    )
+    successes = GaugeMetricFamily(
+        "roi_pattern_window_successful_executions",
+        f"Successful executions per pattern in the window ({windows}).",
+        labels=["pattern_id", "window"],
+    )
+    success_ratio = GaugeMetricFamily(
+        "roi_pattern_window_success_ratio",
+        f"Successful / all executions per pattern in the window, 0..1 ({windows}); absent "
+        "while the window holds no execution.",
+        labels=["pattern_id", "window"],
+    )
+    for pattern_id, windows_of_pattern in patterns:
+        for window, totals in windows_of_pattern.items():
+            labels = [pattern_id, window]
+            executions.add_metric(labels, totals.executions)
+            successes.add_metric(labels, totals.successes)
+            if totals.success_rate is not None:
+                success_ratio.add_metric(labels, float(totals.success_rate))
+    return [executions, successes, success_ratio]
 
 
 def _total_families(totals: Totals) -> list[Metric]:

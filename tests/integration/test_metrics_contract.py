@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import Services, new_database
 from tests.integration.events import sample_events
 from tests.worker_harness import Stream, WorkerProcess, produce, query, start, wait_caught_up
 from worker.analytics import totals_from_row
+from worker.metrics import PatternCollector
+from worker.migrate import load_migrations, migrate
 from worker.roi import rate
 from worker.summaries import SUMS
 
@@ -67,3 +73,55 @@ def test_each_pattern_has_one_current_rating_the_report_agrees_with(
     expected = {row[0]: [rate(totals_from_row(row[1:])).value] for row in rows}
     assert len(expected) == 3
     assert current == expected
+
+
+def test_window_figures_count_the_utc_days_of_each_window(services: Services) -> None:
+    """roi_pattern_window_* of 24h count today and yesterday (UTC days), those of 7d today and
+    the 6 days before, as `roi-worker report --since 2d` and `--since 7d` do: from
+    pattern_roi_daily, nothing dated later than today; a window without executions has no
+    success ratio."""
+    today = datetime.now(UTC).date()
+    # pattern_id -> {days before today: (executions, successes)}
+    daily = {
+        "steady": {-1: (7, 0), 0: (10, 9), 1: (20, 18), 2: (30, 30), 6: (40, 20), 7: (900, 0)},
+        "quiet": {3: (10, 5)},
+    }
+    with new_database(services, "window_metrics") as url:
+        migrate(url, load_migrations())
+        with psycopg.connect(url) as conn, conn.transaction():
+            for pattern_id, days in daily.items():
+                total = [sum(n for n, _ in days.values()), sum(s for _, s in days.values())]
+                conn.execute(
+                    "INSERT INTO pattern_roi_summary (pattern_id, total_executions,"
+                    " successful_executions) VALUES (%s, %s, %s)",
+                    (pattern_id, *total),
+                )
+                for before, (executions, successes) in days.items():
+                    conn.execute(
+                        "INSERT INTO pattern_roi_daily (pattern_id, day, total_executions,"
+                        " successful_executions) VALUES (%s, %s, %s, %s)",
+                        (pattern_id, today - timedelta(days=before), executions, successes),
+                    )
+        registry = CollectorRegistry()
+        errors = Counter("errors", "database errors", registry=registry)
+        collector = PatternCollector(url, 10, errors, 10)
+        registry.register(collector)
+        try:
+
+            def value(name: str, pattern_id: str, window: str) -> float | None:
+                labels = {"pattern_id": pattern_id, "window": window}
+                return registry.get_sample_value(f"roi_pattern_window_{name}", labels)
+
+            assert value("executions", "steady", "24h") == 30
+            assert value("successful_executions", "steady", "24h") == 27
+            assert value("success_ratio", "steady", "24h") == 0.9
+            assert value("executions", "steady", "7d") == 100
+            assert value("successful_executions", "steady", "7d") == 77
+            assert value("success_ratio", "steady", "7d") == 0.77
+            assert value("executions", "quiet", "24h") == 0
+            assert value("success_ratio", "quiet", "24h") is None
+            assert value("executions", "quiet", "7d") == 10
+            assert value("success_ratio", "quiet", "7d") == 0.5
+            assert registry.get_sample_value("errors_total") == 0
+        finally:
+            collector.close()

@@ -14,6 +14,9 @@ import pytest
 import yaml
 
 from tests.promql import database_backed, documented, metric_names, not_under_max
+from tests.unit.test_alerts import promtool, run_promtool
+
+__all__ = ["promtool"]  # the fixture, shared with the alert tests
 
 ROOT = Path(__file__).parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -161,6 +164,146 @@ def test_worker_health_shows_what_an_operator_needs() -> None:
     assert "roi_worker_batch_duration_seconds_bucket" in exprs
     assert "by (outcome)" in exprs
     assert "by (reason)" in exprs
+
+
+def test_worker_health_shows_stall_lag_and_readiness_per_replica() -> None:
+    """Stall, lag and readiness each have a panel per replica (by instance), and no query takes
+    the newest last commit over the replicas, which hides a stalled one."""
+    board = next(b for b in dashboards().values() if b["uid"] == "roi-worker-health")
+    per_instance: set[str] = set()
+    for title, expr in prometheus_queries(board):
+        assert not re.search(r"\bmax\s*\(\s*roi_worker_last_commit", expr), title
+        if re.search(r"\bby \([^()]*\binstance\b", expr) or "{{instance}}" in title:
+            per_instance |= metric_names(expr)
+    for _, target in targets(board):
+        if "{{instance}}" in target.get("legendFormat", ""):
+            per_instance |= metric_names(target["expr"])
+    assert {
+        "roi_worker_last_commit_timestamp_seconds",
+        "roi_worker_partition_last_stored_timestamp_seconds",
+        "roi_worker_stalled_partitions",
+        "roi_worker_consumer_lag",
+        "roi_worker_ready",
+    } <= per_instance
+
+
+# What the stat panels show (dashboard uid, title) -> value, in the scenarios of
+# test_stat_panels_show_what_is_true: 0 where 0 is the truth, None ("No data") where the figure
+# is unknown.
+ALL_DOWN = "every worker has been down for an hour"
+ONE_STALLED = "three replicas, one stalled for 10 minutes; no pattern rated failed"
+STATS: dict[tuple[str, str], dict[str, float | None]] = {
+    ("roi-worker-health", "Replicas up"): {ALL_DOWN: 0, ONE_STALLED: 3},
+    ("roi-worker-health", "Replicas ready"): {ALL_DOWN: 0, ONE_STALLED: 2},
+    ("roi-worker-health", "Consumer lag"): {ALL_DOWN: None, ONE_STALLED: 50},
+    # The stalled replica's age, not the busy one's (0 s) nor the never-committed one's (300 s).
+    ("roi-worker-health", "Since the last commit (oldest replica)"): {
+        ALL_DOWN: None,
+        ONE_STALLED: 600,
+    },
+    ("roi-worker-health", "Events stored"): {ALL_DOWN: 0, ONE_STALLED: 1},
+    ("roi-worker-health", "Dead letters (1 h)"): {ALL_DOWN: 0, ONE_STALLED: 0},
+    ("roi-overview", "Net cost saved"): {ALL_DOWN: None, ONE_STALLED: 5},
+    ("roi-overview", "Patterns tracked"): {ALL_DOWN: None, ONE_STALLED: 1},
+    ("roi-overview", "Patterns rated failed"): {ALL_DOWN: None, ONE_STALLED: 0},
+}
+_REPLICAS = ("a", "b", "c")
+# series -> promtool values, one sample a minute for 120 minutes.
+SCENARIOS: dict[str, dict[str, str]] = {
+    ALL_DOWN: {
+        **{f'up{{job="roi-worker", instance="{r}"}}': "1x59 0x60" for r in _REPLICAS},
+        **{
+            f'{name}{{job="roi-worker", instance="{r}"{labels}}}': f"{value}x59"
+            for r in _REPLICAS
+            for name, labels, value in (
+                ("roi_worker_ready", "", 1),
+                ("roi_worker_consumer_lag", ', topic="t", partition="0"', 0),
+                ("roi_worker_last_commit_timestamp_seconds", "", 100),
+                ("roi_worker_messages_total", ', outcome="inserted"', 100),
+                ("roi_worker_dead_letters_total", ', reason="invalid_json"', 0),
+                ("roi_cost_saved_usd", "", 5),
+                ("roi_pattern_executions_total", ', pattern_id="p"', 10),
+                ("roi_pattern_effectiveness", ', pattern_id="p", rating="failed"', 0),
+            )
+        },
+    },
+    ONE_STALLED: {
+        **{f'up{{job="roi-worker", instance="{r}"}}': "1x120" for r in _REPLICAS},
+        'roi_worker_ready{job="roi-worker", instance="a"}': "1x120",
+        'roi_worker_ready{job="roi-worker", instance="b"}': "0x120",
+        'roi_worker_ready{job="roi-worker", instance="c"}': "1x120",
+        'roi_worker_consumer_lag{job="roi-worker", instance="a", topic="t", partition="0"}': (
+            "0x120"
+        ),
+        'roi_worker_consumer_lag{job="roi-worker", instance="b", topic="t", partition="1"}': (
+            "50x120"
+        ),
+        # a commits every minute; b stopped at 110 min; c never committed and started at 115.
+        'roi_worker_last_commit_timestamp_seconds{job="roi-worker", instance="a"}': "0+60x120",
+        'roi_worker_last_commit_timestamp_seconds{job="roi-worker", instance="b"}': (
+            "0+60x110 6600x10"
+        ),
+        'roi_worker_last_commit_timestamp_seconds{job="roi-worker", instance="c"}': "0x120",
+        'process_start_time_seconds{job="roi-worker", instance="a"}': "0x120",
+        'process_start_time_seconds{job="roi-worker", instance="b"}': "0x120",
+        'process_start_time_seconds{job="roi-worker", instance="c"}': "6900x120",
+        'roi_worker_messages_total{job="roi-worker", instance="a", outcome="inserted"}': (
+            "0+60x120"
+        ),
+        **{
+            f'{name}{{job="roi-worker", instance="{r}"{labels}}}': values
+            for r in _REPLICAS
+            for name, labels, values in (
+                ("roi_worker_dead_letters_total", ', reason="invalid_json"', "0x120"),
+                ("roi_cost_saved_usd", "", "5x120"),
+                ("roi_pattern_executions_total", ', pattern_id="p"', "10x120"),
+                ("roi_pattern_effectiveness", ', pattern_id="p", rating="failed"', "0x120"),
+            )
+        },
+    },
+}
+
+
+def stat_panels() -> dict[tuple[str, str], str]:
+    """(dashboard uid, title) -> the query of every stat panel."""
+    found = {}
+    for board in dashboards().values():
+        for panel in panels(board):
+            if panel["type"] == "stat":
+                (target,) = panel["targets"]
+                found[board["uid"], panel["title"]] = target["expr"]
+    return found
+
+
+def test_stat_panels_show_what_is_true(promtool: str, tmp_path: Path) -> None:
+    """Evaluated by promtool: with every worker down, counts of what only a running worker
+    does show 0 and figures only a worker can know show No data (the per-pattern ones
+    included: "Patterns rated failed" is unknown, not 0); with one replica of three stalled,
+    the time since the last commit is the stalled replica's."""
+    queries = stat_panels()
+    assert set(STATS) <= set(queries)
+    tests = []
+    for scenario, series in SCENARIOS.items():
+        checks = [
+            {
+                "expr": queries[key],
+                "eval_time": "120m",
+                "exp_samples": [] if value is None else [{"labels": "{}", "value": value}],
+            }
+            for key, expected in STATS.items()
+            for value in [expected[scenario]]
+        ]
+        tests.append(
+            {
+                "name": scenario,
+                "interval": "1m",
+                "input_series": [{"series": name, "values": v} for name, v in series.items()],
+                "promql_expr_test": checks,
+            }
+        )
+    suite = tmp_path / "stat_panels_test.yml"
+    suite.write_text(yaml.safe_dump({"rule_files": [], "tests": tests}), encoding="utf-8")
+    run_promtool(promtool, "test", "rules", str(suite))
 
 
 def test_database_backed_metrics_are_aggregated_with_max() -> None:
