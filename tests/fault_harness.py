@@ -200,6 +200,16 @@ class ProgressMonitor:
             ends = dict(self._ends)
         return {p: end - stored.get(p, 0) for p, end in ends.items() if stored.get(p, 0) < end}
 
+    def wait_for_a_sample(self, timeout: float = 10.0) -> None:
+        """Waits until the history holds a sample taken after this call."""
+        asked = time.monotonic()
+
+        def sampled() -> bool:
+            with self._lock:
+                return bool(self.history) and self.history[-1][0] > asked
+
+        wait_until(sampled, timeout=timeout, interval=0.05, what="a fresh progress sample")
+
     def resume_delays(self, since: float, baseline: dict[int, int]) -> dict[int, float]:
         """Per partition that had lag at `baseline`: seconds from `since` to the first sample
         that shows its stored offset past `baseline` (infinity if none did)."""
@@ -218,6 +228,7 @@ class ProgressMonitor:
     def assert_resumed(self, since: float, baseline: dict[int, int], what: str) -> float:
         """Every partition with lag at `since` stored more within RESUME_SECONDS. Call once
         caught up. Returns the slowest partition's delay."""
+        self.wait_for_a_sample()  # the history must hold what is stored now, not 0.2 s ago
         delays = self.resume_delays(since, baseline)
         assert delays, f"no partition had lag when {what}: the fault missed the stream"
         slowest = max(delays.values())
