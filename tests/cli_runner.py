@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from worker import cli
+from worker.cli import main as cli
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from typing import Any, Final
 
 import schemathesis
 
-from worker.event import MAX_CLOCK_SKEW
+from worker.contract.event import MAX_CLOCK_SKEW
 
 _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-# RFC 3339 as the worker reads it (worker/event.py): T, t or a space; Z or z; 1 to 9 digits of a
+# RFC 3339 as worker/contract/event.py reads it: T, t or a space; Z or z; 1 to 9 digits of a
 # second, of which it keeps 6.
 _DATE_TIME: Final = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{1,9}))?"

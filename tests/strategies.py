@@ -11,8 +11,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from worker import json_codec
-from worker.event import (
+from worker.contract import json_codec
+from worker.contract.event import (
     EARLIEST_EXECUTED_AT,
     MAX_ATTRIBUTES_BYTES,
     MAX_CLOCK_SKEW,
@@ -139,7 +139,7 @@ def valid_documents(draw: st.DrawFn) -> dict[str, Any]:
 # (attributes, unknown fields) with numbers as far as Decimal reads them and strings as odd as
 # storable text gets.
 
-# Exponents where something changes: what jsonb keeps as a number (worker.json_codec), what
+# Exponents where something changes: what jsonb keeps as a number (worker.contract.json_codec), what
 # PostgreSQL's numeric holds (16,383 digits after the point, 131,072 before), what Python's
 # default decimal context normalises without trapping, and how far Decimal reads at all.
 _EXPONENT_EDGES = (

@@ -1,3 +1,3 @@
-from worker.launch import main
+from worker.cli.launch import main
 
 raise SystemExit(main())

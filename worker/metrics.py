@@ -26,11 +26,11 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from worker.analytics import totals_from_row
-from worker.db import WORKER_SESSION, connect, first_line
+from worker.db.connect import WORKER_SESSION, connect, first_line
 from worker.errors import InvalidReason, RetryableError
-from worker.roi import COST_ANOMALY_FACTOR, Rating, Totals, Window, rate
-from worker.summaries import SUMS
+from worker.roi.analytics import totals_from_row
+from worker.roi.methodology import COST_ANOMALY_FACTOR, Rating, Totals, Window, rate
+from worker.roi.summaries import SUMS
 from worker.types import Outcome
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ ORDER BY 1 NULLS FIRST
 
 def _query_params(max_patterns: int, today: date) -> dict[str, Any]:
     """The parameters of _QUERY: the first day of each of WINDOWS, as `roi-worker report
-    --since` takes them (worker.roi.Window), the earliest of them, and today (UTC)."""
+    --since` takes them (worker.roi.methodology.Window), the earliest of them, and today (UTC)."""
     starts = [Window.parse(since, today).since for since in WINDOWS.values()]
     return {
         "limit": max_patterns,

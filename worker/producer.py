@@ -30,10 +30,10 @@ from typing import Any, Final, Self
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from worker.contract.event import SCHEMA_VERSION, ExecutionEvent
+from worker.contract.validate import validate
 from worker.errors import BrokerUnavailableError
-from worker.event import SCHEMA_VERSION, ExecutionEvent
 from worker.settings import KafkaSettings, load_kafka_settings
-from worker.validate import validate
 
 SEND_TIMEOUT_SECONDS: Final = 30.0
 Number = int | float | Decimal | str

@@ -2,7 +2,7 @@
 
 Everything the process writes goes through it: every log record (RedactingFormatter, installed
 by worker.process for every command), the CLI's stdout and stderr (`redacted_output`, around
-the whole command in worker.cli's `main`, so tracebacks and third-party prints are covered
+the whole command in worker.cli.main's `main`, so tracebacks and third-party prints are covered
 too), the worker's /readyz and /healthz bodies, and the API's error bodies.
 
 Two nets, because a secret can be written in forms no single rule sees:

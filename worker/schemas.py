@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from worker import event
-from worker.report_document import ReportDocument
+from worker.contract import event
+from worker.roi.report_document import ReportDocument
 
 EXECUTION_EVENT_V1 = "execution-event.v1.json"
 ROI_REPORT_V1 = "roi-report.v1.json"

@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigurationError
 from worker.redaction import redact, register_secret
-from worker.roi import DEFAULT_MIN_EXECUTIONS
+from worker.roi.methodology import DEFAULT_MIN_EXECUTIONS
 
 ENV_PREFIX = "ROI_"
 DEFAULT_TOPIC = "adw.pattern-executions"
@@ -120,7 +120,7 @@ class KafkaSettings(BaseSettings):
         return config
 
     def consumer_config(self) -> dict[str, Any]:
-        """kafka_config() for a consumer (worker.consumer.new_consumer makes every one): it
+        """kafka_config() for a consumer (worker.kafka.client.new_consumer makes every one): it
         reads committed events only. kafka-python's default, read_uncommitted, hands over the
         events of aborted transactions too, and they would be stored."""
         return {**self.kafka_config(), "isolation_level": "read_committed"}
@@ -161,7 +161,7 @@ class Settings(KafkaSettings):
     # RoiWorkerStalled alert's 5 minutes, so the worker acts before anyone is paged.
     stall_seconds: float = Field(default=120.0, ge=5, le=3600)
     dlq_max_ratio: float = Field(default=0.5, ge=0, le=1)
-    # Scheduled retention (worker/retention_schedule.py): off unless set.
+    # Scheduled retention (worker/ops/retention_schedule.py): off unless set.
     retention_days: int | None = Field(default=None, ge=1, le=36_500)
     retention_check_seconds: float = Field(default=3600.0, ge=1, le=86_400)
     metrics_host: str = "0.0.0.0"  # noqa: S104  (a pod's probes and Prometheus come from outside)

@@ -1,12 +1,12 @@
 """The vocabulary every stage shares, free of any client library.
 
 - `Partition`, `Source` and `Message`: where a message came from and what was read there. The
-  Kafka client's records become `Message` at the edge (worker.consumer), and nothing past it
+  Kafka client's records become `Message` at the edge (worker.kafka.client), and nothing past it
   sees the client's own types.
 - `Outcome`: what became of a message. One name per outcome everywhere: the `outcome` label of
   roi_worker_messages_total, the replay report, progress lines and tests.
-- `DeadLetterHeader`: the headers a dead letter carries, written by worker.deadletter and read
-  back by `roi-worker dlq` (worker.dead_letter_admin).
+- `DeadLetterHeader`: the headers a dead letter carries, written by consume/deadletter.py and read
+  back by `roi-worker dlq` (worker.ops.dead_letters).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Outcome(StrEnum):
 
 
 class DeadLetterHeader(StrEnum):
-    """The headers worker.deadletter adds to a dead letter (docs/event-contract.md)."""
+    """The headers worker.consume.deadletter adds to a dead letter (docs/event-contract.md)."""
 
     REASON = "roi.error.reason"  # an InvalidReason code
     MESSAGE = "roi.error.message"

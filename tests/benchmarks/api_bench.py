@@ -36,8 +36,8 @@ import psycopg
 from tests.benchmarks.processes import free_port, python_module, wait_ready
 from tests.benchmarks.report import git_revision
 from tests.benchmarks.resources import Services
-from worker.formatting import table
-from worker.summaries import rebuild
+from worker.roi.formatting import table
+from worker.roi.summaries import rebuild
 
 TARGET_P95_SECONDS: Final = 0.200
 DAYS: Final = 90  # executed_at spreads over this many days before now

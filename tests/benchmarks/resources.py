@@ -18,7 +18,7 @@ from psycopg import sql
 from tests.benchmarks.processes import Child
 from tests.benchmarks.report import REPO
 from tests.helpers import drop_database, wait_until
-from worker.migrate import load_migrations, migrate
+from worker.db.migrate import load_migrations, migrate
 
 LOG_DIR: Final = REPO / ".local" / "bench"  # each started process logs to <scenario>.log here
 DROP_TIMEOUT_SECONDS: Final = 60.0

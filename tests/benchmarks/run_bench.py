@@ -53,8 +53,8 @@ from tests.benchmarks.processes import (
 )
 from tests.benchmarks.report import Check, Row, verdict
 from tests.benchmarks.resources import LOG_DIR, Services
+from worker.roi.summaries import rebuild
 from worker.settings import Settings
-from worker.summaries import rebuild
 
 SCENARIOS: Final = ("worker", "naive", "history", "replay", "ceilings", "latency")
 SEED: Final = 20261122
@@ -330,7 +330,7 @@ def ceiling_runs(bench: Bench, topic: str) -> list[tuple[str, Row]]:
             "parse",
             "read + decode/validate/fingerprint",
             ["--parse"],
-            "worker.batch.prepare on every batch; nothing stored",
+            "worker.consume.batch.prepare on every batch; nothing stored",
         ),
     ):
         say(f"ceilings: {name} ...")

@@ -12,7 +12,7 @@ from kafka import KafkaAdminClient
 from tests.cli_runner import RoiWorker, in_process_cli
 from tests.conftest import Services, create_topic, delete_topics, new_database
 from tests.worker_harness import Stream, WorkerProcess
-from worker.migrate import load_migrations, migrate
+from worker.db.migrate import load_migrations, migrate
 
 
 @pytest.fixture

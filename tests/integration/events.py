@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from worker import json_codec
+from worker.contract import json_codec
 
 BASE_TIME = datetime(2026, 10, 1, tzinfo=UTC)
 

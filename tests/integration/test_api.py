@@ -32,16 +32,17 @@ from tests.api_harness import WRITE_TOKEN, ApiProcess, asgi_request
 from tests.conftest import Services, create_topic, delete_topics, new_database
 from tests.helpers import wait_until
 from tests.worker_harness import PROCESS_TIMEOUT, Stream, WorkerProcess, end_offsets, free_port
-from worker import json_codec, schemas
+from worker import schemas
 from worker.api import app as api_app
 from worker.api import backends, ingest
 from worker.api.backends import Publisher
 from worker.api.cache import TtlCache
+from worker.contract import json_codec
+from worker.contract.event import ExecutionEvent
+from worker.db.migrate import load_migrations, migrate
 from worker.errors import BrokerUnavailableError
-from worker.event import ExecutionEvent
-from worker.migrate import load_migrations, migrate
+from worker.roi.usage_stats import truncate
 from worker.settings import Settings
-from worker.usage_stats import truncate
 
 ROOT = Path(__file__).parents[2]
 ROI = "/api/roi-tracking"

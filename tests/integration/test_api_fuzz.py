@@ -19,8 +19,8 @@ from kafka import KafkaAdminClient
 from tests.api_harness import ApiProcess
 from tests.conftest import Services, create_topic, delete_topics, new_database
 from tests.worker_harness import Stream
-from worker.migrate import load_migrations, migrate
-from worker.summaries import rebuild
+from worker.db.migrate import load_migrations, migrate
+from worker.roi.summaries import rebuild
 
 TOKEN = "fuzz-write-token"  # the one write token of the API under test (ROI_API_WRITE_TOKENS)
 # Keeps valid cases within the rules on the clock, which the schema says in words only.

@@ -19,8 +19,8 @@ from tests.cli_runner import RoiWorker
 from tests.conftest import Services, create_topic, delete_topics, new_database
 from tests.helpers import wait_until
 from tests.worker_harness import Stream
-from worker import json_codec
-from worker.migrate import load_migrations, migrate
+from worker.contract import json_codec
+from worker.db.migrate import load_migrations, migrate
 
 ROI = "/api/roi-tracking"
 READ_TOKEN = "test-read-token-abcdefghij"

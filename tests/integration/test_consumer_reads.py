@@ -29,10 +29,10 @@ from tests.worker_harness import (
     stored_offsets,
     wait_caught_up,
 )
-from worker.consumer import RecordReader, new_consumer
-from worker.replay import Replay, plan_replay
+from worker.kafka.client import RecordReader, new_consumer
+from worker.kafka.topic_range import open_consumer
+from worker.ops.replay import Replay, plan_replay
 from worker.settings import KafkaSettings, Settings
-from worker.topic_range import open_consumer
 from worker.types import Message
 
 Headers = list[tuple[str, bytes]]

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from tests.conftest import Services, new_database
-from worker.analytics import load_analytics
-from worker.migrate import load_migrations, migrate
-from worker.roi import DEFAULT_MIN_EXECUTIONS, Window
+from worker.db.migrate import load_migrations, migrate
+from worker.roi.analytics import load_analytics
+from worker.roi.methodology import DEFAULT_MIN_EXECUTIONS, Window
 
 DASHBOARDS = Path(__file__).parents[2] / "deploy" / "grafana" / "dashboards"
 LIMIT = 10  # the LIMIT of the two tables

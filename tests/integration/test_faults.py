@@ -53,7 +53,7 @@ from tests.helpers import wait_until
 from tests.integration.events import Sample, sample_events
 from tests.integration.test_outages import group_members
 from tests.worker_harness import Stream, WorkerProcess, produce, start, stored_offsets
-from worker.migrate import load_migrations, migrate
+from worker.db.migrate import load_migrations, migrate
 
 pytestmark = pytest.mark.fault
 

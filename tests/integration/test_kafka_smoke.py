@@ -8,8 +8,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.conftest import Services
 from tests.strategies import NOW, example_document
-from worker import json_codec
-from worker.validate import parse_event
+from worker.contract import json_codec
+from worker.contract.validate import parse_event
 
 
 def test_an_event_goes_through_the_broker_intact(services: Services, topic: str) -> None:

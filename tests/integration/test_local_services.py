@@ -23,7 +23,7 @@ from tests.helpers import wait_until
 from tests.integration.events import sample_events
 from tests.integration.test_pipeline import assert_stored_exactly
 from tests.worker_harness import Stream, WorkerProcess, free_ports, produce, wait_caught_up
-from worker.migrate import load_migrations, migrate
+from worker.db.migrate import load_migrations, migrate
 
 pytestmark = pytest.mark.local_services
 

@@ -13,11 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Services, new_database
 from tests.integration.events import sample_events
 from tests.worker_harness import Stream, WorkerProcess, produce, query, start, wait_caught_up
-from worker.analytics import totals_from_row
+from worker.db.migrate import load_migrations, migrate
 from worker.metrics import PatternCollector
-from worker.migrate import load_migrations, migrate
-from worker.roi import rate
-from worker.summaries import SUMS
+from worker.roi.analytics import totals_from_row
+from worker.roi.methodology import rate
+from worker.roi.summaries import SUMS
 
 METRICS_DOC = Path(__file__).parents[2] / "docs" / "metrics.md"
 
@@ -52,7 +52,7 @@ def test_the_metrics_doc_matches_what_the_worker_serves(
 def test_each_pattern_has_one_current_rating_the_report_agrees_with(
     stream: Stream, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    """roi_pattern_effectiveness is 1 for exactly the rating worker.roi gives the summary row."""
+    """roi_pattern_effectiveness is 1 for exactly the rating the methodology gives the row."""
     samples = sample_events(60, patterns=3)
     produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
     worker = start(stream, workers, tmp_path)

@@ -17,16 +17,16 @@ import pytest
 
 from tests.conftest import Services, with_database
 from tests.helpers import wait_until
-from worker import write
-from worker.errors import MigrationError
-from worker.event import ExecutionEvent
-from worker.migrate import (
+from worker.consume import write
+from worker.contract.event import ExecutionEvent
+from worker.db.migrate import (
     LOCK_KEY,
     default_migrations_dir,
     load_migrations,
     migrate,
     migration_status,
 )
+from worker.errors import MigrationError
 
 MONEY_COLUMNS = {
     ("pattern_executions", "actual_cost"),
@@ -128,7 +128,7 @@ def test_schema_has_every_table_view_and_index(migrated: str) -> None:
 
 
 def test_every_event_field_has_its_column(migrated: str) -> None:
-    """The worker COPYs every field of ExecutionEvent (worker.write.COLUMNS, derived from the
+    """The worker COPYs every field of ExecutionEvent (write.COLUMNS, derived from the
     model) into pattern_executions: a field declared without its migration fails here, not by
     going unstored."""
     with psycopg.connect(migrated) as conn:

@@ -29,8 +29,8 @@ from tests.worker_harness import (
     stored_offsets,
     wait_caught_up,
 )
-from worker import cli
-from worker.offset_admin import (
+from worker.cli import main as cli
+from worker.ops.offsets import (
     EARLIEST,
     GroupActiveError,
     PlanOutdatedError,
@@ -38,9 +38,9 @@ from worker.offset_admin import (
     execute_reset,
     plan_reset,
 )
-from worker.reconcile import reconcile
+from worker.ops.reconcile import reconcile
+from worker.roi.summaries import find_drift
 from worker.settings import load_settings
-from worker.summaries import find_drift
 
 ROOT = Path(__file__).parents[2]
 GROUP_TIMEOUT = 30.0  # seconds the group coordinator may take to show a join or a leave

@@ -24,9 +24,9 @@ from tests.worker_harness import (
     stored_offsets,
     wait_caught_up,
 )
-from worker import json_codec
-from worker.deadletter import DeadLetter, DeadLetterPublisher
-from worker.summaries import find_drift
+from worker.consume.deadletter import DeadLetter, DeadLetterPublisher
+from worker.contract import json_codec
+from worker.roi.summaries import find_drift
 from worker.types import Message
 
 

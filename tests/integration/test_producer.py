@@ -11,11 +11,12 @@ from kafka import KafkaAdminClient
 
 from tests.conftest import Services, create_topic, delete_topics
 from tests.worker_harness import read_topic
-from worker import json_codec, producer
+from worker import producer
+from worker.contract import json_codec
+from worker.contract.validate import validate
 from worker.errors import InvalidEventError
 from worker.producer import ExecutionEventProducer, track_pattern_execution
 from worker.settings import KafkaSettings
-from worker.validate import validate
 
 
 @pytest.fixture

@@ -21,13 +21,13 @@ from tests.conftest import Services, new_database
 from tests.helpers import wait_until
 from tests.integration.events import sample_events
 from tests.worker_harness import Stream, WorkerProcess, produce, start, wait_caught_up
-from worker import json_codec
-from worker.batch import prepare, store
-from worker.migrate import default_migrations_dir, load_migrations, migrate
-from worker.reconcile import Reconciliation, reconcile
-from worker.retention import apply_retention
+from worker.consume.batch import prepare, store
+from worker.consume.write import BatchWriter, WriteResult
+from worker.contract import json_codec
+from worker.db.migrate import default_migrations_dir, load_migrations, migrate
+from worker.ops.reconcile import Reconciliation, reconcile
+from worker.ops.retention import apply_retention
 from worker.types import Message
-from worker.write import BatchWriter, WriteResult
 
 TOPIC = "ledger-topic"
 GROUP = "ledger-group"

@@ -35,12 +35,13 @@ from tests.worker_harness import (
     stored_offsets,
     wait_caught_up,
 )
-from worker import cli, cli_replay
+from worker.cli import main as cli
+from worker.cli import replay as cli_replay
+from worker.db.migrate import load_migrations, migrate
 from worker.errors import DatabaseUnavailableError
-from worker.migrate import load_migrations, migrate
-from worker.replay import Plan, Replay, plan_replay
-from worker.retention import RETENTION_LOCK_KEY, horizon_for
-from worker.summaries import find_drift
+from worker.ops.replay import Plan, Replay, plan_replay
+from worker.ops.retention import RETENTION_LOCK_KEY, horizon_for
+from worker.roi.summaries import find_drift
 
 BATCH = "50"  # ROI_BATCH_MAX_MESSAGES of the replays: several batches per replay
 PRODUCE_TIMEOUT = 30.0  # seconds

@@ -52,9 +52,9 @@ from tests.integration.events import sample_events
 from tests.pg_front import PgFront
 from tests.worker_harness import PROCESS_TIMEOUT, Stream, WorkerProcess, free_port, produce
 from worker.api.app import openapi_document
-from worker.cli import build_parser
-from worker.migrate import load_migrations, migrate
-from worker.report import FORMATS
+from worker.cli.main import build_parser
+from worker.db.migrate import load_migrations, migrate
+from worker.roi.report import FORMATS
 
 HOST: Final = "localhost"  # the database's host in every URL (the broker's is 127.0.0.1)
 MIN_PIECE: Final = 6  # the shortest run of a secret's letters and digits searched on its own

@@ -24,13 +24,13 @@ from tests.worker_harness import (
     start,
     wait_caught_up,
 )
-from worker import json_codec
-from worker.event import ExecutionEvent
-from worker.migrate import load_migrations, migrate
-from worker.summaries import find_drift
+from worker.consume.write import BatchWriter, ValidEvent, WriteResult
+from worker.contract import json_codec
+from worker.contract.event import ExecutionEvent
+from worker.contract.validate import parse_event, validate
+from worker.db.migrate import load_migrations, migrate
+from worker.roi.summaries import find_drift
 from worker.types import Source
-from worker.validate import parse_event, validate
-from worker.write import BatchWriter, ValidEvent, WriteResult
 
 # The documented rule (docs/event-contract.md), restated rather than imported, so that the test
 # checks the code against the page.

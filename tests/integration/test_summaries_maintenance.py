@@ -35,13 +35,13 @@ from tests.worker_harness import (
     stored_offsets,
     wait_caught_up,
 )
-from worker import cli
-from worker.event import ExecutionEvent
-from worker.migrate import load_migrations, migrate
-from worker.summaries import Drift, find_drift, rebuild
+from worker.cli import main as cli
+from worker.consume.write import BatchWriter, ValidEvent, WriteResult
+from worker.contract.event import ExecutionEvent
+from worker.contract.validate import validate
+from worker.db.migrate import load_migrations, migrate
+from worker.roi.summaries import Drift, find_drift, rebuild
 from worker.types import Partition, Source
-from worker.validate import validate
-from worker.write import BatchWriter, ValidEvent, WriteResult
 
 ROOT = Path(__file__).parents[2]
 REPORT_SCHEMA = ROOT / "schemas" / "roi-report.v1.json"

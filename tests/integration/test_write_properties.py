@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import NOW, example_document, valid_documents
-from worker.analytics import totals_from_row
-from worker.migrate import load_migrations, migrate
-from worker.roi import Totals
-from worker.summaries import SUMS, find_drift
+from worker.consume.write import BatchWriter, ValidEvent
+from worker.contract.validate import validate
+from worker.db.migrate import load_migrations, migrate
+from worker.roi.analytics import totals_from_row
+from worker.roi.methodology import Totals
+from worker.roi.summaries import SUMS, find_drift
 from worker.types import Source
-from worker.validate import validate
-from worker.write import BatchWriter, ValidEvent
 
 PATTERNS = ("alpha", "beta", "gamma/delta")
 
@@ -51,7 +51,7 @@ def deliveries(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[int]]]:
 
 
 def expected(documents: list[dict[str, Any]]) -> dict[str, Totals]:
-    """The methodology of worker.roi over distinct events, to compare with the SQL to the cent."""
+    """worker.roi.methodology over distinct events, to compare with the SQL to the cent."""
     totals: dict[str, Totals] = {}
     for document in documents:
         event = validate(document, now=NOW)
@@ -71,7 +71,7 @@ def expected(documents: list[dict[str, Any]]) -> dict[str, Totals]:
 def test_incremental_summaries_equal_the_recompute(
     conn: psycopg.Connection[Any], delivery: tuple[list[dict[str, Any]], list[list[int]]]
 ) -> None:
-    """Every summary column, flags included, equals worker.roi's rules applied in Python."""
+    """Every summary column, flags included, equals the methodology's rules applied in Python."""
     documents, batches = delivery
     conn.execute(
         "TRUNCATE pattern_executions, pattern_roi_summary, pattern_roi_daily, consumer_offsets"

@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.strategies import example_document
-from worker import json_codec
 from worker.api.cache import MAX_KEYS, TtlCache
 from worker.api.ingest import InvalidBodyError, parse_events
 from worker.api.models import MAX_EVENTS_PER_REQUEST
-from worker.usage_stats import (
+from worker.contract import json_codec
+from worker.roi.usage_stats import (
     GROUP_BYS,
     MAX_BUCKETS,
     RANGES,

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from worker.background_store import BackgroundStore, Finished
+from worker.consume.background_store import BackgroundStore, Finished
 
 
 def test_the_outcome_of_a_store_is_taken_once() -> None:

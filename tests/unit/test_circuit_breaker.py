@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.circuit_breaker import WINDOW, CircuitBreaker
+from worker.consume.circuit_breaker import WINDOW, CircuitBreaker
 from worker.errors import CircuitOpenError
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.strategies import example_document
-from worker import json_codec, schemas
+from worker import schemas
+from worker.contract import json_codec
 from worker.process import GC_YOUNG_THRESHOLD, RateLimit, tune_gc_for_throughput
 
 ROOT = Path(__file__).parents[2]
@@ -151,8 +152,8 @@ def test_kafka_log_storms_are_rate_limited() -> None:
     assert limit.filter(first)
     assert not any(limit.filter(record("kafka.net", f"refused {n}")) for n in range(50))
     assert limit.filter(record("kafka.cluster", "another logger"))
-    assert limit.filter(record("worker.pipeline", "ours are never limited"))
-    assert all(limit.filter(record("worker.pipeline", "again")) for _ in range(5))
+    assert limit.filter(record("worker.consume.pipeline", "ours are never limited"))
+    assert all(limit.filter(record("worker.consume.pipeline", "again")) for _ in range(5))
 
 
 def test_stream_commands_collect_young_garbage_rarely_and_keep_the_older_thresholds() -> None:

@@ -1,4 +1,4 @@
-"""worker.commit: a commit a rebalance refuses is not a Kafka error; any other failure is."""
+"""worker.consume.commit: a commit a rebalance refuses is no Kafka error; any other failure is."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from kafka.errors import (
     UnknownMemberIdError,
 )
 
-from worker.commit import KafkaCommitter
+from worker.consume.commit import KafkaCommitter
 
 TP = TopicPartition("t", 0)
 

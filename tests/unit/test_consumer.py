@@ -22,11 +22,11 @@ from kafka.errors import (
 )
 
 from tests.integration.events import sample_events
-from worker.batch import prepare
-from worker.consumer import RecordReader, may_be_undecodable, new_consumer
-from worker.dead_letter_admin import Inspection, Letter
-from worker.deadletter import DeadLetter
+from worker.consume.batch import prepare
+from worker.consume.deadletter import DeadLetter
 from worker.errors import FatalError
+from worker.kafka.client import RecordReader, may_be_undecodable, new_consumer
+from worker.ops.dead_letters import Inspection, Letter
 from worker.settings import KafkaSettings
 from worker.types import Message, Skipped
 
@@ -35,7 +35,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def test_only_worker_consumer_makes_kafka_consumers() -> None:
-    """No module of the package but worker/consumer.py calls KafkaConsumer, so none can forget
+    """No module of the package but worker/kafka/client.py calls KafkaConsumer, so none can forget
     to read committed events only."""
     callers = []
     for path in sorted(WORKER.rglob("*.py")):
@@ -44,7 +44,7 @@ def test_only_worker_consumer_makes_kafka_consumers() -> None:
                 name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
                 if name == "KafkaConsumer":
                     callers.append(path.relative_to(WORKER).as_posix())
-    assert set(callers) == {"consumer.py"}
+    assert set(callers) == {"kafka/client.py"}
 
 
 def test_every_consumer_reads_committed_events_only() -> None:

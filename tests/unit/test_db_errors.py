@@ -1,4 +1,4 @@
-"""worker.db.translate: the one place psycopg errors become ours, by class and SQLSTATE."""
+"""worker.db.connect.translate: the one place psycopg errors become ours, by class and SQLSTATE."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import errors as pg_errors
 
-from worker import db
+from worker.db import connect as db
 from worker.errors import (
     DatabaseUnavailableError,
     FatalError,
@@ -157,22 +157,22 @@ def test_errors_re_raises_ours_with_psycopg_as_the_cause() -> None:
     assert isinstance(caught.value, RetryableError)
 
 
-# Where a module other than worker/db.py may name a psycopg exception in an `except`, a
+# Where a module other than worker/db/connect.py may name a psycopg exception in an `except`, a
 # `suppress(...)` or an `isinstance(...)`, and why: none of these turns a database failure into
 # one of our errors by itself (db.translate does), or it is not a database failure at all.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("cli.py", "psycopg.Error"): "the command's last resort: _failure has db.translate word it",
+    ("cli/main.py", "psycopg.Error"): "the command's last resort: _failure has db.translate word it",
     ("api/app.py", "psycopg.Error"): "the 503 handler: db.translate tells a stale schema apart",
-    ("migrate.py", "psycopg.Error"): (
+    ("db/migrate.py", "psycopg.Error"): (
         "every failure becomes MigrationError (nothing applied), classified by db.translate "
         "and db.connection_lost"
     ),
     ("metrics.py", "psycopg.Error"): "a failed scrape is logged and counted, never raised",
-    ("pipeline.py", "psycopg.Error"): "cancelling an abandoned store is best effort",
+    ("consume/pipeline.py", "psycopg.Error"): "cancelling an abandoned store is best effort",
     ("settings.py", "psycopg.ProgrammingError"): "conninfo_to_dict refusing a setting's URL",
-    ("write.py", "psycopg.errors.DataError"): "a refused row, isolated under savepoints",
-    ("write.py", "psycopg.errors.IntegrityError"): "a refused row, isolated under savepoints",
-    ("summaries.py", "psycopg.errors.LockNotAvailable"): (
+    ("consume/write.py", "psycopg.errors.DataError"): "a refused row, isolated under savepoints",
+    ("consume/write.py", "psycopg.errors.IntegrityError"): "a refused row, isolated under savepoints",
+    ("roi/summaries.py", "psycopg.errors.LockNotAvailable"): (
         "lock_summary_tables returns False by contract; its callers raise SummariesBusyError"
     ),
     ("api/backends.py", "psycopg_pool.PoolTimeout"): (
@@ -231,11 +231,11 @@ def _caught(node: ast.AST) -> list[ast.expr]:
 
 
 def test_only_worker_db_maps_psycopg_errors() -> None:
-    """No module but worker/db.py catches psycopg errors or reads a SQLSTATE, except as allowed."""
+    """Only worker/db/connect.py catches psycopg errors or reads SQLSTATEs, bar the allowed."""
     found: set[tuple[str, str]] = set()
     for path in sorted(PACKAGE.rglob("*.py")):
         module = path.relative_to(PACKAGE).as_posix()
-        if module == "db.py":
+        if module == "db/connect.py":
             continue
         tree = ast.parse(path.read_text(), filename=str(path))
         aliases = _aliases(tree)
@@ -247,5 +247,7 @@ def test_only_worker_db_maps_psycopg_errors() -> None:
                 if name is not None:
                     found.add((module, name))
     unexpected = sorted(found - ALLOWED.keys())
-    assert not unexpected, f"map psycopg errors in worker/db.py (translate), not in {unexpected}"
+    assert not unexpected, (
+        f"map psycopg errors in worker/db/connect.py (translate), not in {unexpected}"
+    )
     assert not ALLOWED.keys() - found, "an allowance no module needs any more: remove it"

@@ -10,12 +10,12 @@ from kafka.errors import KafkaTimeoutError
 
 from tests.helpers import wait_until
 from tests.strategies import NOW, example_document
-from worker.batch import Batch, prepare
-from worker.deadletter import MAX_MESSAGE_BYTES, DeadLetter, DeadLetterPublisher
+from worker.consume.batch import Batch, prepare
+from worker.consume.deadletter import MAX_MESSAGE_BYTES, DeadLetter, DeadLetterPublisher
+from worker.consume.write import ValidEvent
+from worker.contract.validate import validate
 from worker.errors import BrokerUnavailableError
 from worker.types import Message, Source
-from worker.validate import validate
-from worker.write import ValidEvent
 
 
 def message(

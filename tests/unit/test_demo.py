@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from worker.demo import (
+from worker.contract.validate import parse_event, validate
+from worker.demo.run import (
     CONFLICTS,
     DUPLICATES,
     EVENTS,
@@ -22,7 +23,6 @@ from worker.demo import (
     plan_stream,
 )
 from worker.errors import InvalidEventError
-from worker.validate import parse_event, validate
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.strategies import NOW
+from worker.contract.validate import parse_event
 from worker.errors import InvalidEventError
-from worker.validate import parse_event
 
 DOCS = Path(__file__).parents[2] / "docs"
 EXAMPLE = re.compile(r"```json\n(?P<body>.*?)\n```\n(?P<verdict>[^\n]*)", re.DOTALL)

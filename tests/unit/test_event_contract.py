@@ -25,10 +25,10 @@ from tests.strategies import (
     storable,
     valid_documents,
 )
-from worker import json_codec
+from worker.contract import json_codec
+from worker.contract.event import MAX_USD, ExecutionEvent
+from worker.contract.validate import parse_event, validate
 from worker.errors import InvalidEventError, InvalidReason
-from worker.event import MAX_USD, ExecutionEvent
-from worker.validate import parse_event, validate
 
 
 def wire(document: dict[str, Any]) -> bytes:

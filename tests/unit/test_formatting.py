@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from worker.formatting import duration, fraction_as_percent, number, percent, usd
+from worker.roi.formatting import duration, fraction_as_percent, number, percent, usd
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 
 from tests.strategies import json_values
-from worker import json_codec
+from worker.contract import json_codec
 
 
 @given(json_values)

@@ -7,9 +7,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from worker.cli_reconcile import render
-from worker.errors import FatalError
-from worker.ledger import (
+from worker.cli.reconcile import render
+from worker.db.ledger import (
     BATCH,
     OUTCOMES,
     REPLAY,
@@ -24,7 +23,8 @@ from worker.ledger import (
     plan,
     tally,
 )
-from worker.reconcile import Problem, Reconciliation, Row, audit_partition, check_order
+from worker.errors import FatalError
+from worker.ops.reconcile import Problem, Reconciliation, Row, audit_partition, check_order
 from worker.types import Partition, Source
 
 T = "events"

@@ -1,4 +1,4 @@
-"""docs/roi-methodology.md: every worked example's numbers, recomputed with worker.roi."""
+"""docs/roi-methodology.md: each worked example's numbers, recomputed by worker.roi.methodology."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from worker.formatting import TENTH, fraction_as_percent, number, percent, usd
-from worker.roi import (
+from worker.roi.formatting import TENTH, fraction_as_percent, number, percent, usd
+from worker.roi.methodology import (
     RATING_RULES,
     DailyCount,
     Rating,

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from worker.cli_offsets import positions_document, render_plan, render_positions
-from worker.offset_admin import (
+from worker.cli.offsets import positions_document, render_plan, render_positions
+from worker.ops.offsets import (
     EARLIEST,
     GroupMembers,
     PartitionPosition,

@@ -27,14 +27,13 @@ from schemathesis.generation.meta import (
 
 from tests.schemathesis_hooks import breaks_clock_rule, filter_case
 from tests.strategies import NOW, example_document
-from worker import range_patterns
-from worker.api import openapi
+from worker.api import openapi, range_patterns
 from worker.api.app import _SINCE_RE, USAGE, openapi_document
+from worker.contract.event import MAX_CLOCK_SKEW, MAX_SECONDS
+from worker.contract.validate import parse_event
 from worker.errors import InvalidEventError
-from worker.event import MAX_CLOCK_SKEW, MAX_SECONDS
-from worker.roi import EARLIEST, Window
-from worker.usage_stats import GROUP_BYS, TIME_RANGES, TooManyBucketsError, bucket_starts
-from worker.validate import parse_event
+from worker.roi.methodology import EARLIEST, Window
+from worker.roi.usage_stats import GROUP_BYS, TIME_RANGES, TooManyBucketsError, bucket_starts
 
 DOCUMENT = openapi_document()
 EVENT = Draft202012Validator(

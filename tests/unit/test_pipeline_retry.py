@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from kafka import TopicPartition
 
 from tests.strategies import example_document
-from worker import json_codec
-from worker.batch import prepare
-from worker.pipeline import Pipeline
+from worker.consume.batch import prepare
+from worker.consume.pipeline import Pipeline
+from worker.contract import json_codec
 from worker.settings import Settings
 from worker.types import Message
 

@@ -9,10 +9,10 @@ import pytest
 
 from tests.strategies import example_document
 from worker import producer as producer_module
+from worker.contract.event import ExecutionEvent
+from worker.contract.validate import validate
 from worker.errors import BrokerUnavailableError
-from worker.event import ExecutionEvent
 from worker.settings import KafkaSettings
-from worker.validate import validate
 
 
 class FakeClock:

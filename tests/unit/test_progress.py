@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from worker import progress
-from worker.progress import Progress
+from worker.cli import progress
+from worker.cli.progress import Progress
 
 
 class Terminal(io.StringIO):
@@ -18,7 +18,7 @@ class Terminal(io.StringIO):
 
 
 class Clock:
-    """time.monotonic for worker.progress, moved by hand."""
+    """time.monotonic for worker.cli.progress, moved by hand."""
 
     def __init__(self, now: float) -> None:
         self.now = now

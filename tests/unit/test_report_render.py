@@ -1,4 +1,4 @@
-"""`roi-worker report` rendering (worker.report): text, JSON, CSV and Markdown from an Analytics."""
+"""`roi-worker report` rendering (worker.roi.report): text, JSON, CSV, Markdown from Analytics."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from worker import report
-from worker.analytics import Analytics, PatternAnalytics, Percentiles
-from worker.report import Request, full_report, render
-from worker.roi import (
+from worker.roi import report
+from worker.roi.analytics import Analytics, PatternAnalytics, Percentiles
+from worker.roi.methodology import (
     PERFORMING,
     UNDERPERFORMING,
     RateChange,
@@ -28,6 +27,7 @@ from worker.roi import (
     rate,
     wilson_lower_bound,
 )
+from worker.roi.report import Request, full_report, render
 
 D = Decimal
 SCHEMA = json.loads(

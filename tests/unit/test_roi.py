@@ -1,4 +1,4 @@
-"""The ROI methodology (worker.roi): totals, ratings, the Wilson bound, trends, windows, ranking."""
+"""worker.roi.methodology: totals, ratings, the Wilson bound, trends, windows, ranking."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from statistics import NormalDist
 
 import pytest
 
-from worker.analytics import TOTALS_FIELDS, totals_from_row
-from worker.roi import (
+from worker.roi.analytics import TOTALS_FIELDS, totals_from_row
+from worker.roi.methodology import (
     DEFAULT_MIN_EXECUTIONS,
     PERFORMING,
     RATING_RULES,
@@ -30,7 +30,7 @@ from worker.roi import (
     trend,
     wilson_lower_bound,
 )
-from worker.summaries import SUMS
+from worker.roi.summaries import SUMS
 
 D = Decimal
 

@@ -11,9 +11,10 @@ from hypothesis import given
 from jsonschema import Draft202012Validator
 
 from tests.strategies import NOW, Accepted, accepted_events, example_document, valid_documents
-from worker import json_codec, schemas
+from worker import schemas
+from worker.contract import json_codec
+from worker.contract.validate import parse_event
 from worker.errors import InvalidEventError
-from worker.validate import parse_event
 
 SCHEMAS_DIR = Path(__file__).parents[2] / "schemas"
 VALIDATOR = Draft202012Validator(schemas.execution_event_schema())

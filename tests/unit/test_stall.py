@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.stall import StallWatch
+from worker.consume.stall import StallWatch
 
 
 def test_a_partition_is_stuck_only_after_the_limit_without_progress() -> None:

@@ -8,10 +8,10 @@ from datetime import timedelta
 from typing import Any, cast
 
 from tests.integration.events import BASE_TIME, sample_events
-from worker.batch import prepare, store_around_locks
+from worker.consume.batch import prepare, store_around_locks
+from worker.consume.write import ValidEvent, WriteResult
 from worker.errors import LockWaitError
 from worker.types import Message, Partition
-from worker.write import ValidEvent, WriteResult
 
 
 class _Writer:

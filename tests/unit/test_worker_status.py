@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.status_server import WorkerStatus
+from worker.consume.health import WorkerStatus
 
 
 def test_ready_needs_the_loop_ready_and_no_open_problem() -> None:

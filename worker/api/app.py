@@ -1,7 +1,7 @@
 """The endpoints of `roi-worker api` (docs/api.md) and how each error becomes a response.
 
-Reads go through worker.analytics (one REPEATABLE READ snapshot per request) and
-worker.report_document, the code path of `roi-worker report --format json`, so the numbers are
+Reads go through worker.roi.analytics (one REPEATABLE READ snapshot per request) and
+worker.roi.report_document, the code path of `roi-worker report --format json`, so the numbers are
 the report's. Only the report endpoint reads the execution-time percentiles, and only for its
 one pattern: the other endpoints read nothing but the summary tables, whatever the number of
 stored executions.
@@ -32,14 +32,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from worker import __version__, schemas
-from worker.analytics import (
-    Analytics,
-    PatternAnalytics,
-    load_analytics,
-    pattern_exists,
-    read_analytics,
-    snapshot,
-)
 from worker.api import openapi, security
 from worker.api.backends import Database, Publisher
 from worker.api.cache import TtlCache
@@ -60,14 +52,22 @@ from worker.api.models import (
     ValidationProblem,
     scope_of,
 )
-from worker.db import first_line, translate
+from worker.contract.event import PATTERN_ID_RE
+from worker.db.connect import first_line, translate
 from worker.errors import BrokerUnavailableError, DatabaseUnavailableError, SchemaOutdatedError
-from worker.event import PATTERN_ID_RE
 from worker.redaction import redact
-from worker.report_document import Overall, PatternReport, build_document
-from worker.roi import Window
+from worker.roi.analytics import (
+    Analytics,
+    PatternAnalytics,
+    load_analytics,
+    pattern_exists,
+    read_analytics,
+    snapshot,
+)
+from worker.roi.methodology import Window
+from worker.roi.report_document import Overall, PatternReport, build_document
+from worker.roi.usage_stats import GroupBy, TimeRange, TooManyBucketsError, load_usage_stats
 from worker.settings import Settings
-from worker.usage_stats import GroupBy, TimeRange, TooManyBucketsError, load_usage_stats
 
 log = logging.getLogger(__name__)
 

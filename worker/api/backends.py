@@ -16,8 +16,8 @@ from typing import Any, Final
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from worker.contract.event import ExecutionEvent
 from worker.errors import BrokerUnavailableError, DatabaseUnavailableError
-from worker.event import ExecutionEvent
 from worker.producer import ExecutionEventProducer
 from worker.settings import Settings
 

@@ -1,19 +1,19 @@
 """A POSTed body -> validated events, or every problem with it, each naming its place.
 
 The body is parsed with the events' own strict JSON (numbers are exact Decimals, never floats)
-and each event is validated by worker.validate, the worker's own validate stage: whatever this
-accepts, the worker stores.
+and each event is validated by worker.contract.validate, the worker's own validate stage:
+whatever it accepts, the worker stores.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from worker import json_codec
 from worker.api.models import MAX_EVENTS_PER_REQUEST, FieldProblem
+from worker.contract import json_codec
+from worker.contract.event import ExecutionEvent
+from worker.contract.validate import validate
 from worker.errors import InvalidEventError
-from worker.event import ExecutionEvent
-from worker.validate import validate
 
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024  # 1,000 events of the largest valid size fit
 

@@ -1,6 +1,6 @@
 """The read API's response bodies: the report document's models, wrapped for HTTP.
 
-Every figure is a model of worker.report_document built from worker.analytics, exactly as
+Every figure is a model of worker.roi.report_document built from worker.roi.analytics, exactly as
 `roi-worker report --format json` builds it, so the API and the report cannot disagree. Decimals
 are JSON strings in positional notation ("-12.50"), as in the report. Every response, errors
 included, has a model here, so the OpenAPI schema describes all of them.
@@ -16,10 +16,10 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from worker.analytics import Analytics
-from worker.report_document import Dec, Overall, PatternReport, ReportWindow
-from worker.roi import Totals
-from worker.usage_stats import GroupBy, TimeRange, UsageStats
+from worker.roi.analytics import Analytics
+from worker.roi.methodology import Totals
+from worker.roi.report_document import Dec, Overall, PatternReport, ReportWindow
+from worker.roi.usage_stats import GroupBy, TimeRange, UsageStats
 
 MAX_EVENTS_PER_REQUEST: Final = 1000
 

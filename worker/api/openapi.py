@@ -23,11 +23,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from worker import event, range_patterns, usage_stats
-from worker.roi import EARLIEST
+from worker.api import range_patterns
+from worker.contract import event
+from worker.roi import usage_stats
+from worker.roi.methodology import EARLIEST
 
 # The last year stated where the server compares with its clock, as in the event contract
-# (worker/event.py): far ahead of any clock, so the clock rule is said in words.
+# (worker/contract/event.py): far ahead of any clock, so the clock rule is said in words.
 LAST_YEAR: Final = 2999
 # The largest N of a `since` of `Nd` stated: the window starts N-1 days before today, not before
 # EARLIEST, so the server takes N up to (today - EARLIEST) + 1, a bound that only grows. This

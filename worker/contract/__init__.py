@@ -1,0 +1,1 @@
+"""The event contract, pure: bytes -> JSON object -> ExecutionEvent (docs/event-contract.md)."""

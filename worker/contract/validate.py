@@ -1,0 +1,71 @@
+"""Stage 2, validate: a decoded JSON object -> an ExecutionEvent. Pure; no I/O.
+
+Raises InvalidEventError with reason `unsupported_schema_version` (the version is not one this
+worker reads) or `schema_violation` (every broken rule, each naming its field).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from worker.contract import json_codec
+from worker.contract.decode import decode
+from worker.contract.event import SCHEMA_VERSION, ExecutionEvent
+from worker.errors import FieldError, InvalidEventError, InvalidReason
+
+_MAX_VALUE_REPR = 80  # characters of an offending value quoted in an error
+
+# Messages for the few rules pydantic itself checks; the model's own validators say theirs.
+_MESSAGES = {"missing": "is required"}
+
+
+def validate(document: Mapping[str, Any], *, now: datetime | None = None) -> ExecutionEvent:
+    """Validates one decoded event against contract v1.
+
+    `now` bounds how far in the future `executed_at` may be; it defaults to the current time.
+    """
+    version = document.get("schema_version")
+    if "schema_version" in document and (type(version) is not int or version != SCHEMA_VERSION):
+        raise InvalidEventError(
+            InvalidReason.UNSUPPORTED_SCHEMA_VERSION,
+            (
+                FieldError(
+                    "schema_version",
+                    "unsupported",
+                    f"is not supported: this worker reads version {SCHEMA_VERSION}",
+                    _short_repr(version),
+                ),
+            ),
+        )
+    try:
+        return ExecutionEvent.model_validate(document, context={"now": now} if now else None)
+    except ValidationError as exc:
+        raise InvalidEventError(InvalidReason.SCHEMA_VIOLATION, _field_errors(exc)) from None
+
+
+def parse_event(value: bytes | None, *, now: datetime | None = None) -> ExecutionEvent:
+    """Decodes and validates one message value: the two stages in order."""
+    return validate(decode(value), now=now)
+
+
+def _field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
+    errors = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "(event)"
+        rule = error["type"]
+        value = None if rule == "missing" else _short_repr(error.get("input"))
+        errors.append(FieldError(field, rule, _MESSAGES.get(rule, error["msg"]), value))
+    return tuple(errors)
+
+
+def _short_repr(value: object) -> str:
+    """The value as the producer wrote it (JSON) where possible, shortened."""
+    try:
+        text = json_codec.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= _MAX_VALUE_REPR else text[: _MAX_VALUE_REPR - 3] + "..."

@@ -1,0 +1,1 @@
+"""PostgreSQL: connections and the one psycopg error mapper, migrations, stored offsets."""

@@ -1,0 +1,1 @@
+"""Operator tools, each a request -> run -> result: replay, dead letters, offsets, retention."""

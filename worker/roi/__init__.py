@@ -1,0 +1,1 @@
+"""The ROI methodology and what is read and shown from the summaries: analytics and the report."""

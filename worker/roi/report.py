@@ -1,0 +1,511 @@
+"""`roi-worker report`: the analytics as text, JSON, CSV or Markdown.
+
+Pure rendering: everything shown comes from an `Analytics` (roi/analytics.py) and is rounded here,
+for display only. JSON and CSV carry the exact sums of the report document
+(worker.roi.report_document); text and Markdown are for people.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from worker.roi.analytics import Analytics, PatternAnalytics
+from worker.roi.formatting import TENTH, duration, fraction_as_percent, number, percent, usd
+from worker.roi.methodology import COST_ANOMALY_FACTOR, Rating, Totals
+from worker.roi.report_document import PatternReport, Selection, build_document
+
+Format = Literal["text", "json", "csv", "markdown"]
+FORMATS: Final[tuple[Format, ...]] = ("text", "json", "csv", "markdown")
+RULE: Final = "=" * 80
+METHODOLOGY: Final = "docs/roi-methodology.md"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What to report: a selection of patterns, how many at most, and in which format."""
+
+    selection: Selection
+    format: Format = "text"
+    limit: int = 10
+    pattern_id: str | None = None
+
+
+def selected(analytics: Analytics, request: Request) -> list[PatternAnalytics]:
+    """The patterns a request is about, in the order it shows them.
+
+    Raises LookupError for a pattern the analytics do not hold (check `pattern_exists` first).
+    """
+    if request.selection == "pattern":
+        found = analytics.find(request.pattern_id or "")
+        if found is None:
+            raise LookupError(f"pattern {request.pattern_id!r} is not in these analytics")
+        return [found]
+    if request.selection == "top_performers":
+        return analytics.top_performers(request.limit)
+    if request.selection == "underperformers":
+        return analytics.underperformers(request.limit)
+    return list(analytics.patterns)
+
+
+def render(analytics: Analytics, request: Request) -> str:
+    """The report as text ending in a newline. Raises LookupError like `selected`."""
+    patterns = selected(analytics, request)
+    if request.format == "json":
+        document = build_document(analytics, request.selection, patterns, request.limit)
+        return document.model_dump_json(indent=2) + "\n"
+    if request.format == "csv":
+        return _csv(analytics, patterns, request.limit)
+    if request.format == "markdown":
+        return _markdown(analytics, request, patterns)
+    return _text(analytics, request, patterns)
+
+
+def full_report(analytics: Analytics, limit: int) -> str:
+    """The complete Markdown report of `--report`: every section, every pattern."""
+    lines = ["# Pattern ROI report", "", *_md_preamble(analytics)]
+    lines += _md_overall(analytics)
+    lines += _md_ranking("Top performers (by ROI)", analytics.top_performers(limit), analytics)
+    lines += _md_ranking(
+        "Underperformers (needs attention)", analytics.underperformers(limit), analytics
+    )
+    lines += _md_all_patterns(analytics)
+    lines += _md_flags(analytics)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _text(analytics: Analytics, request: Request, patterns: list[PatternAnalytics]) -> str:
+    if request.selection == "pattern":
+        return "\n".join(_text_pattern(analytics, patterns[0])) + "\n"
+    lines = [RULE, "PATTERN ROI SUMMARY", RULE, *_text_window(analytics), ""]
+    if request.selection in ("summary", "top_performers"):
+        lines += _text_section(
+            "TOP PERFORMERS (by ROI)",
+            analytics.top_performers(request.limit),
+            analytics,
+            "None: no pattern is rated acceptable or better (a rating needs "
+            f"{analytics.min_executions} executions in the window).",
+        )
+    if request.selection in ("summary", "underperformers"):
+        lines += _text_section(
+            "UNDERPERFORMERS (needs attention)",
+            analytics.underperformers(request.limit),
+            analytics,
+            "None: no pattern is rated poor or failed.",
+        )
+    if request.selection == "summary":
+        lines += _text_overall(analytics)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _text_window(analytics: Analytics) -> list[str]:
+    window, previous = analytics.window, analytics.window.previous
+    if window.since is None or previous is None:
+        return []
+    return [
+        f"Window: {window.since} to now ({window.days} UTC days), compared with "
+        f"{previous.since} to {previous.until}"
+    ]
+
+
+def _text_section(
+    title: str, patterns: list[PatternAnalytics], analytics: Analytics, empty: str
+) -> list[str]:
+    lines = [title]
+    if not patterns:
+        lines.append(empty)
+    for rank, pattern in enumerate(patterns, start=1):
+        lines += _text_block(rank, pattern, analytics)
+    return [*lines, ""]
+
+
+def _text_block(rank: int, pattern: PatternAnalytics, analytics: Analytics) -> list[str]:
+    totals = pattern.totals
+    lines = [
+        f"{rank}. Pattern: {pattern.pattern_id}",
+        f"   Executions: {_executions(totals)}",
+        f"   Time saved: {_time_saved(totals.time_saved_seconds)}",
+        f"   Cost saved: {_cost_saved(totals.cost_saved_usd)}",
+        f"   ROI: {_roi(totals)}",
+        f"   Rating: {pattern.rating.label}",
+    ]
+    if pattern.rating in (Rating.POOR, Rating.FAILED):
+        lines.append(f"   Recommendation: {pattern.rating.recommendation}")
+    flags = _flags(totals)
+    if flags:
+        lines.append(f"   Flags: {flags}")
+    if pattern.previous is not None:
+        lines.append(f"   {_change_label(analytics)}: {_change(totals, pattern.previous)}")
+    return lines
+
+
+def _text_overall(analytics: Analytics) -> list[str]:
+    overall = analytics.overall
+    lines = [
+        "OVERALL METRICS",
+        f"Total patterns tracked: {len(analytics.tracked):,}",
+        f"Total executions: {overall.executions:,}",
+        f"Total time saved: {_time_saved(overall.time_saved_seconds)}",
+        f"Total cost saved: {_cost_saved(overall.cost_saved_usd)}",
+        f"Average success rate: {_rate(overall.success_rate)}",
+        f"Executions with negative savings: {overall.negative_savings:,}"
+        + _share(overall.negative_savings, overall.executions),
+        f"Cost anomalies (actual cost > {COST_ANOMALY_FACTOR}x estimate): "
+        f"{overall.cost_anomalies:,}",
+    ]
+    previous = analytics.overall_previous
+    if previous is not None:
+        lines.append(f"{_change_label(analytics)}: {_change(overall, previous)}")
+    return lines
+
+
+def _text_pattern(analytics: Analytics, pattern: PatternAnalytics) -> list[str]:
+    window = analytics.window
+    scope = "all time" if window.since is None else f"{window.since} to now ({window.days} days)"
+    return [
+        RULE,
+        f"PATTERN ROI REPORT: {pattern.pattern_id}",
+        RULE,
+        f"Window: {scope}",
+        _span(pattern),
+        "",
+        *_pattern_figures(analytics, pattern),
+    ]
+
+
+def _span(pattern: PatternAnalytics) -> str:
+    return (
+        f"First execution: {_when(pattern.first_executed_at)}; "
+        f"last: {_when(pattern.last_executed_at)}"
+    )
+
+
+def _pattern_figures(analytics: Analytics, pattern: PatternAnalytics) -> list[str]:
+    """Every figure of one pattern, a line each: the body of the single-pattern view."""
+    totals = pattern.totals
+    lines = [
+        f"Executions: {_executions(totals)}",
+        f"Success rate, 95% lower bound (Wilson): {_rate(pattern.wilson_lower_bound)}",
+        f"Time saved: {_time_saved(totals.time_saved_seconds)}",
+        f"Cost saved: {_cost_saved(totals.cost_saved_usd)}",
+        f"Investment (actual cost): {usd(totals.actual_cost_usd)}",
+        f"Average saved per execution: {_average(totals)}",
+        f"ROI: {_roi(totals)}",
+        f"Execution time: {_percentiles(pattern)}",
+        f"Flags: {_flags(totals) or 'none'}",
+        f"Trend: {_trend(pattern)}",
+    ]
+    if pattern.previous is not None:
+        lines.append(f"{_change_label(analytics)}: {_change(totals, pattern.previous)}")
+    lines += [
+        f"Rating: {pattern.rating.label}",
+        f"Recommendation: {pattern.rating.recommendation}",
+    ]
+    return lines
+
+
+# --------------------------------------------------------------------------- csv
+
+CSV_COLUMNS: Final = (
+    "pattern_id",
+    "executions",
+    "successful_executions",
+    "success_rate",
+    "wilson_lower_bound",
+    "time_saved_seconds",
+    "cost_saved_usd",
+    "investment_usd",
+    "average_time_saved_seconds",
+    "average_cost_saved_usd",
+    "roi_percentage",
+    "rating",
+    "recommendation",
+    "trend",
+    "success_rate_change",
+    "success_rate_change_margin",
+    "negative_savings_executions",
+    "cost_anomaly_executions",
+    "execution_time_p50_seconds",
+    "execution_time_p95_seconds",
+    "execution_time_p99_seconds",
+    "previous_executions",
+    "previous_cost_saved_usd",
+    "previous_roi_percentage",
+    "first_executed_at",
+    "last_executed_at",
+)
+
+
+def _csv(analytics: Analytics, patterns: list[PatternAnalytics], limit: int) -> str:
+    document = build_document(analytics, "summary", patterns, limit)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in document.patterns:
+        writer.writerow(_csv_row(entry))
+    return out.getvalue()
+
+
+def _csv_row(entry: PatternReport) -> list[str]:
+    row: dict[str, Any] = entry.model_dump(mode="json")
+    timing = row.pop("execution_time_percentiles") or {}
+    previous = row.pop("previous") or {}
+    for name in ("p50", "p95", "p99"):
+        row[f"execution_time_{name}_seconds"] = timing.get(name)
+    row["previous_executions"] = previous.get("executions")
+    row["previous_cost_saved_usd"] = previous.get("cost_saved_usd")
+    row["previous_roi_percentage"] = previous.get("roi_percentage")
+    return ["" if row[column] is None else str(row[column]) for column in CSV_COLUMNS]
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _markdown(analytics: Analytics, request: Request, patterns: list[PatternAnalytics]) -> str:
+    if request.selection == "pattern":
+        lines = [f"# Pattern ROI report: {patterns[0].pattern_id}", ""]
+        lines += _md_preamble(analytics) + _md_pattern(patterns[0], analytics)
+    elif request.selection == "top_performers":
+        lines = _md_ranking("Top performers (by ROI)", patterns, analytics)
+    elif request.selection == "underperformers":
+        lines = _md_ranking("Underperformers (needs attention)", patterns, analytics)
+    else:
+        lines = ["# Pattern ROI summary", "", *_md_preamble(analytics)]
+        lines += _md_ranking(
+            "Top performers (by ROI)", analytics.top_performers(request.limit), analytics
+        )
+        lines += _md_ranking(
+            "Underperformers (needs attention)",
+            analytics.underperformers(request.limit),
+            analytics,
+        )
+        lines += _md_overall(analytics)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _md_preamble(analytics: Analytics) -> list[str]:
+    window, previous = analytics.window, analytics.window.previous
+    scope = "all time"
+    if window.since is not None and previous is not None:
+        scope = (
+            f"{window.since} to now ({window.days} UTC days), compared with the previous "
+            f"{window.days} days ({previous.since} to {previous.until})"
+        )
+    return [
+        f"Generated {analytics.generated_at:%Y-%m-%d %H:%M} UTC. Window: {scope}. Ratings need "
+        f"at least {analytics.min_executions} executions; every figure is defined in "
+        f"[the ROI methodology]({METHODOLOGY}).",
+        "",
+    ]
+
+
+def _md_table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
+    head = list(header)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _md_overall(analytics: Analytics) -> list[str]:
+    overall, previous = analytics.overall, analytics.overall_previous
+    rows: list[tuple[str, Callable[[Totals], str]]] = [
+        ("Executions", lambda t: f"{t.executions:,}"),
+        ("Success rate (per execution)", lambda t: _rate(t.success_rate)),
+        ("Time saved", lambda t: duration(t.time_saved_seconds)),
+        ("Cost saved", lambda t: usd(t.cost_saved_usd)),
+        ("Investment (actual cost)", lambda t: usd(t.actual_cost_usd)),
+        ("ROI", _roi),
+        ("Executions with negative savings", lambda t: f"{t.negative_savings:,}"),
+        (f"Cost anomalies (> {COST_ANOMALY_FACTOR}x estimate)", lambda t: f"{t.cost_anomalies:,}"),
+    ]
+    lines = ["## Overall", "", f"Patterns tracked: {len(analytics.tracked):,}", ""]
+    if previous is None:
+        return lines + _md_table(("Figure", "All time"), ((n, f(overall)) for n, f in rows))
+    return lines + _md_table(
+        ("Figure", "This window", "Previous window"),
+        ((n, f(overall), f(previous)) for n, f in rows),
+    )
+
+
+def _md_ranking(title: str, patterns: list[PatternAnalytics], analytics: Analytics) -> list[str]:
+    lines = [f"## {title}", ""]
+    if not patterns:
+        return [*lines, "None.", ""]
+    header = ["#", "Pattern", "Executions", "Success rate", "Time saved", "Cost saved", "ROI"]
+    header += ["Rating", "Recommendation"]
+    if analytics.window.previous is not None:
+        header.append(_change_label(analytics))
+    rows = []
+    for rank, p in enumerate(patterns, start=1):
+        t = p.totals
+        row = [str(rank), f"`{p.pattern_id}`", f"{t.executions:,}"]
+        row += [_rate(t.success_rate), duration(t.time_saved_seconds)]
+        row += [usd(t.cost_saved_usd), _roi(t), p.rating.label, p.rating.recommendation]
+        if p.previous is not None:
+            row.append(_change(t, p.previous))
+        rows.append(row)
+    return lines + _md_table(header, rows)
+
+
+def _md_all_patterns(analytics: Analytics) -> list[str]:
+    header = (
+        *("Pattern", "Executions", "Success rate", "Wilson 95% lower bound", "Time saved"),
+        *("Cost saved", "ROI", "Rating", "Trend", "Execution time p50 / p95 / p99"),
+    )
+    rows = [
+        (
+            f"`{p.pattern_id}`",
+            f"{p.totals.executions:,}",
+            _rate(p.totals.success_rate),
+            _rate(p.wilson_lower_bound),
+            duration(p.totals.time_saved_seconds),
+            usd(p.totals.cost_saved_usd),
+            _roi(p.totals),
+            p.rating.label,
+            _trend(p),
+            _percentiles(p),
+        )
+        for p in analytics.patterns
+    ]
+    return ["## All patterns", "", *_md_table(header, rows)]
+
+
+def _md_flags(analytics: Analytics) -> list[str]:
+    flagged = [
+        p for p in analytics.patterns if p.totals.negative_savings or p.totals.cost_anomalies
+    ]
+    lines = [
+        "## Flags",
+        "",
+        "Successful executions that took longer or cost more than their estimate (negative "
+        f"savings), and executions whose actual cost was more than {COST_ANOMALY_FACTOR} times "
+        "the estimate (cost anomalies).",
+        "",
+    ]
+    if not flagged:
+        return [*lines, "None.", ""]
+    rows = [
+        (
+            f"`{p.pattern_id}`",
+            f"{p.totals.negative_savings:,}"
+            + _share(p.totals.negative_savings, p.totals.executions),
+            f"{p.totals.cost_anomalies:,}",
+        )
+        for p in flagged
+    ]
+    return lines + _md_table(("Pattern", "Negative savings", "Cost anomalies"), rows)
+
+
+def _md_pattern(pattern: PatternAnalytics, analytics: Analytics) -> list[str]:
+    lines = [_span(pattern), *_pattern_figures(analytics, pattern)]
+    return [f"- {line}" for line in lines] + [""]
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+def _rate(fraction: Decimal | None) -> str:
+    return fraction_as_percent(fraction, space="")
+
+
+def _executions(totals: Totals) -> str:
+    rate = _rate(totals.success_rate)
+    return f"{totals.executions:,} ({totals.successes:,} successful, {rate} success rate)"
+
+
+def _time_saved(seconds: Decimal) -> str:
+    if seconds < 0:
+        return f"{number(seconds)} seconds (NEGATIVE)"
+    if seconds < 60:
+        return f"{number(seconds)} seconds"
+    return f"{number(seconds)} seconds ({duration(seconds)})"
+
+
+def _cost_saved(amount: Decimal) -> str:
+    return f"{usd(amount)} (NEGATIVE)" if amount < 0 else usd(amount)
+
+
+def _roi(totals: Totals) -> str:
+    roi = totals.roi_percentage
+    if roi is not None:
+        return percent(roi, Decimal(1), space="")
+    return "unbounded (nothing spent)" if totals.cost_saved_usd > 0 else "n/a (nothing spent)"
+
+
+def _average(totals: Totals) -> str:
+    seconds, cost = totals.average_time_saved_seconds, totals.average_cost_saved_usd
+    if seconds is None or cost is None:
+        return "n/a"
+    return f"{number(seconds, TENTH)} seconds, {usd(cost)}"
+
+
+def _flags(totals: Totals) -> str:
+    parts = []
+    if totals.negative_savings:
+        share = _share(totals.negative_savings, totals.executions)
+        parts.append(f"{totals.negative_savings:,} with negative savings{share}")
+    if totals.cost_anomalies:
+        noun = "anomaly" if totals.cost_anomalies == 1 else "anomalies"
+        parts.append(f"{totals.cost_anomalies:,} cost {noun}")
+    return ", ".join(parts)
+
+
+def _share(part: int, whole: int) -> str:
+    return f" ({_rate(Decimal(part) / whole)})" if whole else ""
+
+
+def _percentiles(pattern: PatternAnalytics) -> str:
+    timing = pattern.execution_time
+    if timing is None:
+        return "n/a (no stored executions in the window)"
+    values = (number(v, TENTH) for v in (timing.p50, timing.p95, timing.p99))
+    return "p50 {} s, p95 {} s, p99 {} s".format(*values)
+
+
+def _trend(pattern: PatternAnalytics) -> str:
+    fitted = pattern.success_rate_change
+    if fitted is None:
+        return f"{pattern.trend} (fewer than two days with executions)"
+    if pattern.rating is Rating.INSUFFICIENT_DATA:
+        return f"{pattern.trend} (too few executions to tell)"
+    change = _signed(100 * fitted.change, TENTH)
+    margin = number(100 * fitted.margin, TENTH)
+    return f"{pattern.trend} (success rate {change} ± {margin} pp across the window)"
+
+
+def _change_label(analytics: Analytics) -> str:
+    return f"Change vs previous {analytics.window.days} days"
+
+
+def _change(now: Totals, before: Totals) -> str:
+    parts = [f"executions {now.executions - before.executions:+,}"]
+    if now.success_rate is not None and before.success_rate is not None:
+        parts.append(
+            f"success rate {_signed(100 * (now.success_rate - before.success_rate), TENTH)} pp"
+        )
+    parts.append(f"cost saved {_signed_usd(now.cost_saved_usd - before.cost_saved_usd)}")
+    if now.roi_percentage is not None and before.roi_percentage is not None:
+        parts.append(f"ROI {_signed(now.roi_percentage - before.roi_percentage, Decimal(1))} pp")
+    return ", ".join(parts)
+
+
+def _signed(value: Decimal, step: Decimal) -> str:
+    text = number(value, step)
+    return text if text.startswith("-") else f"+{text}"
+
+
+def _signed_usd(amount: Decimal) -> str:
+    text = usd(amount)
+    return text if text.startswith("-") else f"+{text}"
+
+
+def _when(moment: datetime | None) -> str:
+    return "n/a" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
