@@ -160,8 +160,9 @@ def test_errors_re_raises_ours_with_psycopg_as_the_cause() -> None:
 # Where a module other than worker/db/connect.py may name a psycopg exception in an `except`, a
 # `suppress(...)` or an `isinstance(...)`, and why: none of these turns a database failure into
 # one of our errors by itself (db.translate does), or it is not a database failure at all.
+REFUSED_ROW = "a refused row, isolated under savepoints"
 ALLOWED: dict[tuple[str, str], str] = {
-    ("cli/main.py", "psycopg.Error"): "the command's last resort: _failure has db.translate word it",
+    ("cli/main.py", "psycopg.Error"): "last resort: _failure has db.translate word it",
     ("api/app.py", "psycopg.Error"): "the 503 handler: db.translate tells a stale schema apart",
     ("db/migrate.py", "psycopg.Error"): (
         "every failure becomes MigrationError (nothing applied), classified by db.translate "
@@ -170,8 +171,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("metrics.py", "psycopg.Error"): "a failed scrape is logged and counted, never raised",
     ("consume/pipeline.py", "psycopg.Error"): "cancelling an abandoned store is best effort",
     ("settings.py", "psycopg.ProgrammingError"): "conninfo_to_dict refusing a setting's URL",
-    ("consume/write.py", "psycopg.errors.DataError"): "a refused row, isolated under savepoints",
-    ("consume/write.py", "psycopg.errors.IntegrityError"): "a refused row, isolated under savepoints",
+    ("consume/write.py", "psycopg.errors.DataError"): REFUSED_ROW,
+    ("consume/write.py", "psycopg.errors.IntegrityError"): REFUSED_ROW,
     ("roi/summaries.py", "psycopg.errors.LockNotAvailable"): (
         "lock_summary_tables returns False by contract; its callers raise SummariesBusyError"
     ),
