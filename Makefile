@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .PHONY: help venv constraints services services-stop services-status lint format typecheck unit test soak bench \
-	bench-api schemas migrate demo api clean
+	bench-api bench-startup schemas migrate demo api clean
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -82,6 +82,10 @@ bench: venv ## benchmark against real services, append to docs/benchmarks.md (AR
 
 bench-api: venv ## read API benchmark: req/s and p95 with 500 patterns, 1M executions (ARGS=...)
 	@$(call with_services,$(BIN)/python -m tests.benchmarks.api_bench $(ARGS))
+
+# No services needed: `report` is measured too when ROI_DATABASE_URL names a migrated database.
+bench-startup: venv ## start-up time of roi-worker --help, --version and report (ARGS="--runs 50")
+	$(BIN)/python -m tests.benchmarks.startup $(ARGS)
 
 schemas: venv ## regenerate schemas/ (event contract, report, OpenAPI); a test fails when they drift
 	$(BIN)/roi-worker schema --write schemas

@@ -1,10 +1,11 @@
-"""`roi-worker ARGS` run in-process, its exit code and output captured: for the integration
-tests of the operator commands (the `roi_worker` fixture of tests/integration/conftest.py)."""
+"""`roi-worker ARGS` run in-process, its exit code and output captured: the one runner of the
+integration tests of the operator commands (the `roi_worker` fixture of
+tests/integration/conftest.py, and the fixtures that set a stream's settings first)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -24,23 +25,35 @@ class Outcome:
 RoiWorker = Callable[..., Outcome]
 
 
+def run_in_process(capsys: pytest.CaptureFixture[str], args: Sequence[str]) -> Outcome:
+    """Runs `roi-worker ARGS` in this process with the environment as it is. A usage error
+    that argparse reports (SystemExit) is an outcome like any other, with the exit code the
+    interpreter would give it."""
+    capsys.readouterr()
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    captured = capsys.readouterr()
+    return Outcome(code, captured.out, captured.err)
+
+
+def remove_roi_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Removes every ROI_* variable for the test, as from a shell that sets none."""
+    for name in list(os.environ):
+        if name.startswith("ROI_"):
+            monkeypatch.delenv(name)
+
+
 def in_process_cli(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> RoiWorker:
     """`run(database_url, *args)`: the command with only ROI_DATABASE_URL set (every other
     ROI_* variable removed), as an operator's shell would run it."""
-    for name in list(os.environ):
-        if name.startswith("ROI_"):
-            monkeypatch.delenv(name)
+    remove_roi_settings(monkeypatch)
 
     def run(database_url: str, *args: str) -> Outcome:
         monkeypatch.setenv("ROI_DATABASE_URL", database_url)
-        capsys.readouterr()
-        try:
-            code = cli.main(list(args))
-        except SystemExit as exc:  # argparse
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
+        return run_in_process(capsys, args)
 
     return run

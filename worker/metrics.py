@@ -278,7 +278,7 @@ class PatternCollector(Collector):
 def _window_totals(counts: Sequence[Any]) -> dict[str, Totals]:
     """Window label -> its executions and successes, from the pairs the query selects."""
     return {
-        window: Totals(executions=int(counts[2 * n]), successes=int(counts[2 * n + 1]))
+        window: Totals(executions=int(counts[2 * n]), successful_executions=int(counts[2 * n + 1]))
         for n, window in enumerate(WINDOWS)
     }
 
@@ -328,9 +328,9 @@ def _pattern_families(patterns: list[tuple[str, Totals]], min_executions: int) -
     for pattern_id, totals in patterns:
         labels = [pattern_id]
         executions.add_metric(labels, totals.executions)
-        successes.add_metric(labels, totals.successes)
-        negative_savings.add_metric(labels, totals.negative_savings)
-        cost_anomalies.add_metric(labels, totals.cost_anomalies)
+        successes.add_metric(labels, totals.successful_executions)
+        negative_savings.add_metric(labels, totals.negative_savings_executions)
+        cost_anomalies.add_metric(labels, totals.cost_anomaly_executions)
         success_ratio.add_metric(labels, float(totals.success_rate or 0))
         cost_saved.add_metric(labels, float(totals.cost_saved_usd))
         time_saved.add_metric(labels, float(totals.time_saved_seconds))
@@ -375,7 +375,7 @@ def _window_families(patterns: list[tuple[str, dict[str, Totals]]]) -> list[Metr
         for window, totals in windows_of_pattern.items():
             labels = [pattern_id, window]
             executions.add_metric(labels, totals.executions)
-            successes.add_metric(labels, totals.successes)
+            successes.add_metric(labels, totals.successful_executions)
             if totals.success_rate is not None:
                 success_ratio.add_metric(labels, float(totals.success_rate))
     return [executions, successes, success_ratio]

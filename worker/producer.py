@@ -11,7 +11,8 @@
 Events are keyed by pattern_id (one pattern's events stay in order on one partition), sent
 with acks=all and an idempotent producer, and each gets a fresh event_id unless one is given.
 A bad event raises InvalidEventError at the call, naming each broken field, instead of
-becoming a dead letter later. Connection settings come from ROI_KAFKA_* and ROI_TOPIC.
+becoming a dead letter later. Connection settings come from ROI_KAFKA_* and ROI_TOPIC; the
+producer itself is made by worker.kafka, the package's one door to Kafka.
 """
 
 from __future__ import annotations
@@ -27,12 +28,10 @@ from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import Any, Final, Self
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
-
 from worker.contract.event import SCHEMA_VERSION, ExecutionEvent
 from worker.contract.validate import validate
-from worker.errors import BrokerUnavailableError
+from worker.errors import BrokerUnavailableError, FatalError
+from worker.kafka.producers import Delivery, open_producer
 from worker.settings import KafkaSettings, load_kafka_settings
 
 SEND_TIMEOUT_SECONDS: Final = 30.0
@@ -43,9 +42,10 @@ class ExecutionEventProducer:
     """A reusable, thread-safe publisher of execution events (one per process is plenty)."""
 
     def __init__(self, settings: KafkaSettings | None = None, **kafka_options: Any) -> None:
+        """`kafka_options`: kafka-python producer options over ours (client_id included).
+        Raises BrokerUnavailableError when Kafka cannot be reached."""
         self._settings = settings or load_kafka_settings()
         options: dict[str, Any] = {
-            **self._settings.kafka_config(),
             "client_id": "roi-worker-producer",
             "acks": "all",
             "enable_idempotence": True,
@@ -53,38 +53,34 @@ class ExecutionEventProducer:
             **kafka_options,
         }
         self._failures: list[str] = []  # sends the broker never acknowledged, since the last flush
-        try:
-            self._producer = KafkaProducer(**options)
-        except KafkaError as exc:
-            raise BrokerUnavailableError(
-                f"cannot reach Kafka at {self._settings.kafka_bootstrap_servers}: {exc}"
-            ) from exc
+        self._producer = open_producer(self._settings, **options)
 
     @property
     def topic(self) -> str:
         return self._settings.topic
 
-    def publish(self, event: ExecutionEvent | Mapping[str, Any], *, wait: bool = False) -> Any:
-        """Validates and sends one event; returns kafka-python's future for its metadata.
+    def publish(self, event: ExecutionEvent | Mapping[str, Any], *, wait: bool = False) -> Delivery:
+        """Validates and sends one event; returns its Delivery (`wait(timeout)` blocks for the
+        broker's acknowledgement).
 
         With `wait`, blocks until the broker acknowledged it (BrokerUnavailableError if not).
         """
         if not isinstance(event, ExecutionEvent):
             event = validate(event)
         try:
-            future = self._producer.send(
-                self.topic, key=event.pattern_id.encode(), value=event.to_json()
+            delivery = self._producer.send(
+                self.topic, event.to_json(), key=event.pattern_id.encode()
             )
             if wait:
-                future.get(timeout=SEND_TIMEOUT_SECONDS)
+                delivery.wait(SEND_TIMEOUT_SECONDS)
             else:  # reported by the next flush() or close()
                 event_id = event.event_id
-                future.add_errback(lambda error: self._failures.append(f"{event_id} ({error})"))
-        except KafkaError as exc:
+                delivery.on_failure(lambda error: self._failures.append(f"{event_id} ({error})"))
+        except (BrokerUnavailableError, FatalError) as exc:
             raise BrokerUnavailableError(
                 f"Kafka did not take event {event.event_id}: {exc}"
             ) from exc
-        return future
+        return delivery
 
     def publish_all(
         self, events: Sequence[ExecutionEvent], timeout: float = SEND_TIMEOUT_SECONDS
@@ -97,27 +93,34 @@ class ExecutionEventProducer:
         so concurrent callers sharing the producer do not see each other's failures.
         """
         deadline = time.monotonic() + timeout
-        try:
-            futures: list[Any] = []
-            for event in events:
-                # send() itself blocks while the send buffer is full (up to max_block_ms):
-                # the deadline bounds the whole call, not just the acknowledgements.
-                if time.monotonic() > deadline:
-                    raise BrokerUnavailableError(
-                        f"Kafka took only {len(futures)} of the {len(events)} event(s) "
-                        f"within {timeout:g} s (its send buffer is full)"
-                    )
-                futures.append(
-                    self._producer.send(
-                        self.topic, key=event.pattern_id.encode(), value=event.to_json()
-                    )
+        deliveries: list[Delivery] = []
+        for event in events:
+            # send() itself blocks while the send buffer is full (up to max_block_ms):
+            # the deadline bounds the whole call, not just the acknowledgements.
+            if time.monotonic() > deadline:
+                raise BrokerUnavailableError(
+                    f"Kafka took only {len(deliveries)} of the {len(events)} event(s) "
+                    f"within {timeout:g} s (its send buffer is full)"
                 )
-            for future in futures:
-                future.get(timeout=max(0.0, deadline - time.monotonic()))
-        except KafkaError as exc:
-            raise BrokerUnavailableError(
-                f"Kafka did not acknowledge the {len(events)} event(s) in time: {exc}"
-            ) from exc
+            try:
+                deliveries.append(
+                    self._producer.send(self.topic, event.to_json(), key=event.pattern_id.encode())
+                )
+            except (BrokerUnavailableError, FatalError) as exc:
+                raise self._unacknowledged(events, exc) from exc
+        for delivery in deliveries:
+            try:
+                delivery.wait(max(0.0, deadline - time.monotonic()))
+            except (BrokerUnavailableError, FatalError) as exc:
+                raise self._unacknowledged(events, exc) from exc
+
+    @staticmethod
+    def _unacknowledged(
+        events: Sequence[ExecutionEvent], exc: BrokerUnavailableError | FatalError
+    ) -> BrokerUnavailableError:
+        return BrokerUnavailableError(
+            f"Kafka did not acknowledge the {len(events)} event(s) in time: {exc}"
+        )
 
     def track(
         self,
@@ -162,7 +165,7 @@ class ExecutionEventProducer:
         the events the broker did not take since the last flush (re-send those)."""
         try:
             self._producer.flush(timeout=timeout)
-        except KafkaError as exc:
+        except (BrokerUnavailableError, FatalError) as exc:
             raise BrokerUnavailableError(f"Kafka did not acknowledge every event: {exc}") from exc
         failures, self._failures = self._failures, []
         if failures:

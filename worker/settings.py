@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
 
@@ -37,6 +38,35 @@ _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,512}")
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a store that failed for a retryable reason (worker.errors.RetryableError) is tried
+    again: after `first` seconds, doubling up to `maximum` seconds, for at most `attempts` tries
+    in all (None: until the worker stops). Chosen in code, not by an environment variable: the
+    presets below are what `run` and `replay` need, and nothing else uses one.
+    """
+
+    first: float  # seconds
+    maximum: float  # seconds
+    attempts: int | None = None
+
+    def delay(self, failures: int) -> float | None:
+        """The pause after `failures` failures in a row (1 or more); None once the attempts are
+        used up, and the failure is to be raised."""
+        if self.attempts is not None and failures >= self.attempts:
+            return None
+        # The exponent is capped: an outage of hours must not overflow the float.
+        return min(self.first * 2.0 ** min(failures - 1, 64), self.maximum)
+
+
+# `roi-worker run`: short, so that storing resumes within seconds of the database or broker
+# coming back; never gives up, as the worker keeps its partitions through an outage.
+LIVE = RetryPolicy(first=0.5, maximum=5.0)
+# `roi-worker replay`: 1, 2, 4, 8 and 16 s between six tries, about half a minute, then the
+# replay fails with its report and a resume hint (nothing holds partitions meanwhile).
+BACKFILL = RetryPolicy(first=1.0, maximum=16.0, attempts=6)
 
 
 class KafkaSettings(BaseSettings):

@@ -10,7 +10,7 @@ It runs for `--seconds` from its first message.
 
 `read` reads the topic from the beginning to its end offsets without a group and stores
 nothing: the ceiling kafka-python sets. With `--parse` it also decodes, validates and
-fingerprints every event with the worker's own code (worker.consume.batch.prepare): the ceiling of
+fingerprints every event with the worker's own code (worker.consume.prepare.prepare): the ceiling of
 the Python stages before the database.
 
 Both read ROI_KAFKA_BOOTSTRAP_SERVERS (and `naive` ROI_DATABASE_URL) and write a JSON object
@@ -33,7 +33,7 @@ import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from worker.consume.batch import prepare
+from worker.consume.prepare import prepare
 from worker.kafka.client import message_of
 from worker.roi.summaries import SPANS, SUMMARY, SUMS, WITH_SAVINGS
 

@@ -330,7 +330,7 @@ def ceiling_runs(bench: Bench, topic: str) -> list[tuple[str, Row]]:
             "parse",
             "read + decode/validate/fingerprint",
             ["--parse"],
-            "worker.consume.batch.prepare on every batch; nothing stored",
+            "worker.consume.prepare.prepare on every batch; nothing stored",
         ),
     ):
         say(f"ceilings: {name} ...")

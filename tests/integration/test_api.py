@@ -37,6 +37,7 @@ from worker.api import app as api_app
 from worker.api import backends, ingest
 from worker.api.backends import Publisher
 from worker.api.cache import TtlCache
+from worker.api.routes import ingestion
 from worker.contract import json_codec
 from worker.contract.event import ExecutionEvent
 from worker.db.migrate import load_migrations, migrate
@@ -546,7 +547,7 @@ def test_posts_waiting_for_kafka_take_a_bounded_number_of_threads() -> None:
     publisher = _BlockingPublisher(settings)
     app = api_app.create_app(settings, publisher=publisher)
     statuses: list[int] = []
-    posts = api_app.INGEST_CONCURRENCY + 40  # more POSTs than anyio has threads
+    posts = ingestion.INGEST_CONCURRENCY + 40  # more POSTs than anyio has threads
 
     async def post(index: int) -> None:
         statuses.append(
@@ -567,8 +568,8 @@ def test_posts_waiting_for_kafka_take_a_bounded_number_of_threads() -> None:
         anyio.run(scenario)
     finally:
         publisher.release.set()
-    assert publisher.most_inside == api_app.INGEST_CONCURRENCY
-    assert Counter(statuses) == {202: api_app.INGEST_CONCURRENCY, 503: 40}
+    assert publisher.most_inside == ingestion.INGEST_CONCURRENCY
+    assert Counter(statuses) == {202: ingestion.INGEST_CONCURRENCY, 503: 40}
 
 
 def test_post_bodies_are_parsed_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -581,7 +582,7 @@ def test_post_bodies_are_parsed_off_the_event_loop(monkeypatch: pytest.MonkeyPat
         parsed_on.append(threading.get_ident())
         return parse(body)
 
-    monkeypatch.setattr(api_app, "parse_events", recording)
+    monkeypatch.setattr(ingestion, "parse_events", recording)
     settings = _settings()
     publisher = _BlockingPublisher(settings)
     publisher.release.set()

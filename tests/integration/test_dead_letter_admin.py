@@ -27,10 +27,9 @@ from tests.worker_harness import (
     start,
     wait_caught_up,
 )
-from worker.consume.deadletter import DeadLetter
 from worker.contract import json_codec
 from worker.roi.summaries import find_drift
-from worker.types import Message
+from worker.types import DeadLetter, Message
 
 TRACE = ("traceparent", b"00-abc-01")
 

@@ -28,7 +28,7 @@ from tests.conftest import Services, delete_topics
 from tests.helpers import wait_until
 from tests.worker_harness import free_ports
 from worker import schemas
-from worker.demo.run import EVENTS, PROFILES, SEED, plan_stream
+from worker.demo.stream import EVENTS, PROFILES, SEED, plan_stream
 
 ROOT = Path(__file__).parents[2]
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import psycopg
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
+from tests.cli_runner import Outcome, remove_roi_settings, run_in_process
 from tests.conftest import Services
 from tests.helpers import wait_until
 from tests.integration.events import Sample, sample_events
@@ -29,7 +29,6 @@ from tests.worker_harness import (
     stored_offsets,
     wait_caught_up,
 )
-from worker.cli import main as cli
 from worker.ops.offsets import (
     EARLIEST,
     GroupActiveError,
@@ -47,15 +46,6 @@ GROUP_TIMEOUT = 30.0  # seconds the group coordinator may take to show a join or
 METRIC_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What one in-process `roi-worker` command returned and printed."""
-
-    code: int
-    out: str
-    err: str
-
-
 OffsetsCommand = Callable[..., Outcome]
 
 
@@ -64,20 +54,12 @@ def offsets(
     stream: Stream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> OffsetsCommand:
     """Runs `roi-worker offsets ARGS` in-process with the stream's ROI_* settings."""
-    for name in list(os.environ):
-        if name.startswith("ROI_"):
-            monkeypatch.delenv(name)
+    remove_roi_settings(monkeypatch)
     for name, value in stream.env().items():
         monkeypatch.setenv(name, value)
 
     def run(*args: str) -> Outcome:
-        capsys.readouterr()
-        try:
-            code = cli.main(["offsets", *args])
-        except SystemExit as exc:  # argparse
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
+        return run_in_process(capsys, ["offsets", *args])
 
     return run
 
@@ -409,3 +391,151 @@ def test_bad_input_gets_one_line_and_exit_2(
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     assert message in one_line(result.stderr)
+
+
+def age_group(url: str, group: str, days: int) -> None:
+    """Moves back by `days` every timestamp of `group`'s rows: its stored offsets, its ledger
+    rows and the executions its batches inserted (reconcile matches those by time)."""
+    shift = "make_interval(days => %(days)s)"
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute(
+            f"UPDATE pattern_executions p SET ingested_at = p.ingested_at - {shift} "
+            "FROM offset_ledger l WHERE l.consumer_group = %(group)s AND l.kind = 'batch' "
+            "AND (p.source_topic, p.source_partition, p.ingested_at) "
+            "= (l.topic, l.partition, l.written_at)",
+            {"group": group, "days": days},
+        )
+        for table, column in (("consumer_offsets", "updated_at"), ("offset_ledger", "written_at")):
+            conn.execute(
+                f"UPDATE {table} SET {column} = {column} - {shift} "
+                "WHERE consumer_group = %(group)s",
+                {"group": group, "days": days},
+            )
+
+
+def group_rows(url: str) -> dict[str, tuple[int, list[tuple[Any, ...]]]]:
+    """Per group: its consumer_offsets rows, and its ledger rows (id, kind, inserted, pruned)."""
+    with psycopg.connect(url) as conn:
+        stored: dict[str, int] = dict(
+            conn.execute("SELECT consumer_group, count(*) FROM consumer_offsets GROUP BY 1")
+        )
+        ledger: dict[str, list[tuple[Any, ...]]] = {}
+        for group, *row in conn.execute(
+            "SELECT consumer_group, id, kind, inserted, pruned_at IS NOT NULL "
+            "FROM offset_ledger ORDER BY id"
+        ):
+            ledger.setdefault(group, []).append(tuple(row))
+    return {g: (stored.get(g, 0), ledger.get(g, [])) for g in sorted({*stored, *ledger})}
+
+
+def test_prune_deletes_only_stale_groups_and_reconcile_still_accounts_for_every_row(
+    *,
+    stream: Stream,
+    workers: list[WorkerProcess],
+    tmp_path: Path,
+    kafka_admin: KafkaAdminClient,
+    offsets: OffsetsCommand,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An old backfill that inserted every event, a recent one and the live group (idle, its
+    rows as old as the first): the plan lists all three and changes nothing; --execute deletes
+    only the old backfill's offsets and the ledger rows that account for nothing stored, keeps
+    its batch rows (reconcile needs them: without them the stored rows are unexplained), and
+    leaves reconcile clean. The live group is kept unless named, and refused while a member of
+    it is live."""
+    old, recent = "roi-backfill-old", "roi-backfill-recent"
+    samples = sample_events(120)
+    produce(stream.bootstrap_servers, stream.topic, [s.message for s in samples])
+    for group in (old, recent):  # the first inserts every event, the second finds duplicates
+        replayed = run_in_process(capsys, ["replay", "--from-beginning", "--group", group])
+        assert replayed.code == 0, replayed.err
+    start(stream, workers, tmp_path)
+    wait_caught_up(stream)
+    wait_until(
+        lambda: members(kafka_admin, stream.group_id) == 1,
+        timeout=GROUP_TIMEOUT,
+        what="the worker to be in the group",
+    )
+    with psycopg.connect(stream.database_url, autocommit=True) as conn:
+        # The ledger existed before these rows, so reconcile checks them all.
+        conn.execute("UPDATE schema_migrations SET applied_at = applied_at - interval '100 days'")
+    for group in (old, stream.group_id):
+        age_group(stream.database_url, group, 40)
+    before = group_rows(stream.database_url)
+    assert sorted(before) == sorted([old, recent, stream.group_id])
+    old_partitions, old_ledger = before[old]
+    inserting = [row for row in old_ledger if row[1] == "batch" and row[2] > 0]
+    assert sum(row[2] for row in inserting) == len(samples)
+
+    planned = offsets("prune", "--older-than", "30d")
+    assert planned.code == 0, planned.err
+    lines = planned.out.splitlines()
+    assert lines[0].startswith("plan: prune the groups with no row written for 30 days")
+    assert lines[1].split() == [
+        "group", "last", "activity", "offsets", "ledger", "rows", "executions", "action"
+    ]  # fmt: skip
+    actions = {line.split()[0]: line.split("  ")[-1].strip() for line in lines[2:5]}
+    assert actions == {
+        old: "prune",
+        stream.group_id: "keep: the live group (ROI_GROUP_ID): name it with --group to prune it",
+        recent: actions[recent],
+    }
+    assert actions[recent].startswith("keep: active ")
+    assert lines[5] == (
+        f"1 of 3 groups to prune: {old_partitions} stored offsets and "
+        f"{len(old_ledger) - len(inserting)} ledger rows to delete; {len(inserting)} ledger rows "
+        f"stay, marked pruned, for the {len(samples)} stored executions they inserted "
+        "(reconcile still matches them)"
+    )
+    assert lines[-1] == "nothing changed: add --execute to apply"
+    assert group_rows(stream.database_url) == before
+
+    applied = offsets("prune", "--older-than", "30d", "--execute")
+    assert applied.code == 0, applied.err
+    assert applied.out.splitlines()[-2:] == [
+        f"pruned: group {old}: {old_partitions} stored offsets and "
+        f"{len(old_ledger) - len(inserting)} ledger rows deleted, {len(inserting)} ledger rows "
+        "kept (marked pruned)",
+        "applied: 1 group pruned",
+    ]
+    after = group_rows(stream.database_url)
+    assert after[old] == (0, [(*row[:3], True) for row in inserting])
+    assert {g: rows for g, rows in after.items() if g != old} == {
+        g: rows for g, rows in before.items() if g != old
+    }
+    with psycopg.connect(stream.database_url, autocommit=True) as conn:
+        audit = reconcile(conn)
+    assert audit.ok, audit.problems
+    assert {a.group for a in audit.partitions} == {recent, stream.group_id}
+    assert audit.unaudited_rows == 0
+
+    # Named, the live group is judged like any other: stale in the database, live in Kafka.
+    shown = offsets("prune", "--older-than", "30d", "--group", stream.group_id)
+    assert shown.code == 0, shown.err
+    assert "keep: 1 live member (state Stable)" in shown.out
+    refused = offsets("prune", "--older-than", "30d", "--group", stream.group_id, "--execute")
+    assert refused.code == 1
+    assert refused.out == ""
+    line = one_line(refused.err)
+    assert line.startswith(f"roi-worker: error: group {stream.group_id} has 1 live member")
+    assert "nothing changed" in line
+    assert group_rows(stream.database_url) == after
+
+    # What the kept rows are for: without them, the old backfill's rows are unexplained.
+    with psycopg.connect(stream.database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM offset_ledger WHERE consumer_group = %s", (old,))
+        unexplained = reconcile(conn)
+    assert not unexplained.ok
+    assert {p.kind for p in unexplained.problems} == {"mismatch"}
+    assert all("inserted by no batch" in p.message for p in unexplained.problems)
+
+
+@pytest.mark.parametrize("age", ["30", "0d", "3.5d", "30D", "-1h", "36501d"])
+def test_prune_refuses_a_bad_age_with_one_line_and_exit_2(
+    offsets: OffsetsCommand, age: str
+) -> None:
+    """--older-than takes a whole number of days or hours; anything else is a usage error."""
+    refused = offsets("prune", "--older-than", age)
+    assert refused.code == 2
+    assert refused.out == ""
+    assert "argument --older-than:" in one_line(refused.err)

@@ -24,10 +24,10 @@ from tests.worker_harness import (
     stored_offsets,
     wait_caught_up,
 )
-from worker.consume.deadletter import DeadLetter, DeadLetterPublisher
 from worker.contract import json_codec
+from worker.kafka.dead_letters import DeadLetterPublisher
 from worker.roi.summaries import find_drift
-from worker.types import Message
+from worker.types import DeadLetter, Message
 
 
 def assert_stored_exactly(stream: Stream, samples: list[Sample]) -> None:

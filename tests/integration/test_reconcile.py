@@ -21,9 +21,11 @@ from tests.conftest import Services, new_database
 from tests.helpers import wait_until
 from tests.integration.events import sample_events
 from tests.worker_harness import Stream, WorkerProcess, produce, start, wait_caught_up
-from worker.consume.batch import prepare, store
+from worker.consume.prepare import prepare
+from worker.consume.store import store
 from worker.consume.write import BatchWriter, WriteResult
 from worker.contract import json_codec
+from worker.db import offsets as stored_offsets
 from worker.db.migrate import default_migrations_dir, load_migrations, migrate
 from worker.ops.reconcile import Reconciliation, reconcile
 from worker.ops.retention import apply_retention
@@ -503,3 +505,43 @@ def test_retention_counts_what_it_deletes_and_merges_old_rows_keeping_the_tiling
         ("batch", 10, 15, 5, 1, 1),
     ]
     assert reconciled(url).ok
+
+
+def test_a_pruned_groups_kept_rows_still_match_and_its_name_can_start_again(
+    url: str, writer: Writers
+) -> None:
+    """Pruning a backfill group deletes its stored offsets and the ledger rows that account for
+    nothing stored, and keeps its batch that inserted executions: reconcile walks the other
+    groups as before, still matches those executions (a hand-deleted one is a mismatch of the
+    pruned group's batch), and a new chain under the same name starts with its own start."""
+    events = [document() for _ in range(3)]
+    backfill = "roi-backfill-x"
+    first = [message(0, offset, events[offset]) for offset in range(3)]
+    store_batch(writer(url, backfill), first)  # inserts all three
+    store_batch(writer(url, backfill), [message(0, 3, events[0]), message(0, 4, events[1])])
+    store_batch(writer(url), first)  # the live group: duplicates
+    assert reconciled(url).ok
+
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        assert stored_offsets.lock_group(conn, backfill) == {(TOPIC, 0): (5, 5)}
+        pruned = stored_offsets.prune_group(conn, backfill)
+    assert pruned == stored_offsets.Pruned(partitions=1, ledger_deleted=2, ledger_kept=1)
+    assert ledger(url, backfill) == [("batch", 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 1, 0)]
+    result = reconciled(url)
+    assert result.ok, result.problems
+    assert [a.key for a in result.partitions] == [(GROUP, TOPIC, 0)]
+
+    store_batch(writer(url, backfill), [message(0, 5, document())])
+    again = reconciled(url)
+    assert again.ok, again.problems
+    assert [(a.key, a.start, a.stored) for a in again.partitions] == [
+        ((GROUP, TOPIC, 0), 0, 3),
+        ((backfill, TOPIC, 0), 5, 6),
+    ]
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM pattern_executions WHERE event_id = %s", (events[1]["event_id"],))
+    broken = reconciled(url)
+    assert [(p.kind, p.group) for p in broken.problems] == [("mismatch", backfill)]
+    assert broken.problems[0].message.endswith("(a batch of a pruned group)")
+    assert broken.pruned == broken.problems

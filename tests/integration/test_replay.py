@@ -6,7 +6,6 @@ nothing twice."""
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import shlex
 import threading
@@ -22,6 +21,7 @@ import psycopg
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
+from tests.cli_runner import Outcome, RoiWorker, remove_roi_settings, run_in_process
 from tests.conftest import Services, new_database
 from tests.helpers import wait_until
 from tests.integration.events import Sample, expected_summary, sample_events
@@ -35,13 +35,14 @@ from tests.worker_harness import (
     stored_offsets,
     wait_caught_up,
 )
-from worker.cli import main as cli
 from worker.cli import replay as cli_replay
 from worker.db.migrate import load_migrations, migrate
 from worker.errors import DatabaseUnavailableError
+from worker.ops import replay as ops_replay
 from worker.ops.replay import Plan, Replay, plan_replay
 from worker.ops.retention import RETENTION_LOCK_KEY, horizon_for
 from worker.roi.summaries import find_drift
+from worker.settings import RetryPolicy
 
 BATCH = "50"  # ROI_BATCH_MAX_MESSAGES of the replays: several batches per replay
 PRODUCE_TIMEOUT = 30.0  # seconds
@@ -63,15 +64,6 @@ BACKFILL_GROUP = re.compile(r"roi-backfill-\d{8}T\d{6}Z-[0-9a-f]{4}")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one in-process `roi-worker` command returned and printed."""
-
-    code: int
-    out: str
-    err: str
 
 
 @dataclass(frozen=True)
@@ -126,9 +118,6 @@ def counts(**given: int) -> dict[str, int]:
     return {name: given.get(name, 0) for name in COUNTS}
 
 
-RoiWorker = Callable[..., Outcome]
-
-
 @pytest.fixture
 def roi_worker(
     stream: Stream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -136,22 +125,14 @@ def roi_worker(
     """Runs `roi-worker ARGS` in-process with the stream's ROI_* settings (keywords override).
 
     Depends on `stream` (and so `services`), which read the ROI_* variables this fixture then
-    replaces. A usage error argparse reports (SystemExit) is an outcome like any other.
+    replaces.
     """
-    for name in list(os.environ):
-        if name.startswith("ROI_"):
-            monkeypatch.delenv(name)
+    remove_roi_settings(monkeypatch)
 
     def run(*args: str, **env: str) -> Outcome:
         for name, value in stream.env(**{"ROI_BATCH_MAX_MESSAGES": BATCH, **env}).items():
             monkeypatch.setenv(name, value)
-        capsys.readouterr()
-        try:
-            code = cli.main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else -1
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
+        return run_in_process(capsys, args)
 
     return run
 
@@ -323,7 +304,7 @@ def test_replay_reads_only_the_messages_that_existed_when_it_started(
             )
             return plan
 
-        monkeypatch.setattr(cli_replay, "plan_replay", plan_then_publish_more)
+        monkeypatch.setattr(ops_replay, "plan_replay", plan_then_publish_more)
         outcome = roi_worker("replay", "--from-beginning")
         published_meanwhile = background.acked
 
@@ -625,7 +606,7 @@ def test_an_interrupted_replay_says_so_and_its_resume_hint_completes_it(
     positions; that command completes the replay, and every event is then stored once."""
     samples = sample_events(300)
     produce_to(stream, samples, partition=lambda index: index % 3)  # 100 per partition
-    monkeypatch.setattr(cli_replay, "Replay", interrupted)
+    monkeypatch.setattr(ops_replay, "Replay", interrupted)
     outcome = roi_worker(
         "replay", "--from-beginning", "--group", "stopped", ROI_BATCH_MAX_MESSAGES="10"
     )
@@ -657,7 +638,7 @@ def test_an_interrupted_replay_says_so_and_its_resume_hint_completes_it(
         ",".join(f"{p}:{read[p]}" for p in range(3)),
     ]
 
-    monkeypatch.setattr(cli_replay, "Replay", Replay)
+    monkeypatch.setattr(ops_replay, "Replay", Replay)
     report = replayed(roi_worker(*command[1:]))
     assert report.total == counts(read=300 - sum(read.values()), inserted=300 - sum(read.values()))
     assert offset_groups(stream.database_url)["stopped"] == {0: 100, 1: 100, 2: 100}
@@ -695,7 +676,11 @@ def test_a_replay_over_offsets_its_group_already_read_moves_it_back_in_the_ledge
 
 
 class FailingToStore(Replay):
-    """A replay whose database is gone for good: every batch fails to store."""
+    """A replay whose database is gone for good: every attempt to store a batch fails (two,
+    a moment apart, instead of BACKFILL's half a minute)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs, retry=RetryPolicy(first=0.01, maximum=0.01, attempts=2))
 
     def _write(self, *args: Any) -> Any:
         raise DatabaseUnavailableError("PostgreSQL: the test took it away")
@@ -707,7 +692,7 @@ def test_a_partition_whose_last_batch_failed_is_not_done(
     """A partition read to its end in one batch that then fails to store is reported as not
     done, and the resume hint (keeping --to-time and --dry-run) starts it where it began."""
     produce_to(stream, sample_events(5))
-    monkeypatch.setattr(cli_replay, "Replay", FailingToStore)
+    monkeypatch.setattr(ops_replay, "Replay", FailingToStore)
     to_time = datetime.now(UTC) + timedelta(milliseconds=1)
     monkeypatch.setattr(cli_replay, "datetime", frozen_clock(to_time + timedelta(seconds=1)))
     outcome = roi_worker(

@@ -54,7 +54,7 @@ from tests.worker_harness import PROCESS_TIMEOUT, Stream, WorkerProcess, free_po
 from worker.api.app import openapi_document
 from worker.cli.main import build_parser
 from worker.db.migrate import load_migrations, migrate
-from worker.roi.report import FORMATS
+from worker.roi.formatting import FORMATS
 
 HOST: Final = "localhost"  # the database's host in every URL (the broker's is 127.0.0.1)
 MIN_PIECE: Final = 6  # the shortest run of a secret's letters and digits searched on its own
@@ -103,6 +103,7 @@ INVOCATIONS: Final[dict[tuple[str, ...], list[list[str]]]] = {
     ("dlq", "redrive"): [["--dry-run"], ["--to-topic", "{redrive_topic}"]],
     ("offsets", "show"): [[], ["--format", "json"]],
     ("offsets", "reset"): [["--to-earliest"], ["--to-earliest", "--execute"]],
+    ("offsets", "prune"): [["--older-than", "30d"], ["--older-than", "30d", "--execute"]],
     ("replay",): [["--from-beginning", "--dry-run"], ["--from-beginning"]],
     ("retention",): [["--older-than", "36500d", "--dry-run"], ["--older-than", "36500d"]],
 }

@@ -35,7 +35,7 @@ from tests.worker_harness import (
     stored_offsets,
     wait_caught_up,
 )
-from worker.cli import main as cli
+from worker.cli import report as cli_report
 from worker.consume.write import BatchWriter, ValidEvent, WriteResult
 from worker.contract.event import ExecutionEvent
 from worker.contract.validate import validate
@@ -670,7 +670,7 @@ def report(
     report_data: ReportData, roi_worker: RoiWorker, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Outcome]:
     """`roi-worker report ARGS` on the report data set, at the frozen REPORT_NOW."""
-    monkeypatch.setattr(cli, "datetime", frozen_clock(report_data.now))
+    monkeypatch.setattr(cli_report, "datetime", frozen_clock(report_data.now))
     return lambda *args: roi_worker(report_data.url, "report", *args)
 
 

@@ -13,10 +13,17 @@ import pytest
 
 from tests.strategies import example_document
 from worker import schemas
+from worker.cli import dlq as cli_dlq
 from worker.contract import json_codec
+from worker.ops import dead_letters
 from worker.process import GC_YOUNG_THRESHOLD, RateLimit, tune_gc_for_throughput
 
 ROOT = Path(__file__).parents[2]
+# What only the commands that use them may load: building the parser loads none of them.
+CLIENTS_AND_FRAMEWORKS = frozenset(
+    {"kafka", "fastapi", "starlette", "uvicorn", "prometheus_client"}
+)
+DRIVER_AND_MODELS = frozenset({"psycopg", "pydantic", "pydantic_settings", "pythonjsonlogger"})
 
 
 def run(*args: str, stdin: bytes = b"", **env: str) -> subprocess.CompletedProcess[str]:
@@ -214,3 +221,48 @@ def test_reconcile_against_an_unreachable_database_is_one_line_without_the_passw
         result.stderr
     )
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def loaded_by(code: str, **env: str) -> set[str]:
+    """The top-level packages a new interpreter has imported once it has run `code`."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ROI_")}
+    environment.update(env)
+    listing = "import sys; print(*sorted({name.split('.')[0] for name in sys.modules}))"
+    result = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{listing}"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    return set(result.stdout.split())
+
+
+def test_building_the_parser_loads_no_client_driver_or_framework() -> None:
+    """`roi-worker --help` starts in a blink (`make bench-startup`): every command's parser is
+    built without importing what the commands use, which they import when they run."""
+    loaded = loaded_by(
+        "from worker.cli.main import build_parser; build_parser().parse_args(['report'])"
+    )
+    assert "worker" in loaded
+    assert not loaded & (CLIENTS_AND_FRAMEWORKS | DRIVER_AND_MODELS), sorted(loaded)
+
+
+def test_report_loads_the_database_driver_and_no_kafka_or_web_framework() -> None:
+    """`report` imports psycopg and the analytics when it runs, never Kafka or FastAPI."""
+    loaded = loaded_by(
+        "from worker.cli.main import main; main(['report'])",
+        ROI_DATABASE_URL="postgresql://roi@127.0.0.1:1/none",  # fails after its imports
+    )
+    assert "psycopg" in loaded
+    assert not loaded & CLIENTS_AND_FRAMEWORKS, sorted(loaded & CLIENTS_AND_FRAMEWORKS)
+
+
+def test_dlq_defaults_are_those_of_the_operations() -> None:
+    """cli/dlq.py restates them so that its parser does not load Kafka: they must agree."""
+    assert (cli_dlq.DEFAULT_SAMPLES, cli_dlq.DEFAULT_MAX_REDRIVES) == (
+        dead_letters.DEFAULT_SAMPLES,
+        dead_letters.DEFAULT_MAX_REDRIVES,
+    )

@@ -163,13 +163,13 @@ def test_errors_re_raises_ours_with_psycopg_as_the_cause() -> None:
 REFUSED_ROW = "a refused row, isolated under savepoints"
 ALLOWED: dict[tuple[str, str], str] = {
     ("cli/main.py", "psycopg.Error"): "last resort: _failure has db.translate word it",
-    ("api/app.py", "psycopg.Error"): "the 503 handler: db.translate tells a stale schema apart",
+    ("api/errors.py", "psycopg.Error"): "the 503 handler: db.translate tells a stale schema apart",
     ("db/migrate.py", "psycopg.Error"): (
         "every failure becomes MigrationError (nothing applied), classified by db.translate "
         "and db.connection_lost"
     ),
     ("metrics.py", "psycopg.Error"): "a failed scrape is logged and counted, never raised",
-    ("consume/pipeline.py", "psycopg.Error"): "cancelling an abandoned store is best effort",
+    ("consume/store.py", "psycopg.Error"): "cancelling an abandoned store is best effort",
     ("settings.py", "psycopg.ProgrammingError"): "conninfo_to_dict refusing a setting's URL",
     ("consume/write.py", "psycopg.errors.DataError"): REFUSED_ROW,
     ("consume/write.py", "psycopg.errors.IntegrityError"): REFUSED_ROW,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from worker.consume.deadletter import DeadLetter, DeadLetterPublisher
+from worker.kafka.dead_letters import DeadLetterPublisher
 from worker.ops.dead_letters import Letter, preview
-from worker.types import DeadLetterHeader, Message
+from worker.types import DeadLetter, DeadLetterHeader, Message
 
 
 def letter(headers: list[tuple[str, bytes | None]]) -> Letter:
@@ -56,7 +56,7 @@ def test_redrive_headers_replace_ours_and_keep_the_rest() -> None:
 
 
 def test_every_header_a_dead_letter_carries_is_read_back() -> None:
-    """What worker.consume.deadletter writes, roi-worker dlq reads: each DeadLetterHeader the worker
+    """What a DeadLetter carries, roi-worker dlq reads: each DeadLetterHeader the worker
     sets (a dropped value included) comes back as the Letter field it stands for."""
     source = Message("events", 3, 41, 1_700_000_000_123, b"key", b"x" * 10, [("trace", b"t")])
     letter = DeadLetter(source, "schema_violation", "success: is required", "success:missing")

@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pytest
-from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError
 
 from tests.helpers import wait_until
 from tests.strategies import NOW, example_document
-from worker.consume.batch import Batch, prepare
-from worker.consume.deadletter import MAX_MESSAGE_BYTES, DeadLetter, DeadLetterPublisher
+from worker.consume.prepare import Batch, prepare
 from worker.consume.write import ValidEvent
 from worker.contract.validate import validate
 from worker.errors import BrokerUnavailableError
-from worker.types import Message, Source
+from worker.kafka.dead_letters import DeadLetterPublisher
+from worker.types import MAX_MESSAGE_BYTES, DeadLetter, Message, Source
 
 
 def message(
@@ -69,12 +68,12 @@ def test_a_batch_without_revoked_partitions_keeps_the_rest() -> None:
     batch = Batch(messages, valid, letters, started=0.0)
     assert batch.next_offsets == {("events", 0): 7, ("events", 1): 7}
 
-    kept = batch.without([TopicPartition("events", 1)])
+    kept = batch.without([("events", 1)])
     assert kept is not None
     assert kept.next_offsets == {("events", 0): 7}
     assert [v.source.partition for v in kept.valid] == [0]
     assert [d.message.partition for d in kept.letters] == [0]
-    assert batch.without([TopicPartition("events", 0), TopicPartition("events", 1)]) is None
+    assert batch.without([("events", 0), ("events", 1)]) is None
 
 
 class _PendingSend:

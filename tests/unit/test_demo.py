@@ -10,16 +10,15 @@ from typing import Any
 import pytest
 
 from worker.contract.validate import parse_event, validate
-from worker.demo.run import (
+from worker.demo.run import PatternRoi, format_table
+from worker.demo.stream import (
     CONFLICTS,
     DUPLICATES,
     EVENTS,
     HISTORY,
     PROFILES,
     SEED,
-    PatternRoi,
     SampleRun,
-    format_table,
     plan_stream,
 )
 from worker.errors import InvalidEventError

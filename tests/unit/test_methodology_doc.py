@@ -65,8 +65,8 @@ def test_execution_examples_follow_the_per_execution_rules() -> None:
         flags = [
             name
             for name, count in (
-                ("negative savings", run.negative_savings),
-                ("cost anomaly", run.cost_anomalies),
+                ("negative savings", run.negative_savings_executions),
+                ("cost anomaly", run.cost_anomaly_executions),
             )
             if count
         ]
@@ -79,10 +79,10 @@ def test_pattern_examples_derive_rates_averages_and_roi() -> None:
     for row in rows:
         totals = Totals(
             executions=int(row["executions"]),
-            successes=int(row["successes"]),
+            successful_executions=int(row["successes"]),
             time_saved_seconds=dec(row["time saved"]),
             cost_saved_usd=dec(row["cost saved"]),
-            actual_cost_usd=dec(row["investment"]),
+            investment_usd=dec(row["investment"]),
         )
         assert fraction_as_percent(totals.success_rate) == row["success rate"]
         assert totals.average_time_saved_seconds is not None
@@ -99,9 +99,9 @@ def test_rating_examples_get_their_rating() -> None:
     for row in rows:
         totals = Totals(
             executions=int(row["executions"]),
-            successes=int(row["successes"]),
+            successful_executions=int(row["successes"]),
             cost_saved_usd=dec(row["cost saved"]),
-            actual_cost_usd=dec(row["investment"]),
+            investment_usd=dec(row["investment"]),
         )
         assert fraction_as_percent(totals.success_rate) == row["success rate"], row
         assert shown_roi(totals) == row["ROI"], row
@@ -162,9 +162,12 @@ def test_overall_example_is_a_rate_per_execution() -> None:
     """The overall average success rate adds executions up; it is not a mean of patterns."""
     (rows,) = tables("Worked example: overall")
     overall = sum(
-        (Totals(executions=int(r["executions"]), successes=int(r["successes"])) for r in rows),
+        (
+            Totals(executions=int(r["executions"]), successful_executions=int(r["successes"]))
+            for r in rows
+        ),
         Totals(),
     )
     text = DOC.read_text(encoding="utf-8")
     shown = fraction_as_percent(overall.success_rate)
-    assert f"= {overall.successes} / {overall.executions} = {shown}" in text
+    assert f"= {overall.successful_executions} / {overall.executions} = {shown}" in text

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from worker.db.ledger import LEDGER_MIGRATION
 from worker.db.migrate import default_migrations_dir, load_migrations
 from worker.errors import MigrationError
-from worker.ops.reconcile import LEDGER_MIGRATION
 
 
 def test_bundled_migrations_load_in_order() -> None:

@@ -27,8 +27,11 @@ from schemathesis.generation.meta import (
 
 from tests.schemathesis_hooks import breaks_clock_rule, filter_case
 from tests.strategies import NOW, example_document
-from worker.api import openapi, range_patterns
-from worker.api.app import _SINCE_RE, USAGE, openapi_document
+from worker.api import openapi
+from worker.api.app import openapi_document
+from worker.api.routes.common import USAGE
+from worker.api.routes.patterns import SINCE_RE
+from worker.contract import range_patterns
 from worker.contract.event import MAX_CLOCK_SKEW, MAX_SECONDS
 from worker.contract.validate import parse_event
 from worker.errors import InvalidEventError
@@ -58,7 +61,7 @@ def accepted(document: dict[str, Any]) -> bool:
 
 def since_accepted(text: str) -> bool:
     """The server's two checks of `since`: the route's pattern, then Window.parse."""
-    if not re.fullmatch(_SINCE_RE, text):
+    if not re.fullmatch(SINCE_RE, text):
         return False
     try:
         Window.parse(text, datetime.now(UTC).date())

@@ -1,4 +1,4 @@
-"""publish_all's deadline, with a fake KafkaProducer and a fake clock (no broker)."""
+"""publish_all's deadline, with a fake kafka-python producer and a fake clock (no broker)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from worker import producer as producer_module
 from worker.contract.event import ExecutionEvent
 from worker.contract.validate import validate
 from worker.errors import BrokerUnavailableError
+from worker.kafka import client as kafka_client
 from worker.settings import KafkaSettings
 
 
@@ -35,8 +36,8 @@ class SlowSends:
         del options
         return self
 
-    def send(self, topic: str, key: bytes, value: bytes) -> Any:
-        del topic, key, value
+    def send(self, topic: str, key: bytes, value: bytes, headers: list[Any]) -> Any:
+        del topic, key, value, headers
         self.clock.now += self.send_seconds
         self.sent += 1
         return SimpleNamespace(get=lambda timeout: None)
@@ -52,7 +53,7 @@ def events(count: int) -> list[ExecutionEvent]:
 def publisher(monkeypatch: pytest.MonkeyPatch, send_seconds: float) -> tuple[Any, SlowSends]:
     clock = FakeClock()
     fake = SlowSends(clock, send_seconds)
-    monkeypatch.setattr(producer_module, "KafkaProducer", fake)
+    monkeypatch.setattr(kafka_client, "KafkaProducer", fake)  # what worker.kafka builds
     monkeypatch.setattr(producer_module, "time", clock)
     settings = KafkaSettings(kafka_bootstrap_servers="127.0.0.1:9", topic="t")
     return producer_module.ExecutionEventProducer(settings), fake

@@ -46,53 +46,53 @@ RULE = "=" * 80
 # - new-lint-fix: insufficient_data (5 executions; ROI 500 % would top the list otherwise)
 EXCELLENT = Totals(
     executions=150,
-    successes=148,
+    successful_executions=148,
     time_saved_seconds=D(3450),
     cost_saved_usd=D("425.50"),
-    actual_cost_usd=D("136.38"),
+    investment_usd=D("136.38"),
     estimated_cost_usd=D("560.00"),
     execution_time_seconds=D(5550),
     estimated_time_seconds=D(9000),
 )
 GOOD = Totals(
     executions=20,
-    successes=18,
+    successful_executions=18,
     time_saved_seconds=D(600),
     cost_saved_usd=D("150.00"),
-    actual_cost_usd=D("100.00"),
+    investment_usd=D("100.00"),
     estimated_cost_usd=D("250.00"),
     execution_time_seconds=D(400),
     estimated_time_seconds=D(1000),
 )
 FAILED = Totals(
     executions=40,
-    successes=20,
+    successful_executions=20,
     time_saved_seconds=D(-1200),
     cost_saved_usd=D("-30.00"),
-    actual_cost_usd=D("60.00"),
+    investment_usd=D("60.00"),
     estimated_cost_usd=D("40.00"),
     execution_time_seconds=D(2400),
     estimated_time_seconds=D(1500),
-    negative_savings=4,
-    cost_anomalies=1,
+    negative_savings_executions=4,
+    cost_anomaly_executions=1,
 )
 POOR = Totals(
     executions=20,
-    successes=12,
+    successful_executions=12,
     time_saved_seconds=D(45),
     cost_saved_usd=D("5.00"),
-    actual_cost_usd=D("10.00"),
+    investment_usd=D("10.00"),
     estimated_cost_usd=D("15.00"),
     execution_time_seconds=D(155),
     estimated_time_seconds=D(200),
-    negative_savings=2,
+    negative_savings_executions=2,
 )
 INSUFFICIENT = Totals(
     executions=5,
-    successes=5,
+    successful_executions=5,
     time_saved_seconds=D(300),
     cost_saved_usd=D("10.00"),
-    actual_cost_usd=D("2.00"),
+    investment_usd=D("2.00"),
     estimated_cost_usd=D("12.00"),
     execution_time_seconds=D(50),
     estimated_time_seconds=D(350),
@@ -118,7 +118,7 @@ def pattern(
         totals=totals,
         previous=previous,
         rating=rating,
-        wilson_lower_bound=wilson_lower_bound(totals.successes, totals.executions),
+        wilson_lower_bound=wilson_lower_bound(totals.successful_executions, totals.executions),
         trend=trend,
         success_rate_change=change,
         execution_time=timing,
@@ -135,10 +135,10 @@ def all_time(*, window: Window | None = None, previous: bool = False) -> Analyti
         before = {
             "test-retry-automation": Totals(
                 executions=100,
-                successes=96,
+                successful_executions=96,
                 time_saved_seconds=D(2000),
                 cost_saved_usd=D("300.00"),
-                actual_cost_usd=D("100.00"),
+                investment_usd=D("100.00"),
             )
         }
     patterns = [
@@ -532,9 +532,9 @@ def test_json_derived_figures_round_half_up_away_from_zero() -> None:
     """An exact half at the 7th place rounds up in size: 1/128 and -0.0016/128."""
     halves = Totals(
         executions=128,
-        successes=1,  # 1/128 = 0.0078125
+        successful_executions=1,  # 1/128 = 0.0078125
         cost_saved_usd=D("-0.0016"),  # -0.0016/128 = -0.0000125
-        actual_cost_usd=D("0.0016"),
+        investment_usd=D("0.0016"),
     )
     analytics = Analytics(
         GENERATED_AT, Window.parse(None, TODAY), 10, (pattern("halves", halves, Rating.FAILED),)
@@ -748,9 +748,9 @@ def every_rating() -> Analytics:
     def t(executions: int, successes: int, saved: str, spent: str) -> Totals:
         return Totals(
             executions=executions,
-            successes=successes,
+            successful_executions=successes,
             cost_saved_usd=D(saved),
-            actual_cost_usd=D(spent),
+            investment_usd=D(spent),
         )
 
     cases = [
@@ -829,10 +829,10 @@ def test_extreme_but_valid_amounts_render_exactly_in_every_format() -> None:
     """Tiny costs give huge ROI; JSON keeps positional decimals that the schema accepts."""
     tiny = Totals(
         executions=10,
-        successes=10,
+        successful_executions=10,
         time_saved_seconds=Decimal("0E-7"),
         cost_saved_usd=Decimal("1E-7"),
-        actual_cost_usd=Decimal("1E-40"),
+        investment_usd=Decimal("1E-40"),
         estimated_cost_usd=Decimal("1000000"),
     )
     analytics = Analytics(

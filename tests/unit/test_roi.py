@@ -10,7 +10,8 @@ from statistics import NormalDist
 
 import pytest
 
-from worker.roi.analytics import TOTALS_FIELDS, totals_from_row
+from worker.roi.analytics import totals_from_row
+from worker.roi.figures import NAME_OF_COLUMN
 from worker.roi.methodology import (
     DEFAULT_MIN_EXECUTIONS,
     PERFORMING,
@@ -39,9 +40,9 @@ def totals(executions: int, successes: int, saved: str = "0", spent: str = "0") 
     """Totals with only what a rating looks at: counts, net cost saved and the investment."""
     return Totals(
         executions=executions,
-        successes=successes,
+        successful_executions=successes,
         cost_saved_usd=D(saved),
-        actual_cost_usd=D(spent),
+        investment_usd=D(spent),
     )
 
 
@@ -70,15 +71,15 @@ def test_a_successful_execution_saves_the_difference_to_its_estimates() -> None:
     )
     assert one == Totals(
         executions=1,
-        successes=1,
+        successful_executions=1,
         time_saved_seconds=D(70),
         cost_saved_usd=D("1.50"),
-        actual_cost_usd=D("0.50"),
+        investment_usd=D("0.50"),
         estimated_cost_usd=D("2.00"),
         execution_time_seconds=D(30),
         estimated_time_seconds=D(100),
-        negative_savings=0,
-        cost_anomalies=0,
+        negative_savings_executions=0,
+        cost_anomaly_executions=0,
     )
 
 
@@ -93,15 +94,15 @@ def test_a_failed_execution_loses_its_own_time_and_cost() -> None:
     )
     assert one == Totals(
         executions=1,
-        successes=0,
+        successful_executions=0,
         time_saved_seconds=D(-30),
         cost_saved_usd=D("-0.50"),
-        actual_cost_usd=D("0.50"),
+        investment_usd=D("0.50"),
         estimated_cost_usd=D("2.00"),
         execution_time_seconds=D(30),
         estimated_time_seconds=D(100),
-        negative_savings=0,
-        cost_anomalies=0,
+        negative_savings_executions=0,
+        cost_anomaly_executions=0,
     )
 
 
@@ -118,7 +119,8 @@ def test_a_failed_execution_loses_its_own_time_and_cost() -> None:
 def test_negative_savings_flags_only_successful_runs_that_lost(
     success: bool, times: tuple[str, str], costs: tuple[str, str], flagged: int
 ) -> None:
-    """negative_savings counts a successful run with time or cost saved below 0, nothing else."""
+    """negative_savings_executions counts a successful run with time or cost saved below 0,
+    nothing else."""
     (execution_time, estimated_time), (actual, estimated) = times, costs
     one = Totals.of_execution(
         success=success,
@@ -127,7 +129,7 @@ def test_negative_savings_flags_only_successful_runs_that_lost(
         actual_cost=D(actual),
         estimated_cost=D(estimated),
     )
-    assert one.negative_savings == flagged
+    assert one.negative_savings_executions == flagged
 
 
 @pytest.mark.parametrize(
@@ -143,7 +145,8 @@ def test_negative_savings_flags_only_successful_runs_that_lost(
 def test_cost_anomaly_is_actual_cost_above_ten_times_the_estimate(
     success: bool, actual: str, estimated: str, anomaly: int
 ) -> None:
-    """cost_anomalies counts an execution whose actual cost is more than 10x its estimate."""
+    """cost_anomaly_executions counts an execution whose actual cost is more than 10x its
+    estimate."""
     one = Totals.of_execution(
         success=success,
         execution_time_seconds=D(1),
@@ -151,18 +154,18 @@ def test_cost_anomaly_is_actual_cost_above_ten_times_the_estimate(
         actual_cost=D(actual),
         estimated_cost=D(estimated),
     )
-    assert one.cost_anomalies == anomaly
+    assert one.cost_anomaly_executions == anomaly
 
 
 def test_derived_figures_are_exact_decimals() -> None:
     """The methodology's worked example: 3/4 = 0.75, 100/4 = 25 s, 30.00/4 = 7.50, ROI 300 %."""
     paying = Totals(
         executions=4,
-        successes=3,
+        successful_executions=3,
         time_saved_seconds=D(100),
         cost_saved_usd=D("30.00"),
-        actual_cost_usd=D("10.00"),
-        negative_savings=1,
+        investment_usd=D("10.00"),
+        negative_savings_executions=1,
     )
     assert paying.success_rate == D("0.75")
     assert paying.average_time_saved_seconds == D(25)
@@ -630,11 +633,11 @@ def test_shortfall_lowest_roi_first_then_least_saved_then_pattern_id() -> None:
 
 def test_every_summary_column_fills_one_totals_field() -> None:
     """The summary columns (SUMS) map one to one onto Totals' fields, counts as integers."""
-    assert list(TOTALS_FIELDS) == list(SUMS)
-    assert sorted(TOTALS_FIELDS.values()) == sorted(f.name for f in fields(Totals))
+    assert list(NAME_OF_COLUMN) == list(SUMS)
+    assert sorted(NAME_OF_COLUMN.values()) == sorted(f.name for f in fields(Totals))
     row = [str(index + 1) for index in range(len(SUMS))]
     totals = totals_from_row(row)
     for position, column in enumerate(SUMS):
-        value = getattr(totals, TOTALS_FIELDS[column])
+        value = getattr(totals, NAME_OF_COLUMN[column])
         assert value == position + 1
         assert isinstance(value, int) == column.endswith("_executions"), column

@@ -8,7 +8,8 @@ from datetime import timedelta
 from typing import Any, cast
 
 from tests.integration.events import BASE_TIME, sample_events
-from worker.consume.batch import prepare, store_around_locks
+from worker.consume.prepare import prepare
+from worker.consume.store import store_around_locks
 from worker.consume.write import ValidEvent, WriteResult
 from worker.errors import LockWaitError
 from worker.types import Message, Partition

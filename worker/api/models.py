@@ -136,7 +136,7 @@ class RecentExecution(_Model):
             success=row["success"],
             execution_time_seconds=saved.execution_time_seconds,
             estimated_time_seconds=saved.estimated_time_seconds,
-            actual_cost_usd=saved.actual_cost_usd,
+            actual_cost_usd=saved.investment_usd,
             estimated_cost_usd=saved.estimated_cost_usd,
             time_saved_seconds=saved.time_saved_seconds,
             cost_saved_usd=saved.cost_saved_usd,

@@ -23,8 +23,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from worker.api import range_patterns
-from worker.contract import event
+from worker.contract import event, range_patterns
 from worker.roi import usage_stats
 from worker.roi.methodology import EARLIEST
 

@@ -5,7 +5,8 @@ ROI_API_MAX_CONNECTIONS connections or requests, refuses headers over MAX_HEADER
 closes a connection idle after a response for KEEP_ALIVE_SECONDS; `_DeadlineProtocol` closes one
 whose request headers have not all arrived ROI_API_HEADER_TIMEOUT_SECONDS after it opened or
 after its previous response (a client trickling bytes resets uvicorn's idle timer, not this
-deadline). The app itself gives a body ROI_API_BODY_TIMEOUT_SECONDS (worker/api/app.py).
+deadline). The app itself gives a body ROI_API_BODY_TIMEOUT_SECONDS
+(worker/api/routes/ingestion.py).
 """
 
 from __future__ import annotations

@@ -1,24 +1,25 @@
 """`roi-worker dlq inspect` and `roi-worker dlq redrive`: the dead-letter topic, for operators.
 
-The logic is in worker.ops.dead_letters; this module only parses and prints. It follows
-worker.cli.main's conventions (which registers it): bad arguments are one line and exit 2, a
-failure is one line on stderr and exit 1.
+The logic is in worker.ops.dead_letters, loaded when an action runs (it needs Kafka); this
+module only parses and prints. It follows worker.cli.main's conventions (which registers it):
+bad arguments are one line and exit 2, a failure is one line on stderr and exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, Final
 
-from worker.cli.args import add_execute_argument, plans_only
+from worker.cli.args import add_execute_argument, plans_only, positive_int
+from worker.cli.exits import EXIT_FAILED, EXIT_OK
 from worker.errors import InvalidReason
-from worker.ops import dead_letters as admin
-from worker.process import configure_command_logging
-from worker.settings import load_settings
 
-EXIT_OK, EXIT_FAILED = 0, 1
 REASONS = tuple(reason.value for reason in InvalidReason)
+# worker.ops.dead_letters' defaults, restated so that building the parser does not load Kafka;
+# tests/unit/test_cli.py checks that they agree.
+DEFAULT_SAMPLES: Final = 3
+DEFAULT_MAX_REDRIVES: Final = 3
 
 
 def register(commands: Any) -> None:
@@ -44,9 +45,9 @@ def register(commands: Any) -> None:
     inspect_cmd.add_argument(
         "--samples",
         type=_count,
-        default=admin.DEFAULT_SAMPLES,
+        default=DEFAULT_SAMPLES,
         metavar="N",
-        help=f"letters shown per reason (default {admin.DEFAULT_SAMPLES}; 0: none)",
+        help=f"letters shown per reason (default {DEFAULT_SAMPLES}; 0: none)",
     )
     _format_argument(inspect_cmd)
     inspect_cmd.set_defaults(handler=_inspect)
@@ -75,11 +76,11 @@ def register(commands: Any) -> None:
     )
     redrive_cmd.add_argument(
         "--max-redrives",
-        type=_positive,
-        default=admin.DEFAULT_MAX_REDRIVES,
+        type=positive_int,
+        default=DEFAULT_MAX_REDRIVES,
         metavar="N",
         help="leave letters whose event was redriven N times already (default "
-        f"{admin.DEFAULT_MAX_REDRIVES})",
+        f"{DEFAULT_MAX_REDRIVES})",
     )
     add_execute_argument(redrive_cmd, "publish the letters and record them as redriven")
     _format_argument(redrive_cmd)
@@ -102,12 +103,6 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
-    return int(text)
-
-
 def _reason(text: str) -> str:
     if text not in REASONS:
         raise argparse.ArgumentTypeError(f"no reason {text!r}; one of {', '.join(REASONS)}")
@@ -115,6 +110,10 @@ def _reason(text: str) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from worker.ops import dead_letters as admin
+    from worker.process import configure_command_logging
+    from worker.settings import load_settings
+
     settings = load_settings()
     configure_command_logging(settings.log_level, settings.log_format)
     topic: str = args.topic or settings.dead_letter_topic
@@ -124,6 +123,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _redrive(args: argparse.Namespace) -> int:
+    from worker.ops import dead_letters as admin
+    from worker.process import configure_command_logging
+    from worker.settings import load_settings
+
     settings = load_settings()
     configure_command_logging(settings.log_level, settings.log_format)
     request = admin.RedriveRequest(

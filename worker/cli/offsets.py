@@ -1,44 +1,44 @@
-"""`roi-worker offsets show|reset`: a group's positions, and moving them (docs/operations.md).
+"""`roi-worker offsets show|reset|prune`: a group's positions, moving them, and deleting stale
+groups (docs/operations.md).
 
-Arguments and output only; the logic is worker.ops.offsets. Like every command, failures
-propagate to worker.cli.main.main, which prints one line and exits 1 (2 for usage errors).
+Arguments and output only; the logic is worker.ops.offsets, loaded when an action runs (it
+needs Kafka). Like every command, failures propagate to worker.cli.main.main, which prints one
+line and exits 1 (2 for usage errors).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
-from typing import Any, Final
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
 
-from worker.ops.offsets import (
-    EARLIEST,
-    GroupMembers,
-    PartitionPosition,
-    ResetPlan,
-    ResetTarget,
-    execute_reset,
-    live_members,
-    parse_moment,
-    plan_reset,
-    positions,
-    refuse_if_live,
-)
+from worker.cli.args import add_execute_argument, group_id_argument, plans_only, topic_argument
+from worker.cli.exits import EXIT_OK
 from worker.roi.formatting import table
-from worker.settings import GROUP_ID_MAX_LENGTH, TOPIC_NAME, load_settings
 
-EXIT_OK: Final = 0
-_TOPIC_NAME: Final = re.compile(TOPIC_NAME)
+if TYPE_CHECKING:
+    from worker.ops.offsets import (
+        GroupMembers,
+        PartitionPosition,
+        PruneOutcome,
+        PrunePlan,
+        ResetPlan,
+        ResetTarget,
+    )
+
 NONE: Final = "-"
 
 
 def register(commands: Any) -> None:
-    """Adds `offsets` with its `show` and `reset` actions to the `roi-worker` subcommands."""
+    """Adds `offsets` with its `show`, `reset` and `prune` actions to the `roi-worker`
+    subcommands."""
     offsets_cmd = commands.add_parser(
         "offsets",
-        help="show a group's stored, committed and end offsets, or reset where it resumes",
+        help="show a group's stored, committed and end offsets, reset where it resumes, or "
+        "prune stale groups",
         description="Offsets of consumer group ROI_GROUP_ID on ROI_TOPIC. PostgreSQL's stored "
         "offsets decide where the workers resume; Kafka's committed offsets follow them.",
     )
@@ -80,11 +80,36 @@ def register(commands: Any) -> None:
         help="the first offset with a timestamp at or after ISO, which needs a timezone offset "
         "(2026-11-20T00:00:00Z); the end offset where there is none",
     )
-    reset_cmd.add_argument(
-        "--execute", action="store_true", help="apply the plan (without it: print it only)"
-    )
+    add_execute_argument(reset_cmd, "apply the plan")
     _add_scope(reset_cmd)
     reset_cmd.set_defaults(handler=_reset)
+
+    prune_cmd = actions.add_parser(
+        "prune",
+        help="delete the stored offsets of groups idle for longer than --older-than (old "
+        "backfills); prints the plan, applies with --execute",
+        description="Deletes, per stale group, its rows in consumer_offsets and the offset "
+        "ledger rows `roi-worker reconcile` no longer needs; the ledger rows of batches whose "
+        "executions are still stored stay, marked pruned, so reconcile still accounts for "
+        "them. A group is stale when none of its rows was written for longer than "
+        "--older-than and Kafka knows no member of it. ROI_GROUP_ID is never pruned unless "
+        "named with --group. Without --execute it only prints the plan.",
+    )
+    prune_cmd.add_argument(
+        "--older-than",
+        type=_age,
+        required=True,
+        metavar="AGE",
+        help="stale after this long without a write: days or hours, e.g. 30d or 12h",
+    )
+    prune_cmd.add_argument(
+        "--group",
+        type=group_id_argument,
+        default=None,
+        help="only this group (default: every group); the only way to prune ROI_GROUP_ID",
+    )
+    add_execute_argument(prune_cmd, "delete the stale groups' rows")
+    prune_cmd.set_defaults(handler=_prune)
 
 
 def _add_scope(parser: argparse.ArgumentParser) -> None:
@@ -99,30 +124,28 @@ def _add_scope(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def group_id_argument(text: str) -> str:
-    """An argparse type: a consumer group's name, as Kafka allows it."""
-    if not 0 < len(text) <= GROUP_ID_MAX_LENGTH:
-        raise argparse.ArgumentTypeError(f"must be 1 to {GROUP_ID_MAX_LENGTH} characters")
-    return text
-
-
-def topic_argument(text: str) -> str:
-    """An argparse type: a topic's name, as Kafka allows it."""
-    if not _TOPIC_NAME.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a topic name (1 to 249 of A-Z a-z 0-9 . _ -)"
-        )
-    return text
-
-
 def _moment(text: str) -> ResetTarget:
+    from worker.ops.offsets import ResetTarget, parse_moment
+
     try:
         return ResetTarget(parse_moment(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _age(text: str) -> timedelta:
+    from worker.ops.offsets import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _show(args: argparse.Namespace) -> int:
+    from worker.ops.offsets import live_members, positions
+    from worker.settings import load_settings
+
     settings = load_settings()
     group: str = args.group or settings.group_id
     topic: str = args.topic or settings.topic
@@ -137,15 +160,25 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
+    from worker.ops.offsets import (
+        EARLIEST,
+        execute_reset,
+        live_members,
+        plan_reset,
+        refuse_if_live,
+    )
+    from worker.settings import load_settings
+
     settings = load_settings()
     group: str = args.group or settings.group_id
     topic: str = args.topic or settings.topic
     target: ResetTarget = args.to_datetime or EARLIEST
     # Refuse before planning: the plan of a group still consuming is already out of date.
-    members = refuse_if_live(settings, group) if args.execute else live_members(settings, group)
+    execute = not plans_only(args)
+    members = refuse_if_live(settings, group) if execute else live_members(settings, group)
     plan = plan_reset(settings, group, topic, target)
     sys.stdout.write(render_plan(plan))
-    if not args.execute:
+    if not execute:
         if members.live:
             print(
                 f"note: group {group} has {members.describe()}; --execute refuses until all "
@@ -158,6 +191,26 @@ def _reset(args: argparse.Namespace) -> int:
         f"applied: group {group} resumes {topic} from the new offsets "
         "(stored in PostgreSQL, committed to Kafka)"
     )
+    return EXIT_OK
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from worker.ops.offsets import PruneRule, execute_prune, plan_prune, refuse_if_live
+    from worker.settings import load_settings
+
+    settings = load_settings()
+    group: str | None = args.group
+    execute = not plans_only(args)
+    if group is not None and execute:
+        refuse_if_live(settings, group)  # like reset: a named group in use is an error
+    rule = PruneRule(args.older_than, datetime.now(UTC), settings.group_id, group)
+    plan = plan_prune(settings, rule)
+    sys.stdout.write(render_prune_plan(plan))
+    if not execute:
+        if plan.doomed:
+            print("nothing changed: add --execute to apply")
+        return EXIT_OK
+    sys.stdout.write(render_prune_outcomes(execute_prune(settings, plan)))
     return EXIT_OK
 
 
@@ -262,3 +315,84 @@ def _position_note(p: PartitionPosition) -> str:
     if p.stored < p.first:
         return f"{p.first - p.stored} deleted by retention before they were stored"
     return ""
+
+
+def render_prune_plan(plan: PrunePlan) -> str:
+    """The prune plan as text: a header with the horizon, one row per group with its last
+    activity, its rows and what becomes of it, and the totals."""
+    from worker.ops.offsets import describe_age
+
+    rule = plan.rule
+    scope = f"group {rule.named}" if rule.named else "the groups"
+    lines = [
+        f"plan: prune {scope} with no row written for {describe_age(rule.older_than)} "
+        f"(last activity before {_time(rule.cutoff)})"
+    ]
+    if not plan.groups:
+        who = f"group {rule.named} has no" if rule.named else "no group has"
+        lines.append(f"nothing to prune: {who} rows to delete")
+        return "\n".join(lines) + "\n"
+    header = ["group", "last activity", "offsets", "ledger rows", "executions", "action"]
+    rows = [
+        [
+            c.activity.group,
+            _time(c.activity.last_activity),
+            f"{c.activity.partitions:,}",
+            f"{c.activity.ledger_deleted + c.activity.ledger_kept:,}",
+            f"{c.activity.executions:,}",
+            "prune" if c.kept is None else f"keep: {c.kept}",
+        ]
+        for c in plan.groups
+    ]
+    lines += table(header, rows, "<<>>><")
+    doomed = plan.doomed
+    if not doomed:
+        lines.append("nothing to prune: every group listed stays")
+        return "\n".join(lines) + "\n"
+    total = (
+        f"{len(doomed)} of {_groups(len(plan.groups))} to prune: "
+        f"{sum(a.partitions for a in doomed):,} stored offsets and "
+        f"{sum(a.ledger_deleted for a in doomed):,} ledger rows to delete"
+    )
+    kept = sum(a.ledger_kept for a in doomed)
+    if kept:
+        total += (
+            f"; {kept:,} ledger rows stay, marked pruned, for the "
+            f"{sum(a.executions for a in doomed):,} stored executions they inserted (reconcile "
+            "still matches them)"
+        )
+    lines.append(total)
+    if rule.named is not None and rule.named == rule.live_group:
+        lines.append(
+            f"note: {rule.named} is ROI_GROUP_ID: its workers will start again from the first "
+            "offsets (events already stored are duplicates)"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_prune_outcomes(outcomes: Sequence[PruneOutcome]) -> str:
+    """What `--execute` did, a line per group, and how many groups went."""
+    lines: list[str] = []
+    for outcome in outcomes:
+        if outcome.pruned is None:
+            lines.append(f"kept: group {outcome.group}: {outcome.kept}")
+            continue
+        pruned = outcome.pruned
+        line = (
+            f"pruned: group {outcome.group}: {pruned.partitions:,} stored offsets and "
+            f"{pruned.ledger_deleted:,} ledger rows deleted"
+        )
+        if pruned.ledger_kept:
+            line += f", {pruned.ledger_kept:,} ledger rows kept (marked pruned)"
+        lines.append(line)
+    count = sum(outcome.pruned is not None for outcome in outcomes)
+    lines.append(f"applied: {_groups(count)} pruned")
+    return "\n".join(lines) + "\n"
+
+
+def _groups(count: int) -> str:
+    return f"{count} group{'' if count == 1 else 's'}"
+
+
+def _time(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"

@@ -1,7 +1,7 @@
 """`roi-worker reconcile`: is every stored offset accounted for (docs/operations.md)?
 
-Arguments and output only; the logic is worker.ops.reconcile. Failures propagate to
-worker.cli.main.main: one line, exit 1 (2 for usage errors).
+Arguments and output only; the logic is worker.ops.reconcile, loaded when the command runs.
+Failures propagate to worker.cli.main.main: one line, exit 1 (2 for usage errors).
 """
 
 from __future__ import annotations
@@ -10,26 +10,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from itertools import groupby
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any
 
-from worker.cli.offsets import group_id_argument, topic_argument
-from worker.db.connect import connect
-from worker.db.ledger import COUNTS
-from worker.ops.reconcile import PartitionAudit, Reconciliation, reconcile
+from worker.cli.args import group_id_argument, topic_argument
+from worker.cli.exits import EXIT_FAILED, EXIT_OK
 from worker.roi.formatting import table
-from worker.settings import load_settings
 
-EXIT_OK, EXIT_FAILED = 0, 1
-HEADER: Final = (
-    "partition",
-    "start",
-    "stored",
-    "batches",
-    *(name.replace("_", "-") for name in COUNTS),
-    "unaudited",
-    "moves",
-    "status",
-)
+if TYPE_CHECKING:
+    from worker.ops.reconcile import PartitionAudit, Reconciliation
 
 
 def register(commands: Any) -> None:
@@ -59,6 +47,10 @@ def register(commands: Any) -> None:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
+    from worker.db.connect import connect
+    from worker.ops.reconcile import reconcile
+    from worker.settings import load_settings
+
     settings = load_settings()
     with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
         result = reconcile(conn, args.group, args.topic)
@@ -80,13 +72,14 @@ def _reconcile(args: argparse.Namespace) -> int:
 def render(result: Reconciliation) -> str:
     """The per-partition tables (one per group and topic), the unaudited ranges and moves,
     every problem, and a verdict."""
+    header = _header()
     lines: list[str] = []
     for (group, topic), audits in groupby(result.partitions, key=lambda a: (a.group, a.topic)):
         if lines:
             lines.append("")
         lines.append(f"group {group} on topic {topic}")
         lines += table(
-            HEADER, [_row(audit) for audit in audits], "<" + ">" * (len(HEADER) - 2) + "<"
+            header, [_row(audit) for audit in audits], "<" + ">" * (len(header) - 2) + "<"
         )
     notes = [note for audit in result.partitions for note in audit.notes]
     problems = result.problems
@@ -97,6 +90,23 @@ def render(result: Reconciliation) -> str:
     lines.append("")
     lines.append(_verdict(result, problems))
     return "\n".join(lines) + "\n"
+
+
+def _header() -> tuple[str, ...]:
+    """The columns of a table: one per count of the ledger (worker.db.ledger, which needs
+    psycopg, hence read here and not when the parser is built)."""
+    from worker.db.ledger import COUNTS
+
+    return (
+        "partition",
+        "start",
+        "stored",
+        "batches",
+        *(name.replace("_", "-") for name in COUNTS),
+        "unaudited",
+        "moves",
+        "status",
+    )
 
 
 def _row(audit: PartitionAudit) -> list[str]:

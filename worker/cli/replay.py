@@ -1,6 +1,7 @@
 """`roi-worker replay` and `roi-worker retention`: backfill from a topic, and delete old raw
 executions (docs/operations.md). Arguments and output only; the logic is worker.ops.replay and
-worker.ops.retention. Failures propagate to worker.cli.main.main: one line, exit 1 (2 for usage).
+worker.ops.retention, loaded when a command runs. Failures propagate to worker.cli.main.main:
+one line, exit 1 (2 for usage).
 """
 
 from __future__ import annotations
@@ -13,21 +14,17 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from worker.cli.args import add_execute_argument, plans_only
+from worker.cli.exits import EXIT_FAILED, EXIT_OK
 from worker.cli.progress import Progress
-from worker.db.connect import connect
 from worker.errors import ConfigurationError
-from worker.kafka.topic_range import open_consumer
-from worker.ops.offsets import parse_moment
-from worker.ops.replay import PartitionReport, Plan, Replay, Start, choose_group, plan_replay
-from worker.ops.retention import apply_retention, current_horizon, horizon_for
-from worker.process import configure_command_logging, tune_gc_for_throughput
 from worker.roi.formatting import table
-from worker.settings import load_settings
 
-EXIT_OK, EXIT_FAILED = 0, 1
+if TYPE_CHECKING:
+    from worker.ops.replay import PartitionReport, Plan, Start
+
 _OFFSETS: Final = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 _DAYS: Final = re.compile(r"^([1-9][0-9]{0,5})d$")
 MAX_DAYS: Final = 36_500
@@ -114,6 +111,8 @@ def register(commands: Any) -> None:
 
 
 def _moment(text: str) -> datetime:
+    from worker.ops.offsets import parse_moment
+
     try:
         return parse_moment(text)
     except ValueError as exc:
@@ -145,6 +144,11 @@ def _days(text: str) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from worker.kafka.topic_range import open_consumer
+    from worker.ops.replay import Replay, choose_group, plan_replay
+    from worker.process import configure_command_logging, tune_gc_for_throughput
+    from worker.settings import load_settings
+
     settings = load_settings()
     configure_command_logging(settings.log_level, settings.log_format)
     tune_gc_for_throughput()
@@ -208,19 +212,17 @@ def _stopped_by_sigterm(stop: threading.Event) -> Iterator[None]:
 
 def _report(plan: Plan, dry_run: bool, group: str) -> str:
     rows = [_row(p) for p in plan.partitions]
-    total = PartitionReport(-1, 0, 0)
-    for p in plan.partitions:
-        for name in COLUMNS[3:-1]:
-            setattr(total, name, getattr(total, name) + getattr(p, name))
-    total_row = ["total", "", "", *(f"{getattr(total, n):,}" for n in COLUMNS[3:-1])]
+    total = {name: sum(getattr(p, name) for p in plan.partitions) for name in COLUMNS[3:-1]}
+    total_row = ["total", "", "", *(f"{count:,}" for count in total.values())]
     complete = all(p.done for p in plan.partitions)
     total_row.append("complete" if complete else "INCOMPLETE")
     lines = table(COLUMNS, [*rows, total_row], ">" * len(COLUMNS))
     verb = "would insert" if dry_run else "inserted"
     summary = (
-        f"{'dry run: ' if dry_run else ''}read {total.read:,} messages, {verb} {total.inserted:,} "
-        f"events, {total.duplicates:,} already stored, {total.invalid:,} invalid, "
-        f"{total.conflicts:,} conflicting, {total.refused:,} refused, {total.expired:,} expired"
+        f"{'dry run: ' if dry_run else ''}read {total['read']:,} messages, {verb} "
+        f"{total['inserted']:,} events, {total['duplicates']:,} already stored, "
+        f"{total['invalid']:,} invalid, {total['conflicts']:,} conflicting, "
+        f"{total['refused']:,} refused, {total['expired']:,} expired"
     )
     read = any(p.read for p in plan.partitions)
     where = f"; positions stored under group {group}" if read and not dry_run else ""
@@ -251,6 +253,10 @@ def _resume_hint(plan: Plan, args: argparse.Namespace, topic: str, group: str) -
 
 
 def _retention(args: argparse.Namespace) -> int:
+    from worker.db.connect import connect
+    from worker.ops.retention import apply_retention, current_horizon, horizon_for
+    from worker.settings import load_settings
+
     settings = load_settings()
     horizon = horizon_for(args.older_than, datetime.now(UTC).date())
     with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:

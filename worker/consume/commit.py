@@ -9,76 +9,59 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from typing import Final
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import (
-    CommitFailedError,
-    IllegalGenerationError,
-    KafkaError,
-    RebalanceInProgressError,
-    UnknownMemberIdError,
-)
-from kafka.structs import OffsetAndMetadata
+from worker.errors import BrokerUnavailableError
+from worker.types import GroupConsumer, Partition
 
 log = logging.getLogger(__name__)
 
-COMMIT_TIMEOUT_MS = 5000
-RETRY_SECONDS = 5.0
-# What a commit gets while the group is rebalancing or after this member lost its partitions.
-REBALANCE_REFUSALS = (
-    CommitFailedError,
-    RebalanceInProgressError,
-    IllegalGenerationError,
-    UnknownMemberIdError,
-)
+RETRY_SECONDS: Final = 5.0
 
 
-class KafkaCommitter:
-    """Remembers what the database has stored and commits it to Kafka."""
+class OffsetCommitter:
+    """Remembers what the database has stored and commits it to the group."""
 
-    def __init__(self, consumer: KafkaConsumer) -> None:
+    def __init__(self, consumer: GroupConsumer) -> None:
         self._consumer = consumer
-        self._stored: dict[TopicPartition, int] = {}
-        self._committed: dict[TopicPartition, int] = {}
+        self._stored: dict[Partition, int] = {}
+        self._committed: dict[Partition, int] = {}
         self._retry_at = 0.0
 
-    def stored(self, offsets: Mapping[TopicPartition, int]) -> None:
+    def stored(self, offsets: Mapping[Partition, int]) -> None:
         """Records next offsets the database has just committed."""
         self._stored.update(offsets)
 
-    def stored_offset(self, partition: TopicPartition) -> int | None:
+    def stored_offset(self, partition: Partition) -> int | None:
         return self._stored.get(partition)
 
     def commit(self, *, force: bool = False) -> bool:
         """Commits the stored offsets Kafka does not have yet. False if Kafka failed; a refusal
         because of a rebalance is not a failure (True).
 
-        After a failure, further attempts wait RETRY_SECONDS (unless `force`), so a flaky
-        coordinator does not stall every batch for the commit timeout.
+        After a failure or a refusal, further attempts wait RETRY_SECONDS (unless `force`), so
+        a flaky coordinator does not stall every batch for the commit timeout.
         """
-        pending = {tp: o for tp, o in self._stored.items() if self._committed.get(tp) != o}
+        pending = {p: o for p, o in self._stored.items() if self._committed.get(p) != o}
         if not pending or (not force and time.monotonic() < self._retry_at):
             return True
         try:
-            self._consumer.commit(
-                {tp: OffsetAndMetadata(o, "", -1) for tp, o in pending.items()},
-                timeout_ms=COMMIT_TIMEOUT_MS,
-            )
-        except REBALANCE_REFUSALS as exc:
-            # The group is moving partitions: the next owner starts from the database's
-            # offsets anyway. Part of every rollout, so not a Kafka error.
-            log.info("a rebalance refused the offset commit (the database has them): %s", exc)
-            self._retry_at = time.monotonic() + RETRY_SECONDS
-            return True
-        except KafkaError as exc:
+            accepted = self._consumer.commit(pending)
+        except BrokerUnavailableError as exc:
             log.warning("committing offsets to Kafka failed (the database has them): %s", exc)
             self._retry_at = time.monotonic() + RETRY_SECONDS
             return False
+        if not accepted:
+            # The group is moving partitions: the next owner starts from the database's
+            # offsets anyway. Part of every rollout, so not a Kafka error.
+            log.info("a rebalance refused the offset commit (the database has the offsets)")
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            return True
         self._committed.update(pending)
         return True
 
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+    def forget(self, partitions: Iterable[Partition]) -> None:
         """Drops partitions this worker no longer owns."""
-        for tp in partitions:
-            self._stored.pop(tp, None)
-            self._committed.pop(tp, None)
+        for partition in partitions:
+            self._stored.pop(partition, None)
+            self._committed.pop(partition, None)

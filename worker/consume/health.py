@@ -81,6 +81,11 @@ class WorkerStatus:
         return True, "alive"
 
 
+# How often the serving thread looks for a stop request: `stop` waits up to this long, and so
+# does every stop of the worker (socketserver's default, 0.5 s, made each stop that slow).
+SHUTDOWN_POLL_SECONDS = 0.05
+
+
 class StatusServer:
     """Serves the endpoints from a daemon thread."""
 
@@ -91,7 +96,10 @@ class StatusServer:
         self._server = _QuietServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="status-server", daemon=True
+            target=self._server.serve_forever,
+            args=(SHUTDOWN_POLL_SECONDS,),
+            name="status-server",
+            daemon=True,
         )
 
     @property

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
 from operator import attrgetter
 from typing import Any, Final, NamedTuple
 
@@ -30,7 +29,7 @@ from psycopg import errors as pg_errors
 from worker.contract import json_codec
 from worker.contract.event import ExecutionEvent
 from worker.db import connect as db
-from worker.db import ledger
+from worker.db import ledger, offsets
 from worker.db.connect import first_line
 from worker.errors import InvalidReason
 from worker.roi.summaries import DAILY, SUMMARY, WITH_SAVINGS
@@ -92,11 +91,6 @@ _STORED_FINGERPRINTS: Final = (
     "SELECT event_id, content_sha256 FROM pattern_executions WHERE event_id = ANY(%s)"
 )
 _RETENTION_HORIZON: Final = "SELECT max(horizon) FROM retention_horizon"
-
-_LOAD_OFFSETS: Final = """
-SELECT topic, partition, next_offset, updated_at FROM consumer_offsets
-WHERE consumer_group = %s AND topic = ANY(%s)
-"""
 
 
 class ValidEvent(NamedTuple):
@@ -198,17 +192,6 @@ class BatchWriter:
         """Raises DatabaseUnavailableError unless the connection still works."""
         with _database_errors():
             self._conn.execute("SELECT 1")
-
-    def load_offsets(self, topics: Sequence[str]) -> dict[Partition, int]:
-        """The stored next offset of every partition of `topics` for this group."""
-        return {key: offset for key, (offset, _) in self.load_positions(topics).items()}
-
-    def load_positions(self, topics: Sequence[str]) -> dict[Partition, tuple[int, datetime]]:
-        """The stored next offset of every partition of `topics` for this group, and when a
-        batch last saved it (by whichever worker)."""
-        with _database_errors():
-            rows = self._conn.execute(_LOAD_OFFSETS, (self._group_id, list(topics))).fetchall()
-        return {(topic, partition): (offset, saved) for topic, partition, offset, saved in rows}
 
     def _store(self, events: list[ValidEvent], result: WriteResult) -> None:
         if not events:
@@ -324,39 +307,14 @@ class BatchWriter:
         dead_lettered: Sequence[ledger.Position],
         starts: Mapping[Partition, int] | None,
     ) -> None:
-        """Stores the next offsets and the batch's offset ledger rows (worker/db/ledger.py)."""
-        if not next_offsets:
-            return
-        group, conn = self._group_id, self._conn
-
-        def outcomes() -> ledger.Outcomes:
-            return _outcomes(result, dead_lettered)
-
-        tallies = ledger.tally(outcomes())
-        partitions = sorted(next_offsets)
-        stored = ledger.lock(conn, group, partitions)
-        missing = [key for key in partitions if key not in stored]
-        created: set[Partition] = set()
-        if missing:  # the partition's first batch for this group
-            # It starts where the reader started, else at the batch's first message.
-            begin: dict[Partition, int] = {}
-            for key in missing:
-                counted = tallies.get(key)
-                first = counted.first if counted is not None else next_offsets[key]
-                begin[key] = (starts or {}).get(key, first)
-            created = ledger.create(conn, group, begin)
-            stored.update(ledger.lock(conn, group, missing))
-        plan = ledger.plan(
+        """Stores the next offsets and the batch's offset ledger rows (worker/db/offsets.py)."""
+        offsets.save_forward(
+            self._conn,
+            self._group_id,
             next_offsets,
-            stored,
-            tallies,
-            lambda bounds: ledger.tally(outcomes(), bounds),
+            lambda: _outcomes(result, dead_lettered),
             starts=starts,
-            created=created,
         )
-        if plan.moves:
-            ledger.reposition(conn, group, plan.moves)
-        ledger.save(conn, group, next_offsets, plan.rows)
 
 
 _SOURCE: Final = attrgetter("source")

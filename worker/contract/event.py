@@ -27,8 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from worker.api import range_patterns
-from worker.contract import json_codec
+from worker.contract import json_codec, range_patterns
 
 SCHEMA_VERSION: Final = 1
 

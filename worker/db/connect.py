@@ -28,7 +28,7 @@ CONNECT_TIMEOUT_SECONDS = 10
 # without closing (network partition) is noticed in about 25 s; no statement holds a batch (or
 # a scrape) for long. A healthy batch holds its row locks for milliseconds, so a lock wait of
 # 3 s means a stuck holder: the batch gives up (LockWaitError) and the worker stores its other
-# partitions while it reads the held-up one again later (consume/batch.py, store_around_locks).
+# partitions while it reads the held-up one again later (consume/store.py, store_around_locks).
 # A worker frozen inside its write transaction (a paused container, a VM stall) loses its
 # session after 15 s idle, which frees those locks; a healthy batch is never idle that long
 # (the longest wait inside it is dead-lettering refused rows, 10 s at most).

@@ -1,23 +1,26 @@
 """The offset ledger (migrations/0006_offset_ledger.sql): every offset a group stores is
 accounted for.
 
-A batch's transaction, besides its events, writes for every partition in it:
-1. lock the partition's consumer_offsets row (`lock`) and read the stored next offset, where
-   the batch's range begins, and `ledger_offset`, where the ledger's record ends. A partition
-   without a row gets one first (`create`), at the offset the reader started from, or at the
-   batch's first message; a concurrent creator's row wins and is read instead;
+A batch's transaction, besides its events, writes for every partition in it
+(worker/db/offsets.py, `save_forward`, which owns the consumer_offsets statements):
+1. lock the partition's consumer_offsets row and read the stored next offset, where the
+   batch's range begins, and `ledger_offset`, where the ledger's record ends. A partition
+   without a row gets one first, at the offset the reader started from, or at the batch's
+   first message; a concurrent creator's row wins and is read instead;
 2. `plan` the ledger rows: a `start` row where the group begins a partition; an `unaudited`
    row (forwards) or a `reset` row (backwards) if a writer that keeps no ledger moved the
    stored offset since; a `replay` row if a replay starts its group elsewhere than it stood;
    then the `batch` row [stored, next) with what became of each message in it (`tally`),
    `skipped` being the offsets the broker never delivered;
-3. `save` the next offsets (only forwards) and those rows, in one statement.
+3. save the next offsets (only forwards) and those rows (INSERT_ROWS), in one statement.
 
 Offsets only move forward: a worker that lost its partition but still finishes a batch reads,
 under the lock, the offset the new owner stored, and accounts only for the messages from there
 on (none if the new owner is ahead), so the two ranges never overlap.
 
-`offsets reset` and `replay` move a group's position with `move_rows` and `insert_rows`.
+`offsets reset` and `replay` record the moves they make with `move_rows` and `insert_rows`.
+`offsets prune` deletes a stale group's rows, except those reconcile still needs (marked
+`pruned_at`, migrations/0007_offset_ledger_pruned.sql; worker/ops/offsets.py says which).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import psycopg
 from worker.errors import FatalError
 from worker.types import Partition
 
+LEDGER_MIGRATION: Final = "0006_offset_ledger.sql"  # reconcile checks rows stored since
 BATCH: Final = "batch"
 START: Final = "start"  # where the group began the partition
 UNAUDITED: Final = "unaudited"
@@ -41,34 +45,6 @@ JUMPS: Final = frozenset({START, RESET, REPLAY})  # rows that set the position, 
 # What became of a message, in the order of the ledger's count columns.
 OUTCOMES: Final = ("inserted", "duplicates", "conflicts", "refused", "expired", "dead_lettered")
 COUNTS: Final = (*OUTCOMES, "skipped")
-
-_LOCK: Final = """
-SELECT o.topic, o.partition, o.next_offset, o.ledger_offset
-FROM consumer_offsets o
-JOIN unnest(%s::text[], %s::integer[]) AS u(topic, partition)
-    ON o.topic = u.topic AND o.partition = u.partition
-WHERE o.consumer_group = %s
-ORDER BY o.topic, o.partition
-FOR UPDATE OF o
-"""
-
-_CREATE: Final = """
-INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset, ledger_offset)
-SELECT %s, topic, partition, start, start
-FROM unnest(%s::text[], %s::integer[], %s::bigint[]) AS u(topic, partition, start)
-ORDER BY topic, partition
-ON CONFLICT (consumer_group, topic, partition) DO NOTHING
-RETURNING topic, partition
-"""
-
-# A replay starting its group elsewhere than it stood: the one writer besides `offsets reset`
-# that moves a stored offset backwards (replay groups are nobody's consumer group).
-_REPOSITION: Final = """
-UPDATE consumer_offsets o
-SET next_offset = u.start, ledger_offset = u.start, updated_at = now()
-FROM unnest(%s::text[], %s::integer[], %s::bigint[]) AS u(topic, partition, start)
-WHERE o.consumer_group = %s AND o.topic = u.topic AND o.partition = u.partition
-"""
 
 _COUNT_COLUMNS: Final = ", ".join(COUNTS)
 # Rows in list order (WITH ORDINALITY): their ids give the order reconcile reads them in.
@@ -83,26 +59,6 @@ FROM unnest(%(row_topics)s::text[], %(row_partitions)s::integer[], %(kinds)s::te
             %(expired)s::bigint[], %(dead_lettered)s::bigint[], %(skipped)s::bigint[])
     WITH ORDINALITY AS r(topic, partition, kind, first_offset, next_offset, {_COUNT_COLUMNS}, n)
 ORDER BY n
-"""
-
-# Offsets only move forward: a worker that lost its partition to a rebalance but still
-# finishes a batch cannot rewind the new owner (its events are duplicates anyway). The rows
-# locked by `lock` hold the offsets `plan` started from, so the ledger now ends at the new
-# next offset.
-_SAVE: Final = f"""
-WITH saved AS (
-    INSERT INTO consumer_offsets AS o (consumer_group, topic, partition, next_offset,
-                                       ledger_offset)
-    SELECT %(group)s, topic, partition, next_offset, next_offset
-    FROM unnest(%(topics)s::text[], %(partitions)s::integer[], %(offsets)s::bigint[])
-        AS u(topic, partition, next_offset)
-    ORDER BY topic, partition
-    ON CONFLICT (consumer_group, topic, partition) DO UPDATE
-    SET next_offset = GREATEST(o.next_offset, excluded.next_offset),
-        ledger_offset = GREATEST(o.next_offset, excluded.next_offset),
-        updated_at = now()
-)
-{INSERT_ROWS}
 """
 
 
@@ -284,52 +240,6 @@ def row_parameters(group: str, rows: Sequence[LedgerRow]) -> dict[str, Any]:
     return columns
 
 
-def lock(
-    conn: psycopg.Connection[Any], group: str, partitions: Sequence[Partition]
-) -> dict[Partition, Stored]:
-    """Locks the partitions' consumer_offsets rows (those that exist) until the transaction
-    ends, in key order, and reads their latest committed values."""
-    topics, numbers = _columns(partitions)
-    rows = conn.execute(_LOCK, (topics, numbers, group)).fetchall()
-    return {(topic, partition): Stored(offset, ledger) for topic, partition, offset, ledger in rows}
-
-
-def create(
-    conn: psycopg.Connection[Any], group: str, starts: Mapping[Partition, int]
-) -> set[Partition]:
-    """Creates the missing consumer_offsets rows at `starts` (a concurrent creator's row, once
-    it commits, is kept instead); returns the partitions it created."""
-    keys = sorted(starts)
-    topics, numbers = _columns(keys)
-    rows = conn.execute(_CREATE, (group, topics, numbers, [starts[key] for key in keys]))
-    return {(topic, partition) for topic, partition in rows.fetchall()}
-
-
-def reposition(conn: psycopg.Connection[Any], group: str, moves: Mapping[Partition, int]) -> None:
-    """Sets the stored offsets of locked rows to `moves`, backwards too (a replay's start)."""
-    keys = sorted(moves)
-    topics, numbers = _columns(keys)
-    conn.execute(_REPOSITION, (topics, numbers, [moves[key] for key in keys], group))
-
-
-def save(
-    conn: psycopg.Connection[Any],
-    group: str,
-    next_offsets: Mapping[Partition, int],
-    rows: Sequence[LedgerRow],
-) -> None:
-    """Stores the next offsets (only forwards) and the ledger rows, in one statement."""
-    keys = sorted(next_offsets)
-    topics, numbers = _columns(keys)
-    parameters = row_parameters(group, rows)
-    parameters.update(topics=topics, partitions=numbers, offsets=[next_offsets[k] for k in keys])
-    conn.execute(_SAVE, parameters)
-
-
 def insert_rows(conn: psycopg.Connection[Any], group: str, rows: Sequence[LedgerRow]) -> None:
     if rows:
         conn.execute(INSERT_ROWS, row_parameters(group, rows))
-
-
-def _columns(keys: Sequence[Partition]) -> tuple[list[str], list[int]]:
-    return [topic for topic, _ in keys], [partition for _, partition in keys]

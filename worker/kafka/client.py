@@ -1,9 +1,13 @@
-"""Every Kafka consumer of roi-worker, and reading with one whatever the log holds.
+"""Every kafka-python client of roi-worker is made here, and reading with a consumer whatever the
+log holds.
 
-`new_consumer` is the one way this package makes a consumer (tests/unit/test_consumer.py
-checks that no other module calls KafkaConsumer): it reads committed events only
-(`Settings.consumer_config`) and works around a kafka-python 3.0 hang described at
-`_drain_on_error`.
+`new_consumer`, `new_producer` and `new_admin` are the one way to make each kind of client
+(tests/unit/kafka/test_door.py checks that no other module constructs one): they take the
+connection and security settings from `KafkaSettings.kafka_config`, so no client can forget
+TLS or SASL; a consumer reads committed events only (`KafkaSettings.consumer_config`) and has
+the work-around for a kafka-python 3.0 hang described at `_drain_on_error`. A client that
+cannot be made raises BrokerUnavailableError, and `our_error` translates kafka-python's other
+errors for the modules of this package that hand them on.
 
 `RecordReader.poll` is `consumer.poll` for the pipeline and the range reader, as Messages:
 - a record the client cannot decode (kafka-python raises on it at every poll, for ever: a bad
@@ -32,7 +36,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError, KafkaError, UnsupportedCodecError
 
@@ -66,12 +70,47 @@ _NAMED_PARTITION = re.compile(r"TopicPartition\(topic='([^']*)', partition=(\d+)
 
 def new_consumer(settings: KafkaSettings, **config: Any) -> KafkaConsumer:
     """A KafkaConsumer with `settings.consumer_config()` and `config` (which may not change
-    the isolation level). Raises KafkaError as KafkaConsumer does."""
+    the isolation level). Raises BrokerUnavailableError when it cannot reach Kafka."""
     if "isolation_level" in config:
         raise ValueError("every consumer reads committed events only")
-    consumer = KafkaConsumer(**{**settings.consumer_config(), **config})
+    with _reaching(settings):
+        consumer = KafkaConsumer(**{**settings.consumer_config(), **config})
     _drain_on_error(consumer)
     return consumer
+
+
+def new_producer(settings: KafkaSettings, **config: Any) -> KafkaProducer:
+    """A KafkaProducer with `settings.kafka_config()` and `config`. Raises
+    BrokerUnavailableError when it cannot reach Kafka."""
+    with _reaching(settings):
+        return KafkaProducer(**{**settings.kafka_config(), **config})
+
+
+def new_admin(settings: KafkaSettings, **config: Any) -> KafkaAdminClient:
+    """A KafkaAdminClient with `settings.kafka_config()` and `config`. Raises
+    BrokerUnavailableError when it cannot reach Kafka."""
+    with _reaching(settings):
+        return KafkaAdminClient(**{**settings.kafka_config(), **config})
+
+
+@contextlib.contextmanager
+def _reaching(settings: KafkaSettings) -> Iterator[None]:
+    """Making a client connects to the bootstrap servers: its failure is an outage."""
+    try:
+        yield
+    except KafkaError as exc:
+        raise BrokerUnavailableError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
+        ) from exc
+
+
+def our_error(exc: BaseException) -> BrokerUnavailableError | FatalError:
+    """kafka-python's `exc` as ours, with the same message: FatalError when Kafka says that
+    trying again cannot help (a record too large, a topic not authorised), else
+    BrokerUnavailableError."""
+    if isinstance(exc, KafkaError) and not exc.retriable:
+        return FatalError(str(exc))
+    return BrokerUnavailableError(str(exc))
 
 
 class _DrainingRecords(Fetcher.PartitionRecords):  # type: ignore[misc]  # untyped base

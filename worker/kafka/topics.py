@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from worker.errors import BrokerUnavailableError, ConfigurationError
+from worker.kafka.client import new_admin
 from worker.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -22,12 +22,7 @@ def ensure_topics(settings: KafkaSettings, topics: Sequence[str], *, create: boo
 
     Created topics take the broker's default partition count and replication factor.
     """
-    try:
-        admin = KafkaAdminClient(**settings.kafka_config(), request_timeout_ms=ADMIN_TIMEOUT_MS)
-    except KafkaError as exc:
-        raise BrokerUnavailableError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
-        ) from exc
+    admin = new_admin(settings, request_timeout_ms=ADMIN_TIMEOUT_MS)
     try:
         existing = set(admin.list_topics())
         missing = [topic for topic in topics if topic not in existing]

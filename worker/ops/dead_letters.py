@@ -36,13 +36,11 @@ from enum import StrEnum
 from typing import Any, Final, Literal
 
 import psycopg
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
-from worker.consume.deadletter import HEADER_PREFIXES
 from worker.contract.validate import parse_event
 from worker.db.connect import connect
 from worker.errors import BrokerUnavailableError, FatalError, InvalidEventError, InvalidReason
+from worker.kafka.producers import Delivery, Producer, open_producer
 from worker.kafka.topic_range import (
     PartitionRange,
     RangeReader,
@@ -51,7 +49,7 @@ from worker.kafka.topic_range import (
     partitions_of,
 )
 from worker.settings import Settings
-from worker.types import REDRIVE_PREFIX, DeadLetterHeader, Message, Source
+from worker.types import HEADER_PREFIXES, REDRIVE_PREFIX, DeadLetterHeader, Message, Source
 
 COUNT_HEADER: Final = DeadLetterHeader.REDRIVE_COUNT
 SOURCE_HEADER: Final = DeadLetterHeader.REDRIVE_SOURCE
@@ -202,15 +200,12 @@ def _when(millis: int | None) -> str | None:
 
 def _read(settings: Settings, topic: str, client_id: str) -> Iterable[list[Letter]]:
     """The topic's letters in batches, from the first stored offsets to today's ends."""
-    consumer = open_consumer(settings, client_id)
-    try:
+    with open_consumer(settings, client_id) as consumer:
         ranges = [
             PartitionRange(p, first, end) for p, (first, end) in bounds(consumer, topic).items()
         ]
         for batch in RangeReader(consumer, topic, ranges).batches(BATCH_RECORDS):
             yield [Letter.parse(message) for message in batch]
-    finally:
-        consumer.close()
 
 
 # ---------------------------------------------------------------------------- inspect
@@ -276,12 +271,9 @@ def inspect(settings: Settings, topic: str, samples: int = DEFAULT_SAMPLES) -> I
     """Reads the whole dead-letter topic once. Raises ConfigurationError when it does not
     exist, BrokerUnavailableError when Kafka cannot be read."""
     inspection = Inspection(topic, samples)
-    try:
-        for batch in _read(settings, topic, "roi-worker-dlq-inspect"):
-            for letter in batch:
-                inspection.add(letter)
-    except KafkaError as exc:  # a position lookup, say; poll's errors come wrapped
-        raise BrokerUnavailableError(f"reading {topic}: {exc}") from exc
+    for batch in _read(settings, topic, "roi-worker-dlq-inspect"):
+        for letter in batch:
+            inspection.add(letter)
     return inspection
 
 
@@ -512,8 +504,6 @@ def redrive(settings: Settings, request: RedriveRequest) -> RedriveResult:
         try:
             for batch in reader.batches(BATCH_RECORDS):
                 run.batch([Letter.parse(message) for message in batch])
-        except KafkaError as exc:  # a position lookup, say; poll's errors come wrapped
-            result.failure = BrokerUnavailableError(f"reading {request.dlq_topic}: {exc}")
         except (Exception, KeyboardInterrupt) as exc:  # reported by the caller, then re-raised
             result.failure = exc
         result.complete = result.failure is None and len(reader.done) == len(ranges)
@@ -545,18 +535,10 @@ def _lock(conn: psycopg.Connection[Any]) -> None:
         )
 
 
-def _producer(settings: Settings) -> KafkaProducer:
-    try:
-        return KafkaProducer(
-            **{**settings.kafka_config(), "client_id": "roi-worker-dlq-redrive"},
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-        )
-    except KafkaError as exc:
-        raise BrokerUnavailableError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
-        ) from exc
+def _producer(settings: Settings) -> Producer:
+    return open_producer(
+        settings, "roi-worker-dlq-redrive", acks="all", enable_idempotence=True, linger_ms=5
+    )
 
 
 class _Redrive:
@@ -565,7 +547,7 @@ class _Redrive:
     def __init__(
         self,
         conn: psycopg.Connection[Any],
-        producer: KafkaProducer | None,
+        producer: Producer | None,
         request: RedriveRequest,
         result: RedriveResult,
     ) -> None:
@@ -641,35 +623,33 @@ class _Redrive:
         return {(partition, offset) for partition, offset in rows}
 
     def _publish(
-        self, producer: KafkaProducer, letters: list[Letter]
+        self, producer: Producer, letters: list[Letter]
     ) -> tuple[list[Letter], Exception | None]:
         """Sends and waits: the letters the broker acknowledged, and the first error if any
         was not (BrokerUnavailableError to retry, FatalError when it never will)."""
         topic = self._request.to_topic
-        sent: list[tuple[Letter, Any]] = []
-        errors: list[KafkaError] = []
+        sent: list[tuple[Letter, Delivery]] = []
+        errors: list[BrokerUnavailableError | FatalError] = []
         for letter in letters:
             m = letter.message
             value = b"" if m.key is None and m.value is None else m.value
             try:
-                future = producer.send(
-                    topic, key=m.key, value=value, headers=letter.redrive_headers()
-                )
-            except KafkaError as exc:
+                delivery = producer.send(topic, value, key=m.key, headers=letter.redrive_headers())
+            except (BrokerUnavailableError, FatalError) as exc:
                 errors.append(exc)
                 continue
-            sent.append((letter, future))
+            sent.append((letter, delivery))
         try:
             producer.flush(timeout=ACK_TIMEOUT_SECONDS)
-        except KafkaError as exc:
+        except (BrokerUnavailableError, FatalError) as exc:
             errors.append(exc)
-        acknowledged = [letter for letter, f in sent if f.is_done and f.succeeded()]
-        errors += [f.exception for _, f in sent if f.is_done and f.failed()]
+        acknowledged = [letter for letter, delivery in sent if delivery.acknowledged]
+        errors += [error for _, delivery in sent if (error := delivery.error) is not None]
         if len(acknowledged) == len(letters):
             return acknowledged, None
         first = errors[0] if errors else None
         where = f"{len(letters) - len(acknowledged)} of {len(letters)} letters not taken by {topic}"
-        if first is not None and not first.retriable:
+        if isinstance(first, FatalError):
             return acknowledged, FatalError(f"{where}: {first}")
         return acknowledged, BrokerUnavailableError(f"{where}: {first or 'no acknowledgement'}")
 

@@ -1,4 +1,5 @@
-"""Operator tools for a group's offsets: where each partition stands, and resetting it.
+"""Operator tools for a group's offsets: where each partition stands, resetting it, and
+pruning stale groups.
 
 PostgreSQL's consumer_offsets is the truth (the worker seeks there on assignment); Kafka's
 committed offsets only follow it, for lag tooling. So a reset writes PostgreSQL first, in one
@@ -7,6 +8,15 @@ offsets backwards (the write stage only ever moves them forward), and it refuses
 group has live members: a running worker would keep its own position and overwrite the reset
 with its next batch.
 
+Pruning deletes what stale groups left (backfills' above all): a group is stale when no row
+of it in consumer_offsets or the offset ledger was written for longer than the horizon, it is
+not ROI_GROUP_ID (unless named), and Kafka knows no member of it. Its consumer_offsets rows go
+with the ledger rows that account for nothing still stored; the ledger rows that do (batches
+whose inserted executions are still stored) stay, marked pruned, so `roi-worker reconcile`
+still matches every stored execution and every other group's audit is unchanged
+(worker/db/offsets.py, worker/ops/reconcile.py). A later prune deletes them once retention has
+deleted their executions.
+
 Every function here may block on Kafka (at most about KAFKA_TIMEOUT_MS per request) and on
 PostgreSQL. Kafka failures become BrokerUnavailableError, a missing topic ConfigurationError,
 a group with members GroupActiveError.
@@ -14,22 +24,19 @@ a group with members GroupActiveError.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Final
+from datetime import datetime, timedelta
+from typing import Final
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
-
-from worker.consume.write import BatchWriter
+from worker.db import offsets as stored_offsets
 from worker.db.connect import connect
-from worker.db.ledger import RESET, Stored, insert_rows, move_rows
+from worker.db.ledger import RESET, insert_rows, move_rows
+from worker.db.offsets import GroupActivity, Pruned
 from worker.errors import BrokerUnavailableError, FatalError
+from worker.kafka.admin import GroupAdmin, open_admin
 from worker.kafka.topic_range import (
-    KAFKA_TIMEOUT_MS,
+    RangeConsumer,
     bounds,
     offsets_at,
     open_consumer,
@@ -43,24 +50,6 @@ CLIENT_ID: Final = "roi-worker-offsets"
 IDLE_STATES: Final = frozenset({"Empty", "Dead"})
 # A reset waits this long at most for rows a lingering worker transaction holds.
 RESET_SESSION: Final = {"options": "-c lock_timeout=10s -c statement_timeout=60s"}
-
-_LOCK_STORED: Final = """
-SELECT partition, next_offset, ledger_offset FROM consumer_offsets
-WHERE consumer_group = %s AND topic = %s
-ORDER BY partition
-FOR UPDATE
-"""
-
-# Unlike the write stage's upsert (only forward), this sets the offsets as given; the offset
-# ledger records the move (a `reset` row, worker/db/ledger.py) in the same transaction.
-_RESET: Final = """
-INSERT INTO consumer_offsets AS o (consumer_group, topic, partition, next_offset, ledger_offset)
-SELECT %s, %s, partition, next_offset, next_offset
-FROM unnest(%s::integer[], %s::bigint[]) AS u(partition, next_offset)
-ORDER BY partition
-ON CONFLICT (consumer_group, topic, partition) DO UPDATE
-SET next_offset = excluded.next_offset, ledger_offset = excluded.next_offset, updated_at = now()
-"""
 
 
 class GroupActiveError(FatalError):
@@ -205,7 +194,7 @@ def positions(settings: Settings, group: str, topic: str) -> list[PartitionPosit
         stored = _stored(settings, group, topic)
         ranges = bounds(consumer, topic)
     with _admin(settings) as admin:
-        committed = _committed(admin, group, topic, sorted(ranges))
+        committed = admin.committed(group, topic, sorted(ranges))
     return [
         PartitionPosition(p, stored.get(p), committed.get(p), first, end)
         for p, (first, end) in sorted(ranges.items())
@@ -253,13 +242,12 @@ def execute_reset(settings: Settings, plan: ResetPlan) -> None:
     If step 2 fails (BrokerUnavailableError) the reset stands: PostgreSQL decides where the
     workers resume, and they commit their offsets to Kafka when they start.
     """
-    partitions = [p.partition for p in plan.partitions]
-    offsets = [p.new for p in plan.partitions]
+    new = {(plan.topic, p.partition): p.new for p in plan.partitions}
     url = settings.database_url.get_secret_value()
     with _admin(settings) as admin:
         with connect(url, autocommit=True, **RESET_SESSION) as conn, conn.transaction():
-            rows = conn.execute(_LOCK_STORED, (plan.group, plan.topic)).fetchall()
-            positions = {p: Stored(offset, ledger_offset) for p, offset, ledger_offset in rows}
+            rows = stored_offsets.lock(conn, plan.group, sorted(new))
+            positions = {p: position for (_, p), position in rows.items()}
             locked = {p: position.next_offset for p, position in positions.items()}
             moved = [
                 f"{p.partition}: planned from {_or_start(p.current)}, "
@@ -276,7 +264,7 @@ def execute_reset(settings: Settings, plan: ResetPlan) -> None:
             _refuse_if_live(_members(admin, plan.group))
             moves = [(p.partition, positions.get(p.partition), p.new) for p in plan.partitions]
             insert_rows(conn, plan.group, move_rows(plan.topic, moves, RESET))
-            conn.execute(_RESET, (plan.group, plan.topic, partitions, offsets))
+            stored_offsets.move(conn, plan.group, new)
         _commit_to_kafka(admin, plan)
 
 
@@ -284,7 +272,8 @@ def _refuse_if_live(members: GroupMembers) -> None:
     if members.live:
         raise GroupActiveError(
             f"group {members.group} has {members.describe()}: stop all of its workers, wait "
-            "until `roi-worker offsets show` reports no live members, then reset; nothing changed"
+            "until `roi-worker offsets show` reports no live members, then run this again; "
+            "nothing changed"
         )
 
 
@@ -295,48 +284,158 @@ def refuse_if_live(settings: Settings, group: str) -> GroupMembers:
     return members
 
 
+# --------------------------------------------------------------------------- prune
+
+MAX_AGE_DAYS: Final = 36_500
+_AGE_UNITS: Final = {"d": timedelta(days=1), "h": timedelta(hours=1)}
+_AGE_NAMES: Final = ((86_400, "day"), (3_600, "hour"), (60, "minute"))
+
+
+def parse_age(text: str) -> timedelta:
+    """`30d` or `12h`: a positive whole number of days or hours, at most MAX_AGE_DAYS days.
+
+    Raises ValueError, with a message an operator can act on, for anything else.
+    """
+    value, unit = text.strip()[:-1], text.strip()[-1:]
+    if not value.isdecimal() or not value.isascii() or unit not in _AGE_UNITS or int(value) < 1:
+        raise ValueError(
+            f"{text!r} is not an age: a whole number of days or hours, e.g. 30d or 12h"
+        )
+    if int(value) > MAX_AGE_DAYS * (timedelta(days=1) // _AGE_UNITS[unit]):
+        raise ValueError(f"{text!r} is more than {MAX_AGE_DAYS}d")
+    return int(value) * _AGE_UNITS[unit]
+
+
+def describe_age(age: timedelta) -> str:
+    """`30 days`, `1 hour`, `12 minutes`: whole units of the largest that fits (at least 1
+    minute)."""
+    seconds = max(int(age.total_seconds()), 60)
+    size, unit = next((size, unit) for size, unit in _AGE_NAMES if seconds >= size)
+    count = seconds // size
+    return f"{count} {unit}{'s' if count > 1 else ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class PruneRule:
+    """Which groups `offsets prune` deletes: those with no row written in the `older_than`
+    before `now`, except `live_group` (ROI_GROUP_ID) unless it is the one `named`."""
+
+    older_than: timedelta
+    now: datetime
+    live_group: str
+    named: str | None = None
+
+    @property
+    def cutoff(self) -> datetime:
+        """Groups last active before this are stale."""
+        return self.now - self.older_than
+
+    def keep_reason(self, activity: GroupActivity) -> str | None:
+        """Why the database says the group stays; None: it goes unless Kafka has a member."""
+        if activity.group == self.live_group and self.named != self.live_group:
+            return "the live group (ROI_GROUP_ID): name it with --group to prune it"
+        if activity.last_activity > self.cutoff:
+            return f"active {describe_age(self.now - activity.last_activity)} ago"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneCandidate:
+    """A group with rows to prune, and why it stays (`kept`; None: it goes)."""
+
+    activity: GroupActivity
+    kept: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PrunePlan:
+    """Every group with something to prune (only `rule.named`, if given), least recently
+    active first, and what becomes of it."""
+
+    rule: PruneRule
+    groups: tuple[PruneCandidate, ...]
+
+    @property
+    def doomed(self) -> list[GroupActivity]:
+        return [c.activity for c in self.groups if c.kept is None]
+
+
+@dataclass(frozen=True, slots=True)
+class PruneOutcome:
+    """What `execute_prune` did with a planned group: `pruned`, or why it was `kept` after all."""
+
+    group: str
+    pruned: Pruned | None
+    kept: str | None = None
+
+
+def plan_prune(settings: Settings, rule: PruneRule) -> PrunePlan:
+    """Which groups `execute_prune` deletes and which stay, and why; changes nothing. Asks
+    Kafka only about the groups the database finds stale."""
+    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        found = [a for a in stored_offsets.activity(conn, rule.named) if a.prunable]
+    reasons = {a.group: rule.keep_reason(a) for a in found}
+    if any(reason is None for reason in reasons.values()):
+        with _admin(settings) as admin:
+            for name, reason in reasons.items():
+                if reason is None:
+                    members = _members(admin, name)
+                    reasons[name] = members.describe() if members.live else None
+    return PrunePlan(rule, tuple(PruneCandidate(a, reasons[a.group]) for a in found))
+
+
+def execute_prune(settings: Settings, plan: PrunePlan) -> list[PruneOutcome]:
+    """Prunes each group the plan lets go, one PostgreSQL transaction each:
+
+    1. lock the group's consumer_offsets rows (a batch of the group waits);
+    2. read its rows again: keep it if one was written since the plan's horizon;
+    3. keep it if Kafka now knows a member of it;
+    4. delete its consumer_offsets rows and the ledger rows reconcile no longer needs, mark the
+       others pruned (worker/db/offsets.py, prune_group); commit.
+
+    A group kept at step 2 or 3 is reported with the reason, and nothing of it changes.
+    """
+    outcomes: list[PruneOutcome] = []
+    doomed = plan.doomed
+    if not doomed:
+        return outcomes
+    url = settings.database_url.get_secret_value()
+    with _admin(settings) as admin, connect(url, autocommit=True, **RESET_SESSION) as conn:
+        for planned in doomed:
+            with conn.transaction():
+                stored_offsets.lock_group(conn, planned.group)
+                current = stored_offsets.activity(conn, planned.group)
+                reason = plan.rule.keep_reason(current[0]) if current else None
+                if reason is None:
+                    members = _members(admin, planned.group)
+                    reason = members.describe() if members.live else None
+                if reason is not None:
+                    outcomes.append(PruneOutcome(planned.group, None, f"since the plan: {reason}"))
+                    continue
+                outcomes.append(
+                    PruneOutcome(planned.group, stored_offsets.prune_group(conn, planned.group))
+                )
+    return outcomes
+
+
 def _or_start(offset: int | None) -> str:
     return "start" if offset is None else str(offset)
 
 
 def _stored(settings: Settings, group: str, topic: str) -> dict[int, int]:
     with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        stored = BatchWriter(conn, group).load_offsets([topic])
-    return {partition: offset for (_, partition), offset in stored.items()}
+        stored = stored_offsets.load(conn, group, [topic])
+    return {partition: saved.next_offset for (_, partition), saved in stored.items()}
 
 
-def _committed(admin: Any, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-    tps = [TopicPartition(topic, p) for p in partitions]
-    found = admin.list_group_offsets({group: tps}).get(group, {})
-    return {
-        tp.partition: meta.offset
-        for tp, meta in found.items()
-        if tp.topic == topic and meta.offset >= 0  # -1: nothing committed
-    }
+def _members(admin: GroupAdmin, group: str) -> GroupMembers:
+    state, members = admin.state(group)
+    return GroupMembers(group, state, members)
 
 
-def _members(admin: Any, group: str) -> GroupMembers:
-    described = admin.describe_groups([group]).get(group)
-    if described is None:
-        raise BrokerUnavailableError(f"Kafka did not describe group {group}")
-    if described.get("error"):
-        raise BrokerUnavailableError(f"cannot describe group {group}: {described['error']}")
-    return GroupMembers(
-        group, str(described.get("group_state") or "Unknown"), len(described.get("members") or ())
-    )
-
-
-def _commit_to_kafka(admin: Any, plan: ResetPlan) -> None:
-    offsets = {
-        TopicPartition(plan.topic, p.partition): OffsetAndMetadata(p.new, "", -1)
-        for p in plan.partitions
-    }
-    errors = admin.alter_group_offsets(plan.group, offsets)
-    failed = sorted(
-        f"{tp.partition} ({error.__name__})"
-        for tp, error in errors.items()
-        if error is not None and error.errno != 0
-    )
+def _commit_to_kafka(admin: GroupAdmin, plan: ResetPlan) -> None:
+    refused = admin.commit(plan.group, plan.topic, {p.partition: p.new for p in plan.partitions})
+    failed = sorted(f"{partition} ({error})" for partition, error in refused.items())
     if failed:
         raise BrokerUnavailableError(
             "the stored offsets are reset in PostgreSQL, which decides where workers resume, "
@@ -346,31 +445,9 @@ def _commit_to_kafka(admin: Any, plan: ResetPlan) -> None:
         )
 
 
-@contextmanager
-def _admin(settings: Settings) -> Iterator[Any]:
-    try:
-        admin = KafkaAdminClient(
-            **{**settings.kafka_config(), "client_id": CLIENT_ID},
-            request_timeout_ms=KAFKA_TIMEOUT_MS,
-        )
-    except KafkaError as exc:
-        raise BrokerUnavailableError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
-        ) from exc
-    try:
-        yield admin
-    except KafkaError as exc:
-        raise BrokerUnavailableError(f"Kafka: {type(exc).__name__}: {exc}") from exc
-    finally:
-        admin.close()
+def _admin(settings: Settings) -> AbstractContextManager[GroupAdmin]:
+    return open_admin(settings, CLIENT_ID)
 
 
-@contextmanager
-def _consumer(settings: Settings) -> Iterator[KafkaConsumer]:
-    consumer = open_consumer(settings, CLIENT_ID)
-    try:
-        yield consumer
-    except KafkaError as exc:
-        raise BrokerUnavailableError(f"Kafka: {type(exc).__name__}: {exc}") from exc
-    finally:
-        consumer.close()
+def _consumer(settings: Settings) -> RangeConsumer:
+    return open_consumer(settings, CLIENT_ID)

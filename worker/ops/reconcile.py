@@ -14,6 +14,14 @@ Per group, topic and partition, in one read-only snapshot:
    stored plus those retention deleted, and their source offsets lie in its range; a row stored
    since the ledger exists that no batch inserted is a mismatch.
 
+A group `roi-worker offsets prune` removed has no stored offsets and no chain left to walk:
+prune deletes its consumer_offsets rows and the ledger rows that account for nothing still
+stored, and keeps, marked `pruned_at`, the batch rows whose inserted executions are still
+stored and the unaudited ranges written since the ledger exists. Step 1 and 2 skip those rows
+(the database's constraints made each batch row add up when it was written); step 3 still
+matches the stored executions against them, so pruning one group changes no other group's
+audit and leaves no stored row unexplained.
+
 `Walk` (the tiling and counts of one partition) is pure; `reconcile` reads the database.
 """
 
@@ -26,9 +34,10 @@ from typing import Any, Final
 
 import psycopg
 
-from worker.db.ledger import BATCH, COUNTS, JUMPS, START, UNAUDITED, Stored
+from worker.db import offsets as stored_offsets
+from worker.db.ledger import BATCH, COUNTS, JUMPS, LEDGER_MIGRATION, START, UNAUDITED, Stored
+from worker.db.offsets import Key
 
-LEDGER_MIGRATION: Final = "0006_offset_ledger.sql"
 GAP, OVERLAP, MISMATCH = "gap", "overlap", "mismatch"
 _FETCH_ROWS: Final = 10_000
 
@@ -48,28 +57,27 @@ FROM (
     SELECT *, count(*) FILTER (WHERE kind IN ({_JUMP_KINDS}))
                   OVER (PARTITION BY consumer_group, topic, partition ORDER BY id) AS stretch
     FROM offset_ledger
-    WHERE {_SCOPE}
+    WHERE {_SCOPE} AND pruned_at IS NULL
 ) l
 ORDER BY consumer_group, topic, partition, stretch, kind IN ({_JUMP_KINDS}) DESC, first_offset,
          next_offset, id
 """
 
-_STORED: Final = f"""
-SELECT consumer_group, topic, partition, next_offset, ledger_offset
-FROM consumer_offsets WHERE {_SCOPE}
-"""
-
 _LEDGER_SINCE: Final = "SELECT applied_at FROM schema_migrations WHERE name = %s"
 
 # Batches (one partition, one transaction) whose inserted rows do not match the rows stored,
-# and stored rows that no batch inserted. Batches of one partition from two groups that began
-# in the same microsecond share a key: they are checked together, which stays exact.
+# and stored rows that no batch inserted (`unaudited` when an unaudited range of the ledger
+# holds them; _attribute also looks in the unaudited gaps of the stored offsets). Batches of
+# one partition from two groups that began in the same microsecond share a key: they are
+# checked together, which stays exact.
 _INSERTED: Final = f"""
 WITH ledger AS (
     SELECT topic, partition, written_at, sum(inserted) AS inserted,
            sum(deleted_by_retention) AS deleted, min(first_offset) AS first_offset,
            max(next_offset) AS next_offset,
-           array_agg(DISTINCT consumer_group ORDER BY consumer_group) AS groups
+           array_agg(DISTINCT consumer_group ORDER BY consumer_group) AS groups,
+           coalesce(array_agg(DISTINCT consumer_group ORDER BY consumer_group)
+                    FILTER (WHERE pruned_at IS NOT NULL), '{{}}') AS pruned
     FROM offset_ledger
     WHERE kind = '{BATCH}' AND (%(topic)s::text IS NULL OR topic = %(topic)s)
     GROUP BY topic, partition, written_at
@@ -81,23 +89,17 @@ WITH ledger AS (
     GROUP BY 1, 2, 3
 )
 SELECT topic, partition, written_at, l.groups, coalesce(l.inserted, 0), coalesce(l.deleted, 0),
-       l.first_offset, l.next_offset, coalesce(s.present, 0), s.low, s.high,
-       l.groups IS NULL AND (
-           EXISTS (SELECT 1 FROM offset_ledger u
-                   WHERE u.kind = '{UNAUDITED}' AND u.topic = s.topic
-                     AND u.partition = s.partition
-                     AND u.first_offset <= s.low AND s.high < u.next_offset)
-           OR EXISTS (SELECT 1 FROM consumer_offsets c
-                      WHERE c.topic = s.topic AND c.partition = s.partition
-                        AND c.ledger_offset <= s.low AND s.high < c.next_offset)
+       l.first_offset, l.next_offset, coalesce(s.present, 0), s.low, s.high, l.pruned,
+       l.groups IS NULL AND EXISTS (
+           SELECT 1 FROM offset_ledger u
+           WHERE u.kind = '{UNAUDITED}' AND u.topic = s.topic AND u.partition = s.partition
+             AND u.first_offset <= s.low AND s.high < u.next_offset
        ) AS unaudited
 FROM ledger l FULL JOIN stored s USING (topic, partition, written_at)
 WHERE coalesce(l.inserted, 0) - coalesce(l.deleted, 0) <> coalesce(s.present, 0)
    OR s.low < l.first_offset OR s.high >= l.next_offset
 ORDER BY topic, partition, written_at
 """
-
-Key = tuple[str, str, int]  # group, topic, partition
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,10 +328,13 @@ class Reconciliation:
     partitions: list[PartitionAudit]
     unattributed: list[Problem]  # stored rows that no batch inserted (no group)
     unaudited_rows: int = 0  # stored rows inside unaudited ranges, not checked
+    # Batches of pruned groups whose inserted rows do not match the rows stored.
+    pruned: list[Problem] = field(default_factory=list)
 
     @property
     def problems(self) -> list[Problem]:
-        return [p for audit in self.partitions for p in audit.problems] + self.unattributed
+        audits = [p for audit in self.partitions for p in audit.problems]
+        return audits + self.pruned + self.unattributed
 
     @property
     def ok(self) -> bool:
@@ -346,10 +351,9 @@ def reconcile(
     scope = {"group": group, "topic": topic}
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        stored: dict[Key, Stored] = {
-            (g, t, p): Stored(offset, ledger_offset)
-            for g, t, p, offset, ledger_offset in conn.execute(_STORED, scope)
-        }
+        # Every group's: their unaudited gaps may hold stored rows no batch inserted.
+        every_group = stored_offsets.load_all(conn, topic=topic)
+        stored = {k: v for k, v in every_group.items() if group is None or k[0] == group}
         audits: dict[Key, PartitionAudit] = {}
         with conn.cursor(name="roi_reconcile") as cursor:  # streamed: the ledger may be large
             cursor.itersize = _FETCH_ROWS
@@ -371,7 +375,7 @@ def reconcile(
         since = found[0] if found else datetime.min.replace(tzinfo=UTC)
         mismatches = conn.execute(_INSERTED, {**scope, "since": since}).fetchall()
     result = Reconciliation(sorted(audits.values(), key=lambda a: a.key), [])
-    _attribute(result, audits, mismatches, group)
+    _attribute(result, audits, mismatches, group, every_group)
     return result
 
 
@@ -386,14 +390,20 @@ def _attribute(
     audits: dict[Key, PartitionAudit],
     mismatches: list[tuple[Any, ...]],
     group: str | None,
+    stored: dict[Key, Stored],
 ) -> None:
-    """Adds the inserted-rows mismatches to the partitions of the groups they concern."""
+    """Adds the inserted-rows mismatches to the partitions of the groups they concern (those of
+    pruned groups to `result.pruned`); stored rows that no batch inserted count as unaudited
+    inside an unaudited range of the ledger or of a group's `stored` offsets."""
     for row in mismatches:
         topic, partition, written_at, groups, inserted, deleted, first, end = row[:8]
-        present, low, high, unaudited = row[8:]
+        present, low, high, pruned, unaudited = row[8:]
         when = f"{written_at:%Y-%m-%d %H:%M:%S.%f%z}"
         if groups is None:
-            if unaudited:
+            if unaudited or any(
+                (t, p) == (topic, partition) and s.ledger_offset <= low and high < s.next_offset
+                for (_, t, p), s in stored.items()
+            ):
                 result.unaudited_rows += present
             elif group is None:
                 for checked in audits.values():
@@ -420,6 +430,11 @@ def _attribute(
                 f"stored rows of it have source offsets {low} to {high}, outside its range"
             )
         for name in groups:
+            if name in pruned:  # its chain is not walked: no audit of the partition to fail
+                if group is None:
+                    message = "; ".join(parts) + " (a batch of a pruned group)"
+                    result.pruned.append(Problem(MISMATCH, name, topic, partition, message))
+                continue
             concerned = audits.get((name, topic, partition))
             if concerned is None or (group is not None and name != group):
                 continue

@@ -7,7 +7,8 @@ In order:
 2. read the ranges with partitions assigned directly: no consumer group joins, so the live
    group, its members and its committed offsets are untouched;
 3. each batch goes through decode, validate and the same one-transaction write as `run`
-   (worker.consume.batch): idempotent on event_id, summaries incremented only by new rows. The
+   (worker.consume.prepare, worker.consume.store: the same store loop, retried as the BACKFILL
+   policy says): idempotent on event_id, summaries incremented only by new rows. The
    positions reached are stored in PostgreSQL under the replay's own group, never the live one,
    with the offset ledger's rows; a partition's first batch starts its group at the plan's
    start (a `replay` row in the ledger if the group stood elsewhere);
@@ -20,7 +21,6 @@ group has already seen would otherwise publish every invalid one again.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import secrets
 import threading
@@ -28,28 +28,25 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
-import psycopg
-from kafka import KafkaConsumer, KafkaProducer
-
-from worker.consume.background_store import BackgroundStore
-from worker.consume.batch import Batch, prepare, store
-from worker.consume.deadletter import DeadLetterPublisher
+from worker.consume.prepare import Batch, prepare
+from worker.consume.store import Database, StoreLoop, store
 from worker.consume.write import BatchWriter, WriteResult, conflict
-from worker.db.connect import WORKER_SESSION, connect
-from worker.errors import (
-    ConfigurationError,
-    DatabaseUnavailableError,
-    InvalidReason,
-    RetryableError,
+from worker.errors import ConfigurationError, InvalidReason, RetryableError
+from worker.kafka.dead_letters import open_dead_letters
+from worker.kafka.topic_range import (
+    PartitionRange,
+    RangeConsumer,
+    RangeReader,
+    bounds,
+    offsets_at,
 )
-from worker.kafka.topic_range import PartitionRange, RangeReader, bounds, offsets_at
-from worker.settings import Settings
+from worker.settings import BACKFILL, RetryPolicy, Settings
+from worker.types import DeadLetterSink
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS: Final = 6  # per batch, pausing 1, 2, 4, 8 and 16 s: about half a minute in all
 DEAD_LETTER_TIMEOUT_SECONDS: Final = 10.0
 Start = Literal["beginning"] | datetime | Mapping[int, int]
 
@@ -93,7 +90,7 @@ class Plan:
 
 
 def plan_replay(
-    consumer: KafkaConsumer, topic: str, start: Start, to_time: datetime | None = None
+    consumer: RangeConsumer, topic: str, start: Start, to_time: datetime | None = None
 ) -> Plan:
     """The ranges from `start` to the end offsets as of now (or `to_time`, if earlier).
 
@@ -142,8 +139,10 @@ class Replay:
         dry_run: bool = False,
         dead_letters: bool = False,
         progress: Callable[[int], None] | None = None,
+        retry: RetryPolicy = BACKFILL,
     ) -> None:
         self._settings = settings
+        self._retry = retry
         self._plan = plan
         self._group = group
         self._dry_run = dry_run
@@ -156,47 +155,49 @@ class Replay:
         self._started: set[int] = set()
         self.read = 0
 
-    def run(self, consumer: KafkaConsumer, stop: threading.Event | None = None) -> Plan:
+    def run(self, consumer: RangeConsumer, stop: threading.Event | None = None) -> Plan:
         """Reads and stores every range; returns the plan with its counts filled in."""
         settings = self._settings
-        url = settings.database_url.get_secret_value()
         ranges = [PartitionRange(p.partition, p.start, p.end) for p in self._plan.partitions]
         reader = RangeReader(consumer, self._plan.topic, ranges)
         publisher = None
         if self._dead_letters:
-            publisher = DeadLetterPublisher(
-                self._producer, settings.dead_letter_topic, timeout=DEAD_LETTER_TIMEOUT_SECONDS
+            publisher = open_dead_letters(
+                settings,
+                settings.dead_letter_topic,
+                client_id="roi-worker-replay",
+                timeout=DEAD_LETTER_TIMEOUT_SECONDS,
             )
         pause = stop or threading.Event()
-        database = _Database(url, self._group)
+        database = Database(settings.database_url.get_secret_value(), self._group)
         # Partitions read to their end and stored: the reader says a partition is done when
         # it hands out its last batch, which only counts once that batch is stored.
         completed = {p.partition for p in self._plan.partitions if p.size == 0}
+        done_when_stored: set[int] = set()  # what the reader had done when the batch was read
         # Batch N is written on a thread of its own while batch N+1 is read and validated.
-        writing: BackgroundStore[tuple[Batch, set[int], WriteResult]] = BackgroundStore(
-            "roi-replay-store"
+        writing: StoreLoop[tuple[Batch, WriteResult]] = StoreLoop(
+            database,
+            lambda batch, writer: (batch, self._write(batch, writer, publisher)),
+            name="roi-replay-store",
         )
 
         def finish(*, progress: bool = True) -> None:
-            finished = writing.wait()
+            finished = writing.settle(self._retry, pause)
             if finished is None:
                 return
-            batch, done, result = finished.value
+            batch, result = finished
             self._account(batch, result)
-            completed.update(done)
+            completed.update(done_when_stored)
             self.read += len(batch.messages)
             if progress:
                 self._progress(self.read)
 
-        def write(batch: Batch, done: set[int]) -> tuple[Batch, set[int], WriteResult]:
-            return batch, done, self._write(database, batch, publisher, pause)
-
         try:
             for messages in reader.batches(settings.batch_max_messages, stop):
                 batch = prepare(messages, now=datetime.now(UTC), closed=time.monotonic())
-                done = set(reader.done)
                 finish()
-                writing.start(functools.partial(write, batch, done))
+                done_when_stored = set(reader.done)
+                writing.start(batch)
             finish()
             completed |= reader.done  # ends with nothing left to read (e.g. compacted away)
         finally:
@@ -216,34 +217,18 @@ class Replay:
         return self._plan
 
     def _write(
-        self,
-        database: _Database,
-        batch: Batch,
-        publisher: DeadLetterPublisher | None,
-        stop: threading.Event,
+        self, batch: Batch, writer: BatchWriter, publisher: DeadLetterSink | None
     ) -> WriteResult:
-        """Stores (or previews) the batch, retrying when the database or broker fails."""
-        pause = 1.0
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                if self._dry_run:
-                    return self._remember(database.writer().preview(batch.valid))
-                starts = {
-                    (self._plan.topic, p): self._by_partition[p].start
-                    for p in {m.partition for m in batch.messages} - self._started
-                }
-                result = store(batch, database.writer(), publisher, starts).result
-                self._started.update(p for _, p in starts)
-                return result
-            except RetryableError as exc:
-                if isinstance(exc, DatabaseUnavailableError):
-                    database.close()  # the next attempt reconnects
-                if attempt == ATTEMPTS or stop.is_set():
-                    raise
-                log.warning("%s; retrying the batch in %.0f s", exc, pause)
-                stop.wait(pause)
-                pause *= 2
-        raise AssertionError("unreachable")
+        """Stores (or previews) the batch: the store thread's work (StoreLoop)."""
+        if self._dry_run:
+            return self._remember(writer.preview(batch.valid))
+        starts = {
+            (self._plan.topic, p): self._by_partition[p].start
+            for p in {m.partition for m in batch.messages} - self._started
+        }
+        result = store(batch, writer, publisher, starts).result
+        self._started.update(p for _, p in starts)
+        return result
 
     def _remember(self, result: WriteResult) -> WriteResult:
         """A dry run writes nothing, so the database cannot tell it which events an earlier
@@ -282,34 +267,6 @@ class Replay:
                 report.refused += 1
         for letter in batch.letters:
             self._by_partition[letter.message.partition].invalid += 1
-
-    def _producer(self) -> KafkaProducer:
-        return KafkaProducer(
-            **{**self._settings.kafka_config(), "client_id": "roi-worker-replay"},
-            acks="all",
-            enable_idempotence=True,
-        )
-
-
-class _Database:
-    """The replay's connection, opened on first use and again after it failed."""
-
-    def __init__(self, url: str, group: str) -> None:
-        self._url = url
-        self._group = group
-        self._conn: psycopg.Connection[Any] | None = None
-        self._writer: BatchWriter | None = None
-
-    def writer(self) -> BatchWriter:
-        if self._writer is None:
-            self._conn = connect(self._url, autocommit=True, **WORKER_SESSION)
-            self._writer = BatchWriter(self._conn, self._group)
-        return self._writer
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn, self._writer = None, None
 
 
 def choose_group(settings: Settings, requested: str | None, now: datetime) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import psycopg
 
+from worker.roi.figures import NAME_OF_COLUMN
 from worker.roi.methodology import (
     PERFORMING,
     UNDERPERFORMING,
@@ -39,19 +40,6 @@ from worker.roi.summaries import SUMS
 _NO_DAYS: Final = DailySums(0, 0, 0, 0, 0, 0, 0)
 PERCENTILES: Final = (Decimal("0.5"), Decimal("0.95"), Decimal("0.99"))
 
-# Summary column -> the Totals field it fills (a unit test checks both sides are complete).
-TOTALS_FIELDS: Final = {
-    "total_executions": "executions",
-    "successful_executions": "successes",
-    "total_time_saved_seconds": "time_saved_seconds",
-    "total_cost_saved_usd": "cost_saved_usd",
-    "total_actual_cost_usd": "actual_cost_usd",
-    "total_estimated_cost_usd": "estimated_cost_usd",
-    "total_execution_time_seconds": "execution_time_seconds",
-    "total_estimated_time_seconds": "estimated_time_seconds",
-    "negative_savings_executions": "negative_savings",
-    "cost_anomaly_executions": "cost_anomalies",
-}
 _COUNTS: Final = frozenset(
     {"total_executions", "successful_executions"} | {c for c in SUMS if c.endswith("_executions")}
 )
@@ -250,7 +238,9 @@ def read_analytics(
                 totals=totals,
                 previous=None if previous is None else before.get(pattern, Totals()),
                 rating=rate(totals, min_executions),
-                wilson_lower_bound=wilson_lower_bound(totals.successes, totals.executions),
+                wilson_lower_bound=wilson_lower_bound(
+                    totals.successful_executions, totals.executions
+                ),
                 trend=trend(days, min_executions),
                 success_rate_change=success_rate_change(days),
                 execution_time=timings.get(pattern),
@@ -264,7 +254,7 @@ def read_analytics(
 def totals_from_row(values: Sequence[Any]) -> Totals:
     """Totals from the values of the summary columns, in SUMS order (as the queries select)."""
     converted: dict[str, Any] = {
-        TOTALS_FIELDS[column]: int(value) if column in _COUNTS else Decimal(value)
+        NAME_OF_COLUMN[column]: int(value) if column in _COUNTS else Decimal(value)
         for column, value in zip(SUMS, values, strict=True)
     }
     return Totals(**converted)

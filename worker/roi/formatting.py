@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from typing import Final
+from typing import Final, Literal
+
+# The formats `roi-worker report` writes (worker.roi.report), named here, where the command
+# line can offer them without loading the report and its database reads.
+Format = Literal["text", "json", "csv", "markdown"]
+FORMATS: Final[tuple[Format, ...]] = ("text", "json", "csv", "markdown")
 
 CENT: Final = Decimal("0.01")
 TENTH: Final = Decimal("0.1")

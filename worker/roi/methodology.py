@@ -35,20 +35,21 @@ class Totals:
     """The counts and sums of a set of executions; `a + b` is the totals of both sets.
 
     Money in USD and durations in seconds, all exact. `cost_saved_usd` and `time_saved_seconds`
-    are net (failed runs count their own cost and time as lost); `actual_cost_usd` is the
-    investment.
+    are net (failed runs count their own cost and time as lost); `investment_usd` is the sum of
+    actual_cost. Each name is the figure's name in the report and the API; worker.roi.figures
+    maps it to its summary column.
     """
 
     executions: int = 0
-    successes: int = 0
+    successful_executions: int = 0
     time_saved_seconds: Decimal = ZERO
     cost_saved_usd: Decimal = ZERO
-    actual_cost_usd: Decimal = ZERO
+    investment_usd: Decimal = ZERO
     estimated_cost_usd: Decimal = ZERO
     execution_time_seconds: Decimal = ZERO
     estimated_time_seconds: Decimal = ZERO
-    negative_savings: int = 0
-    cost_anomalies: int = 0
+    negative_savings_executions: int = 0
+    cost_anomaly_executions: int = 0
 
     @classmethod
     def of_execution(
@@ -69,15 +70,17 @@ class Totals:
             cost_saved = EXACT.minus(actual_cost)
         return cls(
             executions=1,
-            successes=int(success),
+            successful_executions=int(success),
             time_saved_seconds=time_saved,
             cost_saved_usd=cost_saved,
-            actual_cost_usd=actual_cost,
+            investment_usd=actual_cost,
             estimated_cost_usd=estimated_cost,
             execution_time_seconds=execution_time_seconds,
             estimated_time_seconds=estimated_time_seconds,
-            negative_savings=int(success and (time_saved < 0 or cost_saved < 0)),
-            cost_anomalies=int(actual_cost > EXACT.multiply(COST_ANOMALY_FACTOR, estimated_cost)),
+            negative_savings_executions=int(success and (time_saved < 0 or cost_saved < 0)),
+            cost_anomaly_executions=int(
+                actual_cost > EXACT.multiply(COST_ANOMALY_FACTOR, estimated_cost)
+            ),
         )
 
     def __add__(self, other: Totals) -> Totals:
@@ -86,7 +89,7 @@ class Totals:
     @property
     def success_rate(self) -> Decimal | None:
         """Successes / executions, a fraction from 0 to 1; None without executions."""
-        return _ratio(Decimal(self.successes), self.executions)
+        return _ratio(Decimal(self.successful_executions), self.executions)
 
     @property
     def average_time_saved_seconds(self) -> Decimal | None:
@@ -99,13 +102,13 @@ class Totals:
     @property
     def roi_percentage(self) -> Decimal | None:
         """100 * net cost saved / investment; None when nothing was spent (not infinite)."""
-        if not self.actual_cost_usd:
+        if not self.investment_usd:
             return None
-        return _exact_quotient(100 * self.cost_saved_usd, self.actual_cost_usd)
+        return _exact_quotient(100 * self.cost_saved_usd, self.investment_usd)
 
     @property
     def negative_savings_rate(self) -> Decimal | None:
-        return _ratio(Decimal(self.negative_savings), self.executions)
+        return _ratio(Decimal(self.negative_savings_executions), self.executions)
 
 
 def _add(a: Any, b: Any) -> Any:

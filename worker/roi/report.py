@@ -13,15 +13,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from worker.roi.analytics import Analytics, PatternAnalytics
-from worker.roi.formatting import TENTH, duration, fraction_as_percent, number, percent, usd
+from worker.roi.formatting import (
+    TENTH,
+    Format,
+    duration,
+    fraction_as_percent,
+    number,
+    percent,
+    usd,
+)
 from worker.roi.methodology import COST_ANOMALY_FACTOR, Rating, Totals
 from worker.roi.report_document import PatternReport, Selection, build_document
 
-Format = Literal["text", "json", "csv", "markdown"]
-FORMATS: Final[tuple[Format, ...]] = ("text", "json", "csv", "markdown")
 RULE: Final = "=" * 80
 METHODOLOGY: Final = "docs/roi-methodology.md"
 
@@ -156,10 +162,10 @@ def _text_overall(analytics: Analytics) -> list[str]:
         f"Total time saved: {_time_saved(overall.time_saved_seconds)}",
         f"Total cost saved: {_cost_saved(overall.cost_saved_usd)}",
         f"Average success rate: {_rate(overall.success_rate)}",
-        f"Executions with negative savings: {overall.negative_savings:,}"
-        + _share(overall.negative_savings, overall.executions),
+        f"Executions with negative savings: {overall.negative_savings_executions:,}"
+        + _share(overall.negative_savings_executions, overall.executions),
         f"Cost anomalies (actual cost > {COST_ANOMALY_FACTOR}x estimate): "
-        f"{overall.cost_anomalies:,}",
+        f"{overall.cost_anomaly_executions:,}",
     ]
     previous = analytics.overall_previous
     if previous is not None:
@@ -196,7 +202,7 @@ def _pattern_figures(analytics: Analytics, pattern: PatternAnalytics) -> list[st
         f"Success rate, 95% lower bound (Wilson): {_rate(pattern.wilson_lower_bound)}",
         f"Time saved: {_time_saved(totals.time_saved_seconds)}",
         f"Cost saved: {_cost_saved(totals.cost_saved_usd)}",
-        f"Investment (actual cost): {usd(totals.actual_cost_usd)}",
+        f"Investment (actual cost): {usd(totals.investment_usd)}",
         f"Average saved per execution: {_average(totals)}",
         f"ROI: {_roi(totals)}",
         f"Execution time: {_percentiles(pattern)}",
@@ -321,10 +327,13 @@ def _md_overall(analytics: Analytics) -> list[str]:
         ("Success rate (per execution)", lambda t: _rate(t.success_rate)),
         ("Time saved", lambda t: duration(t.time_saved_seconds)),
         ("Cost saved", lambda t: usd(t.cost_saved_usd)),
-        ("Investment (actual cost)", lambda t: usd(t.actual_cost_usd)),
+        ("Investment (actual cost)", lambda t: usd(t.investment_usd)),
         ("ROI", _roi),
-        ("Executions with negative savings", lambda t: f"{t.negative_savings:,}"),
-        (f"Cost anomalies (> {COST_ANOMALY_FACTOR}x estimate)", lambda t: f"{t.cost_anomalies:,}"),
+        ("Executions with negative savings", lambda t: f"{t.negative_savings_executions:,}"),
+        (
+            f"Cost anomalies (> {COST_ANOMALY_FACTOR}x estimate)",
+            lambda t: f"{t.cost_anomaly_executions:,}",
+        ),
     ]
     lines = ["## Overall", "", f"Patterns tracked: {len(analytics.tracked):,}", ""]
     if previous is None:
@@ -380,7 +389,9 @@ def _md_all_patterns(analytics: Analytics) -> list[str]:
 
 def _md_flags(analytics: Analytics) -> list[str]:
     flagged = [
-        p for p in analytics.patterns if p.totals.negative_savings or p.totals.cost_anomalies
+        p
+        for p in analytics.patterns
+        if p.totals.negative_savings_executions or p.totals.cost_anomaly_executions
     ]
     lines = [
         "## Flags",
@@ -395,9 +406,9 @@ def _md_flags(analytics: Analytics) -> list[str]:
     rows = [
         (
             f"`{p.pattern_id}`",
-            f"{p.totals.negative_savings:,}"
-            + _share(p.totals.negative_savings, p.totals.executions),
-            f"{p.totals.cost_anomalies:,}",
+            f"{p.totals.negative_savings_executions:,}"
+            + _share(p.totals.negative_savings_executions, p.totals.executions),
+            f"{p.totals.cost_anomaly_executions:,}",
         )
         for p in flagged
     ]
@@ -418,7 +429,9 @@ def _rate(fraction: Decimal | None) -> str:
 
 def _executions(totals: Totals) -> str:
     rate = _rate(totals.success_rate)
-    return f"{totals.executions:,} ({totals.successes:,} successful, {rate} success rate)"
+    return (
+        f"{totals.executions:,} ({totals.successful_executions:,} successful, {rate} success rate)"
+    )
 
 
 def _time_saved(seconds: Decimal) -> str:
@@ -449,12 +462,12 @@ def _average(totals: Totals) -> str:
 
 def _flags(totals: Totals) -> str:
     parts = []
-    if totals.negative_savings:
-        share = _share(totals.negative_savings, totals.executions)
-        parts.append(f"{totals.negative_savings:,} with negative savings{share}")
-    if totals.cost_anomalies:
-        noun = "anomaly" if totals.cost_anomalies == 1 else "anomalies"
-        parts.append(f"{totals.cost_anomalies:,} cost {noun}")
+    if totals.negative_savings_executions:
+        share = _share(totals.negative_savings_executions, totals.executions)
+        parts.append(f"{totals.negative_savings_executions:,} with negative savings{share}")
+    if totals.cost_anomaly_executions:
+        noun = "anomaly" if totals.cost_anomaly_executions == 1 else "anomalies"
+        parts.append(f"{totals.cost_anomaly_executions:,} cost {noun}")
     return ", ".join(parts)
 
 

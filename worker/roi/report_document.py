@@ -15,6 +15,7 @@ from typing import Annotated, Final, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from worker.roi.analytics import Analytics, PatternAnalytics
+from worker.roi.figures import FIGURES
 from worker.roi.formatting import round_half_up
 from worker.roi.methodology import EXACT, Rating, Totals, Trend, Window
 
@@ -63,21 +64,13 @@ class Figures(_Model):
 
 
 def _figures(totals: Totals) -> dict[str, object]:
+    """The report's figures of `totals`, by worker.roi.figures: the stored ones exact, the
+    derived ones rounded to PLACES."""
     return {
-        "executions": totals.executions,
-        "successful_executions": totals.successes,
-        "success_rate": _derived(totals.success_rate),
-        "time_saved_seconds": totals.time_saved_seconds,
-        "cost_saved_usd": totals.cost_saved_usd,
-        "investment_usd": totals.actual_cost_usd,
-        "estimated_cost_usd": totals.estimated_cost_usd,
-        "execution_time_seconds": totals.execution_time_seconds,
-        "estimated_time_seconds": totals.estimated_time_seconds,
-        "average_time_saved_seconds": _derived(totals.average_time_saved_seconds),
-        "average_cost_saved_usd": _derived(totals.average_cost_saved_usd),
-        "roi_percentage": _derived(totals.roi_percentage),
-        "negative_savings_executions": totals.negative_savings,
-        "cost_anomaly_executions": totals.cost_anomalies,
+        figure.name: getattr(totals, figure.name)
+        if figure.stored
+        else _derived(getattr(totals, figure.name))
+        for figure in FIGURES
     }
 
 

@@ -1,14 +1,8 @@
-"""Dead letters: invalid events go to the dead-letter topic with why and where they came from.
+"""The dead-letter topic's producer: the DeadLetterSink (worker.types) of `run` and `replay`.
 
-Each dead letter keeps the original key, value and headers, and adds `roi.error.reason` (a
-stable code, see InvalidReason), `roi.error.message`, `roi.source.topic`,
-`roi.source.partition`, `roi.source.offset` and `roi.source.timestamp` (milliseconds since the
-epoch; left out when unknown). Publishing waits for the broker's acknowledgement of every
-letter: only then may the source offsets be committed. Delivery to the dead-letter topic is at
-least once: a crash between the acknowledgement and the database commit publishes the letter
-again on re-delivery; readers can tell repeats by their source headers. A value too large to forward
-with the headers added is dropped and `roi.error.value_dropped_bytes` gives its size; the source
-headers still say where to find the original.
+`open_dead_letters` is the one way either makes it, so the producer's settings, and the
+"send every letter, then wait for the broker's acknowledgement of each" below, exist once.
+What a letter holds is worker.types.DeadLetter's business.
 """
 
 from __future__ import annotations
@@ -16,62 +10,51 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from worker.errors import BrokerUnavailableError, FatalError
-from worker.types import ERROR_PREFIX, SOURCE_PREFIX, DeadLetterHeader, Message
+from worker.kafka.client import new_producer
+from worker.settings import KafkaSettings
+from worker.types import DeadLetter, DeadLetterHeader
 
 log = logging.getLogger(__name__)
 
-HEADER_PREFIXES: Final = (ERROR_PREFIX, SOURCE_PREFIX)
-MAX_MESSAGE_BYTES: Final = 4096  # of roi.error.message; field errors can be long
 HEADROOM_BYTES: Final = 16384  # for our headers and the record overhead
 CLOSE_TIMEOUT_SECONDS: Final = 2.0
+RECONNECT_BACKOFF_MAX_MS: Final = 1000  # back within a second of the broker's return
+CONNECT_TIMEOUT_MS: Final = 5000  # to bootstrap a new producer; the store retries anyway
 
-Headers = list[tuple[str, bytes]]
 
+def open_dead_letters(
+    settings: KafkaSettings, topic: str, *, client_id: str, timeout: float
+) -> DeadLetterPublisher:
+    """A publisher to `topic` whose producer is made when first needed. `timeout`: seconds a
+    publish waits for the acknowledgements (the producer gives up on a letter after three
+    times that)."""
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    message: Message
-    reason: str
-    error: str
-    fields: str = ""  # "field:rule,..." for contract violations
+    def make_producer() -> KafkaProducer:
+        return new_producer(
+            settings,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_block_ms=CONNECT_TIMEOUT_MS,
+            request_timeout_ms=int(timeout * 1000),
+            delivery_timeout_ms=int(timeout * 1000 * 3),
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+            bootstrap_timeout_ms=CONNECT_TIMEOUT_MS,
+        )
 
-    def headers(self) -> Headers:
-        """The original headers (minus any stale roi.error/roi.source ones), then ours."""
-        source = self.message
-        kept = [
-            (k, v if v is not None else b"")  # Kafka allows null header values; the client not
-            for k, v in source.headers
-            if not k.startswith(HEADER_PREFIXES)
-        ]
-        error = self.error.encode("utf-8", "replace")
-        if len(error) > MAX_MESSAGE_BYTES:
-            error = error[: MAX_MESSAGE_BYTES - 3].decode("utf-8", "ignore").encode() + b"..."
-        return [
-            *kept,
-            (DeadLetterHeader.REASON, self.reason.encode()),
-            (DeadLetterHeader.MESSAGE, error),
-            *([(DeadLetterHeader.FIELDS, self.fields.encode())] if self.fields else []),
-            (DeadLetterHeader.SOURCE_TOPIC, source.topic.encode()),
-            (DeadLetterHeader.SOURCE_PARTITION, str(source.partition).encode()),
-            (DeadLetterHeader.SOURCE_OFFSET, str(source.offset).encode()),
-            # Unknown (-1) for a record the client could not decode.
-            *(
-                [(DeadLetterHeader.SOURCE_TIMESTAMP, str(source.timestamp).encode())]
-                if source.timestamp >= 0
-                else []
-            ),
-        ]
+    return DeadLetterPublisher(make_producer, topic, timeout=timeout)
 
 
 class DeadLetterPublisher:
-    """Publishes dead letters and waits until the broker has acknowledged all of them.
+    """Publishes dead letters and waits until the broker has acknowledged all of them
+    (a DeadLetterSink).
 
     Owns its producer, made by `make_producer` when first needed. A producer whose send timed
     out is replaced at the next publish (after a broker was killed, kafka-python's producer has

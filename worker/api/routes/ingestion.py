@@ -1,0 +1,155 @@
+"""POST /api/roi-tracking/executions: publish one event, or an array of up to 1,000, to the topic.
+
+Mounted only with ROI_API_WRITES. The body is read with a deadline and a size bound, parsed in
+a worker thread and published whole or not at all (worker.api.ingest, worker.api.backends).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import anyio
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from worker.api import security
+from worker.api.backends import Publisher
+from worker.api.errors import request_line
+from worker.api.ingest import MAX_BODY_BYTES, InvalidBodyError, parse_events
+from worker.api.models import MAX_EVENTS_PER_REQUEST, Accepted, ErrorBody, ValidationProblem
+from worker.api.responses import error_response, json_response, validation_response
+from worker.api.routes.common import ROI, UNAUTHORIZED, documented
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# POSTs parsed or published at once. Each holds a worker thread (of anyio's 40) while it parses
+# and waits for Kafka: the rest stay free for the reads and health checks, even when Kafka is
+# down and clients keep retrying.
+INGEST_CONCURRENCY: Final = 8
+
+
+def router(kafka: Publisher, settings: Settings) -> APIRouter:
+    """The POST of events to `kafka`, by the writers `settings` admits."""
+    routes = APIRouter()
+    admitted = anyio.CapacityLimiter(INGEST_CONCURRENCY)
+    body_timeout = settings.api_body_timeout_seconds
+
+    @routes.post(
+        f"{ROI}/executions",
+        status_code=202,
+        response_model=Accepted,
+        responses=UNAUTHORIZED
+        | {
+            408: documented(
+                ErrorBody, "The body did not arrive within ROI_API_BODY_TIMEOUT_SECONDS."
+            ),
+            413: documented(ErrorBody, f"The body is over {MAX_BODY_BYTES:,} bytes."),
+            415: documented(ErrorBody, "The body is not sent as application/json."),
+            422: documented(
+                ValidationProblem,
+                "Not JSON, not an event or an array of 1 to "
+                f"{MAX_EVENTS_PER_REQUEST:,} events, or events breaking the contract: every "
+                'problem, located as ["body", index, field]. Nothing was published.',
+            ),
+            503: documented(
+                ErrorBody,
+                "Kafka did not take the events in time. Some may be stored later: send the "
+                "same events again (each event_id is stored once).",
+            ),
+        },
+        tags=["roi-tracking"],
+        dependencies=security.writers(settings),
+        summary="Publish one execution event, or an array of up to 1,000, to the topic",
+        openapi_extra={"requestBody": _events_body()},
+    )
+    async def executions(request: Request) -> Response:
+        try:
+            with anyio.fail_after(body_timeout):
+                body = await _read_body(request)
+        except TimeoutError:
+            log.info(
+                "%s %s: 408: the body did not arrive in %g s", *request_line(request), body_timeout
+            )
+            return error_response(
+                408,
+                f"the body did not arrive within {body_timeout:g} s",
+                headers={"Connection": "close"},
+            )
+        except ClientDisconnect:
+            # Nobody is left to answer: one line, not the traceback of an unhandled error.
+            log.info(
+                "%s %s: the client disconnected before sending its body", *request_line(request)
+            )
+            return Response(status_code=400)
+        if body is None:
+            return error_response(413, f"the body is over {MAX_BODY_BYTES:,} bytes")
+        # Waits for its turn at most as long as for Kafka; only the wait is cancelled, never
+        # a publish under way (its answer would be lost).
+        turn = False
+        with anyio.move_on_after(kafka.timeout):
+            await admitted.acquire()
+            turn = True
+        if not turn:
+            message = (
+                f"Kafka is slow to take events: {INGEST_CONCURRENCY} requests are being "
+                "published already; retry later"
+            )
+            log.warning("%s %s: 503: %s", *request_line(request), message)
+            return error_response(503, message)
+        try:
+            # Both in a worker thread: parsing 1,000 large events takes a CPU for a while,
+            # and the event loop must keep answering meanwhile.
+            try:
+                events = await run_in_threadpool(parse_events, body)
+            except InvalidBodyError as exc:
+                return validation_response(exc.problems)
+            await run_in_threadpool(kafka.publish, events)
+        finally:
+            admitted.release()
+        accepted = Accepted(topic=kafka.topic, event_ids=[e.event_id for e in events])
+        return json_response(accepted, status_code=202)
+
+    return routes
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None as soon as it is over MAX_BODY_BYTES (never read whole)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _events_body() -> dict[str, Any]:
+    event = {"$ref": "#/components/schemas/ExecutionEvent"}
+    return {
+        "required": True,
+        "description": "One event (contract v1, schemas/execution-event.v1.json) or an array "
+        f"of 1 to {MAX_EVENTS_PER_REQUEST:,}. Amounts as JSON numbers or decimal strings; "
+        "numbers are read exactly, never through a float.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        event,
+                        {
+                            "type": "array",
+                            "items": event,
+                            "minItems": 1,
+                            "maxItems": MAX_EVENTS_PER_REQUEST,
+                        },
+                    ]
+                }
+            }
+        },
+    }

@@ -1,0 +1,160 @@
+"""`roi-worker report`: per-pattern ROI from the summaries in PostgreSQL (docs/reports.md).
+
+What is reported and how it is rendered is worker.roi.report's; this module picks the selection
+from the arguments, loads the analytics and prints. It needs psycopg and the analytics, never
+Kafka or the web framework.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from worker.cli.args import positive_int
+from worker.cli.exits import EXIT_FAILED, EXIT_OK, UsageError, fail
+from worker.roi.formatting import FORMATS
+
+if TYPE_CHECKING:
+    from worker.roi.methodology import Window
+    from worker.roi.report_document import Selection
+
+DEFAULT_REPORT = "roi_report.md"
+
+
+def register(commands: Any) -> None:
+    """Adds `report` to the `roi-worker` subcommands."""
+    report_cmd = commands.add_parser(
+        "report",
+        help="per-pattern ROI: top performers, underperformers, one pattern, or a full report",
+        description="Reports success rate, savings, ROI, rating and recommendation per pattern "
+        "from the summaries in PostgreSQL (docs/reports.md). Without a selection: --summary.",
+    )
+    selection = report_cmd.add_mutually_exclusive_group()
+    selection.add_argument(
+        "--summary",
+        dest="selection",
+        action="store_const",
+        const="summary",
+        help="top performers, underperformers and overall metrics (the default)",
+    )
+    selection.add_argument(
+        "--pattern-id", metavar="ID", help="everything about one pattern (exit 1 if unknown)"
+    )
+    selection.add_argument(
+        "--top-performers",
+        dest="selection",
+        action="store_const",
+        const="top_performers",
+        help="the highest ROI among patterns with enough executions",
+    )
+    selection.add_argument(
+        "--underperformers",
+        dest="selection",
+        action="store_const",
+        const="underperformers",
+        help="patterns rated poor or failed",
+    )
+    selection.add_argument(
+        "--report",
+        dest="selection",
+        action="store_const",
+        const="full",
+        help="write the full Markdown report to --output",
+    )
+    report_cmd.add_argument(
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help=f"where --report writes (default {DEFAULT_REPORT})",
+    )
+    report_cmd.add_argument(
+        "--limit", type=positive_int, default=10, metavar="N", help="patterns per list (default 10)"
+    )
+    report_cmd.add_argument(
+        "--since",
+        metavar="WINDOW",
+        help="only executions since: 7d, 30d, 90d (today and the N-1 UTC days before) or a "
+        "date YYYY-MM-DD; compared with the previous window of the same length (default: all "
+        "time)",
+    )
+    report_cmd.add_argument("--format", choices=FORMATS, default=None, help="default text")
+    report_cmd.add_argument(
+        "--min-executions",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="executions a pattern needs to be rated (default ROI_MIN_EXECUTIONS, 10)",
+    )
+    report_cmd.set_defaults(handler=_report, selection=None)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from worker.db.connect import connect
+    from worker.roi.analytics import load_analytics, pattern_exists
+    from worker.roi.methodology import Window
+    from worker.roi.report import Request, full_report, render
+    from worker.settings import load_settings
+
+    selection: str = "pattern" if args.pattern_id is not None else args.selection or "summary"
+    if args.output is not None and selection != "full":
+        raise UsageError("--output goes with --report")
+    if args.format is not None and selection == "full":
+        raise UsageError("--report always writes Markdown; --format is for the other selections")
+    settings = load_settings()
+    min_executions = args.min_executions or settings.min_executions
+    now = datetime.now(UTC)
+    try:
+        window = Window.parse(args.since, now.date())
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        if args.pattern_id is not None and not (
+            _is_pattern_id(args.pattern_id) and pattern_exists(conn, args.pattern_id)
+        ):
+            return fail(
+                f"no pattern {args.pattern_id!r}: no execution of it is stored", EXIT_FAILED
+            )
+        analytics = load_analytics(
+            conn,
+            window,
+            min_executions,
+            now,
+            pattern_id=args.pattern_id,
+            # The summary's text does not show them, and they are the one costly figure.
+            percentiles=selection in ("pattern", "full") or args.format in ("json", "csv"),
+        )
+    # Terminals that cannot show the rating symbols get a replacement, not a traceback.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")
+    if selection == "full":
+        path: Path = args.output or Path(DEFAULT_REPORT)
+        path.write_text(full_report(analytics, args.limit), encoding="utf-8")
+        print(f"wrote {path}: {len(analytics.tracked):,} patterns, {_scope(window)}")
+        return EXIT_OK
+    request = Request(
+        cast("Selection", selection), args.format or "text", args.limit, args.pattern_id
+    )
+    if not analytics.tracked and selection != "pattern":
+        message = f"no executions stored {_scope(window)} yet: nothing to report"
+        if request.format in ("json", "csv"):  # scripts still get a well-formed, empty answer
+            print(message, file=sys.stderr)
+        else:
+            print(message)
+            return EXIT_OK
+    sys.stdout.write(render(analytics, request))
+    return EXIT_OK
+
+
+def _is_pattern_id(text: str) -> bool:
+    """Whether `text` could name a stored pattern at all (event contract v1)."""
+    from worker.contract.event import PATTERN_ID
+
+    return PATTERN_ID.fullmatch(text) is not None
+
+
+def _scope(window: Window) -> str:
+    return "over all time" if window.since is None else f"since {window.since}"
