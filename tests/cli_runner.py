@@ -1,6 +1,6 @@
 """`roi-worker ARGS` run in-process, its exit code and output captured: the one runner of the
 integration tests of the operator commands (the `roi_worker` fixture of
-tests/integration/conftest.py, and the fixtures that set a stream's settings first)."""
+tests/fixtures/streams.py, and the fixtures that set a stream's settings first)."""
 
 from __future__ import annotations
 

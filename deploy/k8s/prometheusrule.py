@@ -10,7 +10,7 @@ runbook base:
 2. deploy/k8s/prometheusrule.yaml: the groups of alerts.yml as a Prometheus Operator
    PrometheusRule.
 
-tests/unit/test_k8s.py runs the check.
+tests/unit/deploy/test_k8s.py runs the check.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the path of a working kubeconform or kube-score (the Kubernetes manifest checkers of
-# tests/unit/test_k8s.py), building it first when missing:
+# tests/unit/deploy/test_k8s.py), building it first when missing:
 #   "$(deploy/local/k8s-tools.sh kubeconform)" -strict ...
 #   "$(deploy/local/k8s-tools.sh kube-score)" score deploy/k8s/deployment.yaml ...
 #

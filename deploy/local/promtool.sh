@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the path of a working promtool (Prometheus' rule checker and unit-test runner), fetching
-# it first when missing. tests/unit/test_alerts.py runs it; so can you:
+# it first when missing. tests/unit/deploy/test_alerts.py runs it; so can you:
 #   "$(deploy/local/promtool.sh)" test rules deploy/prometheus/alerts_test.yml
 #
 # Where promtool comes from, first match wins:

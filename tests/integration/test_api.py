@@ -29,7 +29,7 @@ from kafka import KafkaAdminClient
 from pydantic import SecretStr
 
 from tests.api_harness import WRITE_TOKEN, ApiProcess, asgi_request
-from tests.conftest import Services, create_topic, delete_topics, new_database
+from tests.fixtures.services import Services, create_topic, delete_topics, new_database
 from tests.helpers import wait_until
 from tests.worker_harness import PROCESS_TIMEOUT, Stream, WorkerProcess, end_offsets, free_port
 from worker import schemas

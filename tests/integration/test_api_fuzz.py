@@ -17,7 +17,7 @@ import pytest
 from kafka import KafkaAdminClient
 
 from tests.api_harness import ApiProcess
-from tests.conftest import Services, create_topic, delete_topics, new_database
+from tests.fixtures.services import Services, create_topic, delete_topics, new_database
 from tests.worker_harness import Stream
 from worker.db.migrate import load_migrations, migrate
 from worker.roi.summaries import rebuild

@@ -16,7 +16,7 @@ from kafka import KafkaAdminClient
 
 from tests.api_harness import WRITE_TOKEN, ApiProcess
 from tests.cli_runner import RoiWorker
-from tests.conftest import Services, create_topic, delete_topics, new_database
+from tests.fixtures.services import Services, create_topic, delete_topics, new_database
 from tests.helpers import wait_until
 from tests.worker_harness import Stream
 from worker.contract import json_codec

@@ -16,7 +16,7 @@ from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.serializer import Deserializer
 
-from tests.conftest import SERVICE_TIMEOUT, Services, create_topic, delete_topics
+from tests.fixtures.services import SERVICE_TIMEOUT, Services, create_topic, delete_topics
 from tests.helpers import wait_until
 from tests.integration.events import Sample, sample_events
 from tests.integration.test_pipeline import assert_stored_exactly

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import Services, new_database
+from tests.fixtures.services import Services, new_database
 from worker.db.migrate import load_migrations, migrate
 from worker.roi.analytics import load_analytics
 from worker.roi.methodology import DEFAULT_MIN_EXECUTIONS, Window

@@ -24,7 +24,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from kafka import KafkaAdminClient
 
-from tests.conftest import Services, delete_topics
+from tests.fixtures.services import Services, delete_topics
 from tests.helpers import wait_until
 from tests.worker_harness import free_ports
 from worker import schemas

@@ -26,7 +26,6 @@ import pytest
 from kafka import KafkaAdminClient
 from psycopg import sql
 
-from tests.conftest import create_topic
 from tests.fault_harness import (
     FAULT_ENV,
     SIZE,
@@ -49,6 +48,7 @@ from tests.fault_harness import (
     thawed_at_exit,
     wait_stored,
 )
+from tests.fixtures.services import create_topic
 from tests.helpers import wait_until
 from tests.integration.events import Sample, sample_events
 from tests.integration.test_outages import group_members

@@ -6,7 +6,7 @@ import uuid
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.conftest import Services
+from tests.fixtures.services import Services
 from tests.strategies import NOW, example_document
 from worker.contract import json_codec
 from worker.contract.validate import parse_event

@@ -10,7 +10,7 @@ import psycopg
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Services, new_database
+from tests.fixtures.services import Services, new_database
 from tests.integration.events import sample_events
 from tests.worker_harness import Stream, WorkerProcess, produce, query, start, wait_caught_up
 from worker.db.migrate import load_migrations, migrate

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import Services, with_database
+from tests.fixtures.services import Services, with_database
 from tests.helpers import wait_until
 from worker.consume import write
 from worker.contract.event import ExecutionEvent

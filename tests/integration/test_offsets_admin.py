@@ -17,7 +17,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
 from tests.cli_runner import Outcome, remove_roi_settings, run_in_process
-from tests.conftest import Services
+from tests.fixtures.services import Services
 from tests.helpers import wait_until
 from tests.integration.events import Sample, sample_events
 from tests.worker_harness import (

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from kafka import KafkaAdminClient
 
-from tests.conftest import Services, create_topic, delete_topics
+from tests.fixtures.services import Services, create_topic, delete_topics
 from tests.worker_harness import read_topic
 from worker import producer
 from worker.contract import json_codec

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.cli_runner import RoiWorker
-from tests.conftest import Services, new_database
+from tests.fixtures.services import Services, new_database
 from tests.helpers import wait_until
 from tests.integration.events import sample_events
 from tests.worker_harness import Stream, WorkerProcess, produce, start, wait_caught_up

@@ -22,7 +22,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
 from tests.cli_runner import Outcome, RoiWorker, remove_roi_settings, run_in_process
-from tests.conftest import Services, new_database
+from tests.fixtures.services import Services, new_database
 from tests.helpers import wait_until
 from tests.integration.events import Sample, expected_summary, sample_events
 from tests.worker_harness import (

@@ -46,7 +46,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from tests.api_harness import ApiProcess
 from tests.cli_runner import in_process_cli
-from tests.conftest import Services, create_topic, delete_topics, new_database
+from tests.fixtures.services import Services, create_topic, delete_topics, new_database
 from tests.helpers import wait_until
 from tests.integration.events import sample_events
 from tests.pg_front import PgFront

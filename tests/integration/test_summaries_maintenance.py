@@ -21,7 +21,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests.cli_runner import Outcome, RoiWorker
-from tests.conftest import Services, new_database
+from tests.fixtures.services import Services, new_database
 from tests.helpers import wait_until
 from tests.integration.events import expected_summary, sample_events
 from tests.strategies import NOW

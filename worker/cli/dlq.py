@@ -17,7 +17,7 @@ from worker.errors import InvalidReason
 
 REASONS = tuple(reason.value for reason in InvalidReason)
 # worker.ops.dead_letters' defaults, restated so that building the parser does not load Kafka;
-# tests/unit/test_cli.py checks that they agree.
+# tests/unit/cli/test_cli.py checks that they agree.
 DEFAULT_SAMPLES: Final = 3
 DEFAULT_MAX_REDRIVES: Final = 3
 

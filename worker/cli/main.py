@@ -7,7 +7,7 @@ stderr, never a traceback.
 Each command group is a module of worker.cli that registers its parser and imports what its
 commands need only when one of them runs: building the parser loads no Kafka client, database
 driver, pydantic model or web framework, so `roi-worker --help` takes well under 0.1 s
-(tests/unit/test_cli.py checks it; `make bench-startup` measures it).
+(tests/unit/cli/test_cli.py checks it; `make bench-startup` measures it).
 """
 
 from __future__ import annotations

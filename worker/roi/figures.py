@@ -5,7 +5,7 @@ A figure has one name in worker.roi.methodology.Totals, in the report document
 The summary tables' columns (migrations/) and the metric names (docs/metrics.md) were published
 first, and a published name does not change: where they differ, this table is the one place
 that says which is which. The report builds its figures from it (worker.roi.report_document),
-the summary reads fill Totals by it (worker.roi.analytics), and tests/unit/test_figure_names.py
+the summary reads fill Totals by it (worker.roi.analytics), and tests/unit/roi/test_figure_names.py
 fails when a summary column, a Totals field or a report figure has no entry here.
 """
 

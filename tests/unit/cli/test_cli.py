@@ -18,7 +18,7 @@ from worker.contract import json_codec
 from worker.ops import dead_letters
 from worker.process import GC_YOUNG_THRESHOLD, RateLimit, tune_gc_for_throughput
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 # What only the commands that use them may load: building the parser loads none of them.
 CLIENTS_AND_FRAMEWORKS = frozenset(
     {"kafka", "fastapi", "starlette", "uvicorn", "prometheus_client"}

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from tests.promql import database_backed, documented, metric_names, not_under_max
-from tests.unit.test_alerts import promtool, run_promtool
+from tests.unit.deploy.test_alerts import promtool, run_promtool
 
 __all__ = ["promtool"]  # the fixture, shared with the alert tests
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "roi.yml"

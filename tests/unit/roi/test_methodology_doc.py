@@ -20,7 +20,7 @@ from worker.roi.methodology import (
     wilson_lower_bound,
 )
 
-DOC = Path(__file__).parents[2] / "docs" / "roi-methodology.md"
+DOC = Path(__file__).parents[3] / "docs" / "roi-methodology.md"
 
 
 def tables(heading: str) -> list[list[dict[str, str]]]:

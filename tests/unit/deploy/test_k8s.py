@@ -24,7 +24,7 @@ from worker.api.server import graceful_shutdown_seconds
 from worker.process import SHUTDOWN_DEADLINE_SECONDS
 from worker.settings import ENV_PREFIX, Settings, load_settings
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 K8S = ROOT / "deploy" / "k8s"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"

@@ -17,7 +17,7 @@ import yaml
 
 from tests.promql import database_backed, documented, metric_names, not_under_max
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 OPERATIONS = ROOT / "docs" / "operations.md"
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-WORKER = Path(__file__).parents[2] / "worker"
+WORKER = Path(__file__).parents[3] / "worker"
 OWNER = WORKER / "db" / "offsets.py"
 # A statement naming the table: FROM, JOIN, INTO, UPDATE, DELETE FROM, TABLE (LOCK TABLE ...).
 STATEMENT = re.compile(r"\b(FROM|JOIN|INTO|UPDATE|TABLE)\s+consumer_offsets\b", re.IGNORECASE)

@@ -11,7 +11,7 @@ from tests.strategies import NOW
 from worker.contract.validate import parse_event
 from worker.errors import InvalidEventError
 
-DOCS = Path(__file__).parents[2] / "docs"
+DOCS = Path(__file__).parents[3] / "docs"
 EXAMPLE = re.compile(r"```json\n(?P<body>.*?)\n```\n(?P<verdict>[^\n]*)", re.DOTALL)
 
 

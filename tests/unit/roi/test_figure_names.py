@@ -19,7 +19,7 @@ from worker.roi.methodology import Totals
 from worker.roi.report_document import Change, Figures, Overall, PatternReport
 from worker.roi.summaries import ARCHIVE, DAILY, SPANS, SUMMARY, SUMS, Table
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 NAMES = [figure.name for figure in FIGURES]
 STORED = [figure.name for figure in FIGURES if figure.stored]
 DERIVED = [figure.name for figure in FIGURES if not figure.stored]

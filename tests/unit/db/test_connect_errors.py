@@ -19,7 +19,7 @@ from worker.errors import (
     SchemaOutdatedError,
 )
 
-PACKAGE = Path(__file__).parents[2] / "worker"
+PACKAGE = Path(__file__).parents[3] / "worker"
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from worker.roi.report import Request, full_report, render
 
 D = Decimal
 SCHEMA = json.loads(
-    (Path(__file__).parents[2] / "schemas" / "roi-report.v1.json").read_text(encoding="utf-8")
+    (Path(__file__).parents[3] / "schemas" / "roi-report.v1.json").read_text(encoding="utf-8")
 )
 VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 TODAY = date(2026, 5, 20)
