@@ -591,6 +591,12 @@ class Pipeline:
                 exc,
             )
         self._circuit = str(exc)
+        # A stall noticed before no longer counts: /healthz failing would have the worker
+        # restarted and its partitions handed on, which is what holding them is for.
+        self._stalled_at = None
+        self._status.set_problem("stalled", None)
+        self._status.set_stalled(None)
+        self._metrics.stalled_partitions.set(0)
         for topic, partition in exc.partitions:
             self._metrics.circuit_open.labels(topic, str(partition)).set(1)
         self._metrics.circuit_ratio.set(exc.ratio)

@@ -17,6 +17,7 @@ from tests.strategies import example_document
 from worker.consume import pipeline as pipeline_module
 from worker.consume.pipeline import Pipeline
 from worker.contract import json_codec
+from worker.errors import CircuitOpenError
 from worker.settings import RetryPolicy, Settings
 from worker.types import Partition
 
@@ -256,3 +257,18 @@ def test_the_backoff_follows_the_retry_policy() -> None:
     assert policy.delay(100_000) == 5.0
     backfill = RetryPolicy(first=1.0, maximum=16.0, attempts=6)
     assert [backfill.delay(n) for n in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 16.0, None]
+
+
+def test_an_open_circuit_clears_a_stall_so_the_worker_is_not_restarted(world: World) -> None:
+    """A stalled worker fails /healthz and gets restarted; once its breaker is open it must
+    stay alive holding its partitions, or the next replica is handed the same messages."""
+    world.pipeline._status.set_stalled("stalled: events/0 stored nothing for over 60 s")
+    world.pipeline._status.set_problem("stalled", "stalled: events/0")
+    world.pipeline._stalled_at = 1.0
+    world.pipeline._open_circuit(CircuitOpenError("150 invalid", partitions=(P0,), ratio=1.0))
+    alive, why = world.pipeline.status.alive()
+    assert alive, why
+    ready, reason = world.pipeline.status.ready()
+    assert not ready
+    assert "150 invalid" in reason
+    assert "stalled" not in reason
