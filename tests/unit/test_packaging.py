@@ -1,5 +1,6 @@
 """constraints.txt pins every package pyproject.toml asks for, and everything installs from it:
-`make venv` (so CI), and the image."""
+`make venv` (so CI), and the image. The project's metadata names its license and where it is
+browsed, the base the alerts' runbook links use."""
 
 from __future__ import annotations
 
@@ -55,3 +56,23 @@ def test_make_venv_and_the_image_install_with_the_constraints() -> None:
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
     assert "COPY pyproject.toml README.md constraints.txt ./" in dockerfile
     assert "pip install --constraint constraints.txt /dist/*.whl" in dockerfile
+
+
+def test_the_project_is_browsed_where_the_runbook_links_point() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    alerts = (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text(encoding="utf-8")
+    base = re.search(r"^# runbook base: (\S+)$", alerts, re.MULTILINE)
+    assert base, "alerts.yml has no '# runbook base:' line"
+    urls = project["urls"]
+    assert f"{urls['Repository']}/blob/main" == base[1].rstrip("/")
+    for name, url in urls.items():
+        assert url.startswith(urls["Repository"]), f"{name} = {url} is not in the repository"
+    assert urls["Runbook"] == f"{base[1].rstrip('/')}/docs/operations.md"
+
+
+def test_the_license_is_stated_and_shipped() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"]
+    for name in project["license-files"]:
+        assert (ROOT / name).is_file(), name
+    assert version("roi-worker")  # installed with the metadata above
