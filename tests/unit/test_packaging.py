@@ -54,7 +54,7 @@ def test_make_venv_and_the_image_install_with_the_constraints() -> None:
     assert "pip install --quiet -c constraints.txt -e '.[dev]'" in makefile
     assert "$(VENV)/.installed: pyproject.toml constraints.txt" in makefile
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
-    assert "COPY pyproject.toml README.md constraints.txt ./" in dockerfile
+    assert "COPY pyproject.toml README.md LICENSE constraints.txt ./" in dockerfile
     assert "pip install --constraint constraints.txt /dist/*.whl" in dockerfile
 
 
