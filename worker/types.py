@@ -169,8 +169,9 @@ class GroupConsumer(Protocol):
     - it never commits or positions on its own: partitions start where `seek` puts them and
       offsets are committed only by `commit`. A newly assigned partition may be read from
       wherever the client likes until it is seeked, so the pipeline pauses it first;
-    - Kafka being unavailable is raised as BrokerUnavailableError (back off, retry), a problem
-      only an operator can fix as FatalError (ConfigurationError for a missing topic);
+    - Kafka failing is raised as BrokerUnavailableError (back off, retry), authorisation
+      failures included: the worker then reports not ready with Kafka's error, and resumes by
+      itself once an operator grants the rights. A missing topic is ConfigurationError;
     - before `join` and after `leave` it owns nothing: `assignment()` is empty.
     """
 
@@ -181,7 +182,9 @@ class GroupConsumer(Protocol):
 
     def leave(self) -> None:
         """Closes the client without committing: the group hands its partitions to the
-        others. The listener is not called: the caller forgets what it owned. Never raises."""
+        others. The listener may be told they are revoked (kafka-python does so as it closes);
+        the caller forgets what it owned either way, so a repeat changes nothing. Never
+        raises."""
 
     def assignment(self) -> set[Partition]:
         """The partitions this member owns (a copy)."""

@@ -120,6 +120,11 @@ class FakeGroupConsumer:
             self.assign(self.broker.partitions(self.topic))
 
     def leave(self) -> None:
+        # As kafka-python's close(): the listener hears of the revocation first.
+        with self._lock:
+            listener, owned = self._listener, set(self._assigned)
+        if listener is not None and owned:
+            listener.on_revoked(owned)
         with self._lock:
             self._listener = None
             self._assigned.clear()

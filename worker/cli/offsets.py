@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from worker.cli.args import add_execute_argument, group_id_argument, plans_only, topic_argument
-from worker.cli.exits import EXIT_OK
+from worker.cli.exits import EXIT_FAILED, EXIT_OK, fail
 from worker.roi.formatting import table
 
 if TYPE_CHECKING:
@@ -210,7 +210,11 @@ def _prune(args: argparse.Namespace) -> int:
         if plan.doomed:
             print("nothing changed: add --execute to apply")
         return EXIT_OK
-    sys.stdout.write(render_prune_outcomes(execute_prune(settings, plan)))
+    outcomes = execute_prune(settings, plan)
+    sys.stdout.write(render_prune_outcomes(outcomes))
+    failed = [outcome.group for outcome in outcomes if outcome.failed is not None]
+    if failed:
+        return fail(f"pruning failed for {_groups(len(failed))}: {', '.join(failed)}", EXIT_FAILED)
     return EXIT_OK
 
 
@@ -374,6 +378,9 @@ def render_prune_outcomes(outcomes: Sequence[PruneOutcome]) -> str:
     """What `--execute` did, a line per group, and how many groups went."""
     lines: list[str] = []
     for outcome in outcomes:
+        if outcome.failed is not None:
+            lines.append(f"failed: group {outcome.group}: {outcome.failed} (nothing of it changed)")
+            continue
         if outcome.pruned is None:
             lines.append(f"kept: group {outcome.group}: {outcome.kept}")
             continue

@@ -129,10 +129,8 @@ class DeadLetterPublisher:
         if self._producer is None:
             try:
                 self._producer = self._make_producer()
-            except KafkaError as exc:
-                raise BrokerUnavailableError(
-                    f"dead-letter topic {self._topic}: {type(exc).__name__}: {exc}"
-                ) from exc
+            except BrokerUnavailableError as exc:  # new_producer's, naming the servers
+                raise BrokerUnavailableError(f"dead-letter topic {self._topic}: {exc}") from exc
         return self._producer
 
     def _discard(self) -> None:

@@ -147,7 +147,10 @@ class KafkaGroupConsumer:
             raise _unavailable(exc) from exc
 
     def skipped(self) -> list[Message]:
-        return self._record_reader().skipped()
+        try:
+            return self._record_reader().skipped()
+        except KafkaError as exc:
+            raise _unavailable(exc) from exc
 
     def beginning_offsets(
         self, partitions: Collection[Partition], timeout: float
@@ -172,7 +175,10 @@ class KafkaGroupConsumer:
         return {(tp.topic, tp.partition): offset for tp, offset in found.items()}
 
     def highwater(self, partition: Partition) -> int | None:
-        end: int | None = self._client().highwater(TopicPartition(*partition))
+        try:
+            end: int | None = self._client().highwater(TopicPartition(*partition))
+        except KafkaError as exc:  # not assigned (any more): the loop backs off, never crashes
+            raise _unavailable(exc) from exc
         return end
 
     def commit(self, offsets: Mapping[Partition, int]) -> bool:

@@ -27,13 +27,15 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
+
+import psycopg
 
 from worker.db import offsets as stored_offsets
 from worker.db.connect import connect
 from worker.db.ledger import RESET, insert_rows, move_rows
 from worker.db.offsets import GroupActivity, Pruned
-from worker.errors import BrokerUnavailableError, FatalError
+from worker.errors import BrokerUnavailableError, FatalError, RoiWorkerError
 from worker.kafka.admin import GroupAdmin, open_admin
 from worker.kafka.topic_range import (
     RangeConsumer,
@@ -362,11 +364,13 @@ class PrunePlan:
 
 @dataclass(frozen=True, slots=True)
 class PruneOutcome:
-    """What `execute_prune` did with a planned group: `pruned`, or why it was `kept` after all."""
+    """What `execute_prune` did with a planned group: `pruned`, why it was `kept` after all, or
+    why pruning it `failed` (then nothing of it changed: its transaction rolled back)."""
 
     group: str
     pruned: Pruned | None
     kept: str | None = None
+    failed: str | None = None
 
 
 def plan_prune(settings: Settings, rule: PruneRule) -> PrunePlan:
@@ -393,7 +397,9 @@ def execute_prune(settings: Settings, plan: PrunePlan) -> list[PruneOutcome]:
     4. delete its consumer_offsets rows and the ledger rows reconcile no longer needs, mark the
        others pruned (worker/db/offsets.py, prune_group); commit.
 
-    A group kept at step 2 or 3 is reported with the reason, and nothing of it changes.
+    A group kept at step 2 or 3 is reported with the reason, and nothing of it changes. A group
+    whose steps fail is reported with the error and the others are still tried, so that the
+    operator learns of every group already pruned.
     """
     outcomes: list[PruneOutcome] = []
     doomed = plan.doomed
@@ -402,20 +408,27 @@ def execute_prune(settings: Settings, plan: PrunePlan) -> list[PruneOutcome]:
     url = settings.database_url.get_secret_value()
     with _admin(settings) as admin, connect(url, autocommit=True, **RESET_SESSION) as conn:
         for planned in doomed:
-            with conn.transaction():
-                stored_offsets.lock_group(conn, planned.group)
-                current = stored_offsets.activity(conn, planned.group)
-                reason = plan.rule.keep_reason(current[0]) if current else None
-                if reason is None:
-                    members = _members(admin, planned.group)
-                    reason = members.describe() if members.live else None
-                if reason is not None:
-                    outcomes.append(PruneOutcome(planned.group, None, f"since the plan: {reason}"))
-                    continue
-                outcomes.append(
-                    PruneOutcome(planned.group, stored_offsets.prune_group(conn, planned.group))
-                )
+            try:
+                outcomes.append(_prune_one(conn, admin, plan.rule, planned.group))
+            except RoiWorkerError as exc:
+                outcomes.append(PruneOutcome(planned.group, None, failed=str(exc)))
     return outcomes
+
+
+def _prune_one(
+    conn: psycopg.Connection[Any], admin: GroupAdmin, rule: PruneRule, group: str
+) -> PruneOutcome:
+    """Steps 1 to 4 of execute_prune for one group, in one transaction."""
+    with conn.transaction():
+        stored_offsets.lock_group(conn, group)
+        current = stored_offsets.activity(conn, group)
+        reason = rule.keep_reason(current[0]) if current else None
+        if reason is None:
+            members = _members(admin, group)
+            reason = members.describe() if members.live else None
+        if reason is not None:
+            return PruneOutcome(group, None, f"since the plan: {reason}")
+        return PruneOutcome(group, stored_offsets.prune_group(conn, group))
 
 
 def _or_start(offset: int | None) -> str:

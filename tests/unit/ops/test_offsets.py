@@ -302,3 +302,15 @@ def test_prune_outcomes_say_what_went_and_what_stayed_since_the_plan() -> None:
         "pruned: group c: 1 stored offsets and 4 ledger rows deleted",
         "applied: 2 groups pruned",
     ]
+
+
+def test_a_group_that_failed_is_reported_beside_those_pruned_before_it() -> None:
+    outcomes = [
+        PruneOutcome("a", Pruned(3, 10, 0)),
+        PruneOutcome("b", None, failed="PostgreSQL is unavailable"),
+    ]
+    assert render_prune_outcomes(outcomes).splitlines() == [
+        "pruned: group a: 3 stored offsets and 10 ledger rows deleted",
+        "failed: group b: PostgreSQL is unavailable (nothing of it changed)",
+        "applied: 1 group pruned",
+    ]
