@@ -1,5 +1,5 @@
-"""`python -m worker`: the same entry point as the `roi-worker` script."""
+"""`python -m roi_worker` (or `worker`): the same entry point as the `roi-worker` script."""
 
-from worker.cli.launch import main
+from .cli.launch import main
 
 raise SystemExit(main())

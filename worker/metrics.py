@@ -26,12 +26,12 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from worker.db.connect import WORKER_SESSION, connect, first_line
-from worker.errors import InvalidReason, RetryableError
-from worker.roi.analytics import totals_from_row
-from worker.roi.methodology import COST_ANOMALY_FACTOR, Rating, Totals, Window, rate
-from worker.roi.summaries import SUMS
-from worker.types import Outcome
+from .db.connect import WORKER_SESSION, connect, first_line
+from .errors import InvalidReason, RetryableError
+from .roi.analytics import totals_from_row
+from .roi.methodology import COST_ANOMALY_FACTOR, Rating, Totals, Window, rate
+from .roi.summaries import SUMS
+from .types import Outcome
 
 log = logging.getLogger(__name__)
 

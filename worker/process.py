@@ -15,7 +15,7 @@ from typing import Final
 
 from pythonjsonlogger.json import JsonFormatter
 
-from worker.redaction import RedactingFormatter, redact
+from .redaction import RedactingFormatter, redact
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Publishing execution events from workflows: validated before they leave the process.
 
-    from worker.producer import track_pattern_execution
+    from roi_worker.producer import track_pattern_execution
 
     track_pattern_execution(
         "test-retry-automation", success=True,
@@ -28,11 +28,11 @@ from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import Any, Final, Self
 
-from worker.contract.event import SCHEMA_VERSION, ExecutionEvent
-from worker.contract.validate import validate
-from worker.errors import BrokerUnavailableError, FatalError
-from worker.kafka.producers import Delivery, open_producer
-from worker.settings import KafkaSettings, load_kafka_settings
+from .contract.event import SCHEMA_VERSION, ExecutionEvent
+from .contract.validate import validate
+from .errors import BrokerUnavailableError, FatalError
+from .kafka.producers import Delivery, open_producer
+from .settings import KafkaSettings, load_kafka_settings
 
 SEND_TIMEOUT_SECONDS: Final = 30.0
 Number = int | float | Decimal | str

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from worker.contract import event
-from worker.roi.report_document import ReportDocument
+from .contract import event
+from .roi.report_document import ReportDocument
 
 EXECUTION_EVENT_V1 = "execution-event.v1.json"
 ROI_REPORT_V1 = "roi-report.v1.json"
@@ -36,7 +36,7 @@ def roi_report_schema() -> dict[str, Any]:
 def roi_api_schema() -> dict[str, Any]:
     """The OpenAPI document of `roi-worker api`, as it serves it at /openapi.json (docs/api.md)."""
     # Imported here: FastAPI takes a tenth of a second to load, which no other command needs.
-    from worker.api.app import openapi_document  # noqa: PLC0415
+    from .api.app import openapi_document  # noqa: PLC0415
 
     return openapi_document()
 

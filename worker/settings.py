@@ -20,9 +20,9 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.errors import ConfigurationError
-from worker.redaction import redact, register_secret
-from worker.roi.methodology import DEFAULT_MIN_EXECUTIONS
+from .errors import ConfigurationError
+from .redaction import redact, register_secret
+from .roi.methodology import DEFAULT_MIN_EXECUTIONS
 
 ENV_PREFIX = "ROI_"
 DEFAULT_TOPIC = "adw.pattern-executions"

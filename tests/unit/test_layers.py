@@ -257,3 +257,20 @@ def test_the_checks_find_what_they_look_for() -> None:
     assert layer_of("worker.roi.analytics") == layer_of("worker.db.connect")
     assert _resolve("worker.__version__") == ROOT
     assert _resolve("worker.contract.event.ExecutionEvent") == "worker.contract.event"
+
+
+def test_the_package_imports_itself_only_relatively() -> None:
+    """worker/ is shipped under a second name too, `roi_worker` (pyproject.toml), the import
+    path workflows use: a module that named `worker` would load the other copy, or a workflow's
+    own worker.py."""
+    absolute = [
+        f"{path.relative_to(WORKER.parent)}:{node.lineno}"
+        for path in MODULES.values()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Import | ast.ImportFrom) and not getattr(node, "level", 0)
+        for name in (
+            [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+        )
+        if name == "worker" or (name or "").startswith("worker.")
+    ]
+    assert not absolute, f"import worker's own modules relatively (from .x import y): {absolute}"

@@ -4,11 +4,17 @@ browsed, the base the alerts' runbook links use."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
+import zipfile
 from importlib.metadata import version
+from importlib.metadata import version as metadata_version
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -76,3 +82,67 @@ def test_the_license_is_stated_and_shipped() -> None:
     for name in project["license-files"]:
         assert (ROOT / name).is_file(), name
     assert version("roi-worker")  # installed with the metadata above
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip install .` would build, unpacked: what an installation holds."""
+    built = tmp_path_factory.mktemp("wheel")
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"]
+    subprocess.run(
+        [*pip_wheel, "--no-build-isolation", "--wheel-dir", str(built), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (archive,) = built.glob("roi_worker-*.whl")
+    unpacked = tmp_path_factory.mktemp("site-packages")
+    with zipfile.ZipFile(archive) as contents:
+        contents.extractall(unpacked)
+    return unpacked
+
+
+def test_the_wheel_ships_the_package_under_a_collision_free_name_too(wheel: Path) -> None:
+    shipped = {p.relative_to(wheel / "worker") for p in (wheel / "worker").rglob("*.py")}
+    assert shipped == {
+        p.relative_to(wheel / "roi_worker") for p in (wheel / "roi_worker").rglob("*.py")
+    }
+    migrations = sorted(p.name for p in (wheel / "roi_worker" / "_migrations").glob("*.sql"))
+    assert migrations == sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
+    assert not list(wheel.rglob("__pycache__"))
+
+
+def test_a_workflow_with_its_own_worker_module_imports_the_producer_helper(
+    wheel: Path, tmp_path: Path
+) -> None:
+    """The README's import works in a workflow whose folder has a worker.py, with nothing but
+    the installed wheel (and its dependencies) to import from."""
+    (tmp_path / "worker.py").write_text('raise ImportError("the workflow\'s own worker.py")\n')
+    probe = (
+        "import sys\n"
+        "from roi_worker.producer import track_pattern_execution\n"
+        "from roi_worker.db.migrate import default_migrations_dir\n"
+        "import roi_worker\n"
+        "print(roi_worker.__file__, default_migrations_dir(), 'worker' in sys.modules)\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(wheel)},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert found == [
+        str(wheel / "roi_worker" / "__init__.py"),
+        str(wheel / "roi_worker" / "_migrations"),
+        "False",
+    ]
+    version = subprocess.run(
+        [sys.executable, "-m", "roi_worker", "--version"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(wheel)},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert version.strip() == f"roi-worker {metadata_version('roi-worker')}"

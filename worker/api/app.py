@@ -17,13 +17,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from pydantic import SecretStr
 
-from worker import __version__
-from worker.api import errors, openapi, security
-from worker.api.backends import Database, Publisher
-from worker.api.routes import health, ingestion, patterns, usage
-from worker.api.routes.common import Access
-from worker.contract import event
-from worker.settings import Settings
+from .. import __version__
+from ..contract import event
+from ..settings import Settings
+from . import errors, openapi, security
+from .backends import Database, Publisher
+from .routes import health, ingestion, patterns, usage
+from .routes.common import Access
 
 
 def create_app(

@@ -16,10 +16,10 @@ from typing import Any, Final
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from worker.contract.event import ExecutionEvent
-from worker.errors import BrokerUnavailableError, DatabaseUnavailableError
-from worker.producer import ExecutionEventProducer
-from worker.settings import Settings
+from ..contract.event import ExecutionEvent
+from ..errors import BrokerUnavailableError, DatabaseUnavailableError
+from ..producer import ExecutionEventProducer
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from worker.api.models import FieldProblem
-from worker.api.responses import error_response, validation_response
-from worker.db.connect import first_line, translate
-from worker.errors import BrokerUnavailableError, DatabaseUnavailableError, SchemaOutdatedError
-from worker.redaction import redact
+from ..db.connect import first_line, translate
+from ..errors import BrokerUnavailableError, DatabaseUnavailableError, SchemaOutdatedError
+from ..redaction import redact
+from .models import FieldProblem
+from .responses import error_response, validation_response
 
 log = logging.getLogger(__name__)
 

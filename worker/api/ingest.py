@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from worker.api.models import MAX_EVENTS_PER_REQUEST, FieldProblem
-from worker.contract import json_codec
-from worker.contract.event import ExecutionEvent
-from worker.contract.validate import validate
-from worker.errors import InvalidEventError
+from ..contract import json_codec
+from ..contract.event import ExecutionEvent
+from ..contract.validate import validate
+from ..errors import InvalidEventError
+from .models import MAX_EVENTS_PER_REQUEST, FieldProblem
 
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024  # 1,000 events of the largest valid size fit
 

@@ -16,10 +16,10 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from worker.roi.analytics import Analytics
-from worker.roi.methodology import Totals
-from worker.roi.report_document import Dec, Overall, PatternReport, ReportWindow
-from worker.roi.usage_stats import GroupBy, TimeRange, UsageStats
+from ..roi.analytics import Analytics
+from ..roi.methodology import Totals
+from ..roi.report_document import Dec, Overall, PatternReport, ReportWindow
+from ..roi.usage_stats import GroupBy, TimeRange, UsageStats
 
 MAX_EVENTS_PER_REQUEST: Final = 1000
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from worker.contract import event, range_patterns
-from worker.roi import usage_stats
-from worker.roi.methodology import EARLIEST
+from ..contract import event, range_patterns
+from ..roi import usage_stats
+from ..roi.methodology import EARLIEST
 
 # The last year stated where the server compares with its clock, as in the event contract
 # (worker/contract/event.py): far ahead of any clock, so the clock rule is said in words.

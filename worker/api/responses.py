@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from fastapi import Response
 from pydantic import BaseModel
 
-from worker.api.models import ErrorBody, FieldProblem, ValidationProblem
+from .models import ErrorBody, FieldProblem, ValidationProblem
 
 
 def json_response(

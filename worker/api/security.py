@@ -23,8 +23,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from worker.errors import ConfigurationError
-from worker.settings import Settings
+from ..errors import ConfigurationError
+from ..settings import Settings
 
 JSON: Final = "application/json"
 

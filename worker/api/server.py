@@ -21,9 +21,9 @@ from types import FrameType
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from worker.api.app import create_app
-from worker.api.security import check_write_access
-from worker.settings import Settings
+from ..settings import Settings
+from .app import create_app
+from .security import check_write_access
 
 log = logging.getLogger(__name__)
 

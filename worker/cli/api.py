@@ -36,9 +36,9 @@ def _port(text: str) -> int:
 
 
 def _api(args: argparse.Namespace) -> int:
-    from worker.api.server import serve
-    from worker.process import configure_logging
-    from worker.settings import load_settings
+    from ..api.server import serve
+    from ..process import configure_logging
+    from ..settings import load_settings
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)

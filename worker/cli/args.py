@@ -44,7 +44,7 @@ def positive_int(text: str) -> int:
 
 def group_id_argument(text: str) -> str:
     """An argparse type: a consumer group's name, as Kafka allows it."""
-    from worker.settings import GROUP_ID_MAX_LENGTH
+    from ..settings import GROUP_ID_MAX_LENGTH
 
     if not 0 < len(text) <= GROUP_ID_MAX_LENGTH:
         raise argparse.ArgumentTypeError(f"must be 1 to {GROUP_ID_MAX_LENGTH} characters")
@@ -53,7 +53,7 @@ def group_id_argument(text: str) -> str:
 
 def topic_argument(text: str) -> str:
     """An argparse type: a topic's name, as Kafka allows it."""
-    from worker.settings import TOPIC_NAME
+    from ..settings import TOPIC_NAME
 
     if not re.fullmatch(TOPIC_NAME, text):
         raise argparse.ArgumentTypeError(

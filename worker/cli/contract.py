@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from worker.cli.exits import EXIT_FAILED, EXIT_OK
-from worker.errors import ConfigurationError, InvalidEventError
+from ..errors import ConfigurationError, InvalidEventError
+from .exits import EXIT_FAILED, EXIT_OK
 
 
 def register(commands: Any) -> None:
@@ -35,7 +35,7 @@ def register(commands: Any) -> None:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from worker import schemas
+    from .. import schemas
 
     if args.write:
         for path in schemas.write_all(args.write):
@@ -46,7 +46,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _check_events(args: argparse.Namespace) -> int:
-    from worker.contract.validate import parse_event
+    from ..contract.validate import parse_event
 
     invalid = total = 0
     for name, stream in _inputs(args.files):

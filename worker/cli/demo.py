@@ -7,7 +7,7 @@ import math
 import os
 from typing import Any
 
-from worker.errors import ConfigurationError
+from ..errors import ConfigurationError
 
 
 def register(commands: Any) -> None:
@@ -42,9 +42,9 @@ def _seconds(text: str) -> float:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from worker.demo.run import run_demo
-    from worker.process import configure_logging
-    from worker.settings import load_settings
+    from ..demo.run import run_demo
+    from ..process import configure_logging
+    from ..settings import load_settings
 
     seconds: float | None = args.seconds
     if seconds is None and os.environ.get("DEMO_SECONDS", "").strip():

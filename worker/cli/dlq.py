@@ -11,9 +11,9 @@ import argparse
 import sys
 from typing import Any, Final
 
-from worker.cli.args import add_execute_argument, plans_only, positive_int
-from worker.cli.exits import EXIT_FAILED, EXIT_OK
-from worker.errors import InvalidReason
+from ..errors import InvalidReason
+from .args import add_execute_argument, plans_only, positive_int
+from .exits import EXIT_FAILED, EXIT_OK
 
 REASONS = tuple(reason.value for reason in InvalidReason)
 # worker.ops.dead_letters' defaults, restated so that building the parser does not load Kafka;
@@ -110,9 +110,9 @@ def _reason(text: str) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from worker.ops import dead_letters as admin
-    from worker.process import configure_command_logging
-    from worker.settings import load_settings
+    from ..ops import dead_letters as admin
+    from ..process import configure_command_logging
+    from ..settings import load_settings
 
     settings = load_settings()
     configure_command_logging(settings.log_level, settings.log_format)
@@ -123,9 +123,9 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _redrive(args: argparse.Namespace) -> int:
-    from worker.ops import dead_letters as admin
-    from worker.process import configure_command_logging
-    from worker.settings import load_settings
+    from ..ops import dead_letters as admin
+    from ..process import configure_command_logging
+    from ..settings import load_settings
 
     settings = load_settings()
     configure_command_logging(settings.log_level, settings.log_format)

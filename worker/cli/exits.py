@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Final
 
-from worker.errors import ConfigurationError
+from ..errors import ConfigurationError
 
 PROG: Final = "roi-worker"
 EXIT_OK: Final = 0

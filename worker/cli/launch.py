@@ -16,7 +16,7 @@ from types import FrameType
 def main() -> int:
     if sys.argv[1:2] == ["run"]:
         signal.signal(signal.SIGTERM, _stop_before_start)
-    from worker.cli.main import main as cli_main
+    from .main import main as cli_main
 
     return cli_main()
 

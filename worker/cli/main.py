@@ -18,23 +18,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn, TypeGuard
 
-from worker import __version__
-from worker.cli import (
-    api,
-    contract,
-    demo,
-    dlq,
-    migrate,
-    offsets,
-    reconcile,
-    replay,
-    report,
-    run,
-    summaries,
-)
-from worker.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, UsageError, fail
-from worker.errors import ConfigurationError, RoiWorkerError
-from worker.redaction import redacted_output
+from .. import __version__
+from ..errors import ConfigurationError, RoiWorkerError
+from ..redaction import redacted_output
+from . import api, contract, demo, dlq, migrate, offsets, reconcile, replay, report, run, summaries
+from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, UsageError, fail
 
 if TYPE_CHECKING:
     import psycopg
@@ -92,7 +80,7 @@ def _failure(exc: Exception) -> tuple[str, int] | None:
     """The one-line message and exit code of an error that ends a command; None for any other
     exception."""
     if _is_database_error(exc):
-        from worker.db.connect import translate
+        from ..db.connect import translate
 
         exc = translate(exc)
     if isinstance(exc, UsageError):

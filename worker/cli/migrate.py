@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from worker.cli.exits import EXIT_OK
+from .exits import EXIT_OK
 
 
 def register(commands: Any) -> None:
@@ -27,8 +27,8 @@ def register(commands: Any) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from worker.db.migrate import load_migrations, migrate, migration_status
-    from worker.settings import load_settings
+    from ..db.migrate import load_migrations, migrate, migration_status
+    from ..settings import load_settings
 
     settings = load_settings()
     migrations = load_migrations(args.dir)

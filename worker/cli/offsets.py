@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from worker.cli.args import add_execute_argument, group_id_argument, plans_only, topic_argument
-from worker.cli.exits import EXIT_FAILED, EXIT_OK, fail
-from worker.roi.formatting import table
+from ..roi.formatting import table
+from .args import add_execute_argument, group_id_argument, plans_only, topic_argument
+from .exits import EXIT_FAILED, EXIT_OK, fail
 
 if TYPE_CHECKING:
-    from worker.ops.offsets import (
+    from ..ops.offsets import (
         GroupMembers,
         PartitionPosition,
         PruneOutcome,
@@ -125,7 +125,7 @@ def _add_scope(parser: argparse.ArgumentParser) -> None:
 
 
 def _moment(text: str) -> ResetTarget:
-    from worker.ops.offsets import ResetTarget, parse_moment
+    from ..ops.offsets import ResetTarget, parse_moment
 
     try:
         return ResetTarget(parse_moment(text))
@@ -134,7 +134,7 @@ def _moment(text: str) -> ResetTarget:
 
 
 def _age(text: str) -> timedelta:
-    from worker.ops.offsets import parse_age
+    from ..ops.offsets import parse_age
 
     try:
         return parse_age(text)
@@ -143,8 +143,8 @@ def _age(text: str) -> timedelta:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from worker.ops.offsets import live_members, positions
-    from worker.settings import load_settings
+    from ..ops.offsets import live_members, positions
+    from ..settings import load_settings
 
     settings = load_settings()
     group: str = args.group or settings.group_id
@@ -160,14 +160,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    from worker.ops.offsets import (
-        EARLIEST,
-        execute_reset,
-        live_members,
-        plan_reset,
-        refuse_if_live,
-    )
-    from worker.settings import load_settings
+    from ..ops.offsets import EARLIEST, execute_reset, live_members, plan_reset, refuse_if_live
+    from ..settings import load_settings
 
     settings = load_settings()
     group: str = args.group or settings.group_id
@@ -195,8 +189,8 @@ def _reset(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from worker.ops.offsets import PruneRule, execute_prune, plan_prune, refuse_if_live
-    from worker.settings import load_settings
+    from ..ops.offsets import PruneRule, execute_prune, plan_prune, refuse_if_live
+    from ..settings import load_settings
 
     settings = load_settings()
     group: str | None = args.group
@@ -324,7 +318,7 @@ def _position_note(p: PartitionPosition) -> str:
 def render_prune_plan(plan: PrunePlan) -> str:
     """The prune plan as text: a header with the horizon, one row per group with its last
     activity, its rows and what becomes of it, and the totals."""
-    from worker.ops.offsets import describe_age
+    from ..ops.offsets import describe_age
 
     rule = plan.rule
     scope = f"group {rule.named}" if rule.named else "the groups"

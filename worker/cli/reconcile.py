@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from worker.cli.args import group_id_argument, topic_argument
-from worker.cli.exits import EXIT_FAILED, EXIT_OK
-from worker.roi.formatting import table
+from ..roi.formatting import table
+from .args import group_id_argument, topic_argument
+from .exits import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
-    from worker.ops.reconcile import PartitionAudit, Reconciliation
+    from ..ops.reconcile import PartitionAudit, Reconciliation
 
 
 def register(commands: Any) -> None:
@@ -47,9 +47,9 @@ def register(commands: Any) -> None:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from worker.db.connect import connect
-    from worker.ops.reconcile import reconcile
-    from worker.settings import load_settings
+    from ..db.connect import connect
+    from ..ops.reconcile import reconcile
+    from ..settings import load_settings
 
     settings = load_settings()
     with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
@@ -95,7 +95,7 @@ def render(result: Reconciliation) -> str:
 def _header() -> tuple[str, ...]:
     """The columns of a table: one per count of the ledger (worker.db.ledger, which needs
     psycopg, hence read here and not when the parser is built)."""
-    from worker.db.ledger import COUNTS
+    from ..db.ledger import COUNTS
 
     return (
         "partition",

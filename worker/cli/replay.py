@@ -16,14 +16,14 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from worker.cli.args import add_execute_argument, plans_only
-from worker.cli.exits import EXIT_FAILED, EXIT_OK
-from worker.cli.progress import Progress
-from worker.errors import ConfigurationError
-from worker.roi.formatting import table
+from ..errors import ConfigurationError
+from ..roi.formatting import table
+from .args import add_execute_argument, plans_only
+from .exits import EXIT_FAILED, EXIT_OK
+from .progress import Progress
 
 if TYPE_CHECKING:
-    from worker.ops.replay import PartitionReport, Plan, Start
+    from ..ops.replay import PartitionReport, Plan, Start
 
 _OFFSETS: Final = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 _DAYS: Final = re.compile(r"^([1-9][0-9]{0,5})d$")
@@ -111,7 +111,7 @@ def register(commands: Any) -> None:
 
 
 def _moment(text: str) -> datetime:
-    from worker.ops.offsets import parse_moment
+    from ..ops.offsets import parse_moment
 
     try:
         return parse_moment(text)
@@ -144,10 +144,10 @@ def _days(text: str) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from worker.kafka.topic_range import open_consumer
-    from worker.ops.replay import Replay, choose_group, plan_replay
-    from worker.process import configure_command_logging, tune_gc_for_throughput
-    from worker.settings import load_settings
+    from ..kafka.topic_range import open_consumer
+    from ..ops.replay import Replay, choose_group, plan_replay
+    from ..process import configure_command_logging, tune_gc_for_throughput
+    from ..settings import load_settings
 
     settings = load_settings()
     configure_command_logging(settings.log_level, settings.log_format)
@@ -253,9 +253,9 @@ def _resume_hint(plan: Plan, args: argparse.Namespace, topic: str, group: str) -
 
 
 def _retention(args: argparse.Namespace) -> int:
-    from worker.db.connect import connect
-    from worker.ops.retention import apply_retention, current_horizon, horizon_for
-    from worker.settings import load_settings
+    from ..db.connect import connect
+    from ..ops.retention import apply_retention, current_horizon, horizon_for
+    from ..settings import load_settings
 
     settings = load_settings()
     horizon = horizon_for(args.older_than, datetime.now(UTC).date())

@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from worker.cli.args import positive_int
-from worker.cli.exits import EXIT_FAILED, EXIT_OK, UsageError, fail
-from worker.roi.formatting import FORMATS
+from ..roi.formatting import FORMATS
+from .args import positive_int
+from .exits import EXIT_FAILED, EXIT_OK, UsageError, fail
 
 if TYPE_CHECKING:
-    from worker.roi.methodology import Window
-    from worker.roi.report_document import Selection
+    from ..roi.methodology import Window
+    from ..roi.report_document import Selection
 
 DEFAULT_REPORT = "roi_report.md"
 
@@ -92,11 +92,11 @@ def register(commands: Any) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from worker.db.connect import connect
-    from worker.roi.analytics import load_analytics, pattern_exists
-    from worker.roi.methodology import Window
-    from worker.roi.report import Request, full_report, render
-    from worker.settings import load_settings
+    from ..db.connect import connect
+    from ..roi.analytics import load_analytics, pattern_exists
+    from ..roi.methodology import Window
+    from ..roi.report import Request, full_report, render
+    from ..settings import load_settings
 
     selection: str = "pattern" if args.pattern_id is not None else args.selection or "summary"
     if args.output is not None and selection != "full":
@@ -151,7 +151,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _is_pattern_id(text: str) -> bool:
     """Whether `text` could name a stored pattern at all (event contract v1)."""
-    from worker.contract.event import PATTERN_ID
+    from ..contract.event import PATTERN_ID
 
     return PATTERN_ID.fullmatch(text) is not None
 

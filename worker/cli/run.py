@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from worker.cli.exits import EXIT_FAILED, EXIT_OK, fail
-from worker.errors import BrokerUnavailableError
+from ..errors import BrokerUnavailableError
+from .exits import EXIT_FAILED, EXIT_OK, fail
 
 
 def register(commands: Any) -> None:
@@ -27,10 +27,10 @@ def register(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     del args
-    from worker.consume.pipeline import Pipeline
-    from worker.ops.retention_schedule import RetentionSchedule
-    from worker.process import ShutdownWatchdog, configure_logging, tune_gc_for_throughput
-    from worker.settings import load_settings
+    from ..consume.pipeline import Pipeline
+    from ..ops.retention_schedule import RetentionSchedule
+    from ..process import ShutdownWatchdog, configure_logging, tune_gc_for_throughput
+    from ..settings import load_settings
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)

@@ -7,7 +7,7 @@ import argparse
 import time
 from typing import Any
 
-from worker.cli.exits import EXIT_FAILED, EXIT_OK
+from .exits import EXIT_FAILED, EXIT_OK
 
 
 def register(commands: Any) -> None:
@@ -36,9 +36,9 @@ def register(commands: Any) -> None:
 
 def _rebuild(args: argparse.Namespace) -> int:
     del args
-    from worker.db.connect import connect
-    from worker.roi.summaries import rebuild
-    from worker.settings import load_settings
+    from ..db.connect import connect
+    from ..roi.summaries import rebuild
+    from ..settings import load_settings
 
     settings = load_settings()
     started = time.monotonic()
@@ -56,9 +56,9 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     del args
-    from worker.db.connect import connect
-    from worker.roi.summaries import find_drift
-    from worker.settings import load_settings
+    from ..db.connect import connect
+    from ..roi.summaries import find_drift
+    from ..settings import load_settings
 
     settings = load_settings()
     with connect(settings.database_url.get_secret_value()) as conn:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
-from worker.errors import CircuitOpenError
-from worker.types import Partition
+from ..errors import CircuitOpenError
+from ..types import Partition
 
 WINDOW: Final = 100  # messages
 _UNKNOWN: Final = ("", -1)

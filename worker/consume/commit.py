@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from worker.errors import BrokerUnavailableError
-from worker.types import GroupConsumer, Partition
+from ..errors import BrokerUnavailableError
+from ..types import GroupConsumer, Partition
 
 log = logging.getLogger(__name__)
 

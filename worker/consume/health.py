@@ -21,7 +21,7 @@ from typing import Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from worker.redaction import redact
+from ..redaction import redact
 
 log = logging.getLogger(__name__)
 

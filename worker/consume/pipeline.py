@@ -36,14 +36,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from worker.consume.circuit_breaker import CircuitBreaker
-from worker.consume.commit import OffsetCommitter
-from worker.consume.health import StatusServer, WorkerStatus
-from worker.consume.prepare import Batch, prepare
-from worker.consume.stall import StallWatch
-from worker.consume.store import Database, StoredAround, StoreLoop, store_around_locks
-from worker.consume.write import BatchWriter, WriteResult
-from worker.errors import (
+from ..errors import (
     BrokerUnavailableError,
     CircuitOpenError,
     DatabaseUnavailableError,
@@ -51,11 +44,18 @@ from worker.errors import (
     InvalidReason,
     RetryableError,
 )
-from worker.kafka.dead_letters import open_dead_letters
-from worker.kafka.group import KafkaGroupConsumer
-from worker.metrics import PatternCollector, WorkerMetrics
-from worker.settings import LIVE, RetryPolicy, Settings
-from worker.types import DeadLetter, DeadLetterSink, GroupConsumer, Message, Outcome, Partition
+from ..kafka.dead_letters import open_dead_letters
+from ..kafka.group import KafkaGroupConsumer
+from ..metrics import PatternCollector, WorkerMetrics
+from ..settings import LIVE, RetryPolicy, Settings
+from ..types import DeadLetter, DeadLetterSink, GroupConsumer, Message, Outcome, Partition
+from .circuit_breaker import CircuitBreaker
+from .commit import OffsetCommitter
+from .health import StatusServer, WorkerStatus
+from .prepare import Batch, prepare
+from .stall import StallWatch
+from .store import Database, StoredAround, StoreLoop, store_around_locks
+from .write import BatchWriter, WriteResult
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from worker.consume.write import ValidEvent
-from worker.contract.validate import parse_event
-from worker.errors import InvalidEventError, InvalidReason
-from worker.types import DeadLetter, Message, Partition, Skipped, Source
+from ..contract.validate import parse_event
+from ..errors import InvalidEventError, InvalidReason
+from ..types import DeadLetter, Message, Partition, Skipped, Source
+from .write import ValidEvent
 
 
 def _ignore(message: Message, valid: bool) -> None:

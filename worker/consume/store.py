@@ -24,15 +24,15 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 
-from worker.consume.background_store import BackgroundStore
-from worker.consume.prepare import Batch
-from worker.consume.write import BatchWriter, WriteResult
-from worker.db import offsets as stored_offsets
-from worker.db.connect import WORKER_SESSION, connect
-from worker.db.migrate import load_migrations, migration_status
-from worker.errors import DatabaseUnavailableError, FatalError, LockWaitError, RetryableError
-from worker.settings import RetryPolicy
-from worker.types import DeadLetter, DeadLetterSink, Partition
+from ..db import offsets as stored_offsets
+from ..db.connect import WORKER_SESSION, connect
+from ..db.migrate import load_migrations, migration_status
+from ..errors import DatabaseUnavailableError, FatalError, LockWaitError, RetryableError
+from ..settings import RetryPolicy
+from ..types import DeadLetter, DeadLetterSink, Partition
+from .background_store import BackgroundStore
+from .prepare import Batch
+from .write import BatchWriter, WriteResult
 
 log = logging.getLogger(__name__)
 

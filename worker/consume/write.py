@@ -26,14 +26,14 @@ from typing import Any, Final, NamedTuple
 import psycopg
 from psycopg import errors as pg_errors
 
-from worker.contract import json_codec
-from worker.contract.event import ExecutionEvent
-from worker.db import connect as db
-from worker.db import ledger, offsets
-from worker.db.connect import first_line
-from worker.errors import InvalidReason
-from worker.roi.summaries import DAILY, SUMMARY, WITH_SAVINGS
-from worker.types import Partition, Source
+from ..contract import json_codec
+from ..contract.event import ExecutionEvent
+from ..db import connect as db
+from ..db import ledger, offsets
+from ..db.connect import first_line
+from ..errors import InvalidReason
+from ..roi.summaries import DAILY, SUMMARY, WITH_SAVINGS
+from ..types import Partition, Source
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.contract import json_codec
-from worker.errors import FieldError, InvalidEventError, InvalidReason
+from ..errors import FieldError, InvalidEventError, InvalidReason
+from . import json_codec
 
 _VALUE = "(message value)"
 

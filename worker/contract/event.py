@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from worker.contract import json_codec, range_patterns
+from . import json_codec, range_patterns
 
 SCHEMA_VERSION: Final = 1
 

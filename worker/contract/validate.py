@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from worker.contract import json_codec
-from worker.contract.decode import decode
-from worker.contract.event import SCHEMA_VERSION, ExecutionEvent
-from worker.errors import FieldError, InvalidEventError, InvalidReason
+from ..errors import FieldError, InvalidEventError, InvalidReason
+from . import json_codec
+from .decode import decode
+from .event import SCHEMA_VERSION, ExecutionEvent
 
 _MAX_VALUE_REPR = 80  # characters of an offending value quoted in an error
 

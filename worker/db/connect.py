@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import psycopg
 
-from worker.errors import (
+from ..errors import (
     ConfigurationError,
     DatabaseUnavailableError,
     FatalError,
@@ -20,7 +20,7 @@ from worker.errors import (
     RoiWorkerError,
     SchemaOutdatedError,
 )
-from worker.redaction import redact
+from ..redaction import redact
 
 CONNECT_TIMEOUT_SECONDS = 10
 

@@ -31,8 +31,8 @@ from typing import Any, Final, NamedTuple, Protocol
 
 import psycopg
 
-from worker.errors import FatalError
-from worker.types import Partition
+from ..errors import FatalError
+from ..types import Partition
 
 LEDGER_MIGRATION: Final = "0006_offset_ledger.sql"  # reconcile checks rows stored since
 BATCH: Final = "batch"

@@ -16,8 +16,8 @@ from typing import Any
 
 import psycopg
 
-from worker.db.connect import connect, connection_lost, first_line, translate
-from worker.errors import LockWaitError, MigrationError, SchemaOutdatedError
+from ..errors import LockWaitError, MigrationError, SchemaOutdatedError
+from .connect import connect, connection_lost, first_line, translate
 
 FILE_NAME = re.compile(r"^(?P<version>[0-9]{4})_(?P<slug>[a-z0-9_]+)\.sql$")
 LOCK_KEY = 0x524F495F4D494752  # "ROI_MIGR": one migration run per database at a time
@@ -52,9 +52,14 @@ class MigrationState:
 
 
 def default_migrations_dir() -> Path:
-    """`worker/_migrations` in an installed wheel, else `migrations/` of the source checkout."""
-    packaged = Path(__file__).parents[1] / "_migrations"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "migrations"
+    """The migrations shipped with this code, the first of these that exists:
+    1. `roi_worker/_migrations`, in an installed wheel (pyproject.toml ships them once, under
+       the package's collision-free name: roi_worker/__init__.py);
+    2. `migrations/` of the source checkout, beside the package's folder.
+    """
+    package = Path(__file__).resolve().parents[1]  # roi_worker/ or worker/, whichever ran this
+    candidates = (package.parent / "roi_worker" / "_migrations", package.parent / "migrations")
+    return next((path for path in candidates if path.is_dir()), candidates[-1])
 
 
 def load_migrations(directory: Path | None = None) -> tuple[Migration, ...]:

@@ -21,10 +21,10 @@ from typing import Any, Final, NamedTuple
 
 import psycopg
 
-from worker.db import connect as db
-from worker.db import ledger
-from worker.db.ledger import LEDGER_MIGRATION, LedgerRow, Stored
-from worker.types import Partition
+from ..types import Partition
+from . import connect as db
+from . import ledger
+from .ledger import LEDGER_MIGRATION, LedgerRow, Stored
 
 Key = tuple[str, str, int]  # group, topic, partition
 

@@ -21,12 +21,15 @@ from urllib.request import urlopen
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.contract import json_codec
-from worker.errors import RoiWorkerError
+from ..contract import json_codec
+from ..errors import RoiWorkerError
 
 READY_TIMEOUT_SECONDS: Final = 60.0
 POLL_SECONDS: Final = 0.2
 STOP_TIMEOUT_SECONDS: Final = 10.0
+
+# The package this code was imported as (roi_worker or worker): the children run the same copy.
+PACKAGE: Final = __name__.partition(".")[0]
 
 
 class DemoError(RoiWorkerError):
@@ -57,7 +60,7 @@ class Child:
         }
         # A session of its own: only the demo signals it, once, whatever Ctrl-C reaches.
         self._process = subprocess.Popen(  # noqa: S603  (our own CLI, fixed commands)
-            [sys.executable, "-m", "worker", *command],
+            [sys.executable, "-m", PACKAGE, *command],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -34,9 +34,14 @@ from typing import Any, Final
 
 import psycopg
 
-from worker.db import offsets as stored_offsets
-from worker.db.connect import connect
-from worker.demo.children import (
+from ..db import offsets as stored_offsets
+from ..db.connect import connect
+from ..errors import ConfigurationError
+from ..kafka.topic_range import bounds, open_consumer
+from ..redaction import register_secret
+from ..roi.formatting import TENTH, number, percent, table, usd
+from ..settings import Settings
+from .children import (
     POLL_SECONDS,
     Child,
     DemoError,
@@ -45,12 +50,7 @@ from worker.demo.children import (
     wait_ready,
     worker_counts,
 )
-from worker.demo.stream import HISTORY, PROFILES, SEED, plan_stream, publish
-from worker.errors import ConfigurationError
-from worker.kafka.topic_range import bounds, open_consumer
-from worker.redaction import register_secret
-from worker.roi.formatting import TENTH, number, percent, table, usd
-from worker.settings import Settings
+from .stream import HISTORY, PROFILES, SEED, plan_stream, publish
 
 __all__ = ["DemoError", "run_demo"]
 

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Literal
 
-from worker.contract import json_codec
-from worker.contract.event import SCHEMA_VERSION
-from worker.errors import BrokerUnavailableError, FatalError
-from worker.kafka.producers import Producer, open_producer
-from worker.producer import ExecutionEventProducer
-from worker.settings import KafkaSettings
+from ..contract import json_codec
+from ..contract.event import SCHEMA_VERSION
+from ..errors import BrokerUnavailableError, FatalError
+from ..kafka.producers import Producer, open_producer
+from ..producer import ExecutionEventProducer
+from ..settings import KafkaSettings
 
 SEED: Final = 20240614  # the sample's figures; event_ids are fresh uuid4s every run
 EVENTS: Final = 2000  # distinct valid events per run

@@ -15,9 +15,9 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from worker.errors import BrokerUnavailableError
-from worker.kafka.client import KAFKA_TIMEOUT_MS, new_admin
-from worker.settings import KafkaSettings
+from ..errors import BrokerUnavailableError
+from ..settings import KafkaSettings
+from .client import KAFKA_TIMEOUT_MS, new_admin
 
 
 class GroupAdmin:

@@ -40,9 +40,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError, KafkaError, UnsupportedCodecError
 
-from worker.errors import BrokerUnavailableError, FatalError
-from worker.settings import KafkaSettings
-from worker.types import Message, Skipped
+from ..errors import BrokerUnavailableError, FatalError
+from ..settings import KafkaSettings
+from ..types import Message, Skipped
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from typing import Any, Final
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
-from worker.errors import BrokerUnavailableError, FatalError
-from worker.kafka.client import new_producer
-from worker.settings import KafkaSettings
-from worker.types import DeadLetter, DeadLetterHeader
+from ..errors import BrokerUnavailableError, FatalError
+from ..settings import KafkaSettings
+from ..types import DeadLetter, DeadLetterHeader
+from .client import new_producer
 
 log = logging.getLogger(__name__)
 

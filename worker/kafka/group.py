@@ -24,11 +24,11 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
-from worker.errors import BrokerUnavailableError
-from worker.kafka.client import RecordReader, new_consumer
-from worker.kafka.topics import ensure_topics
-from worker.settings import Settings
-from worker.types import Message, Partition, RebalanceListener
+from ..errors import BrokerUnavailableError
+from ..settings import Settings
+from ..types import Message, Partition, RebalanceListener
+from .client import RecordReader, new_consumer
+from .topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

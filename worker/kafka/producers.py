@@ -18,9 +18,9 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from worker.errors import BrokerUnavailableError, FatalError
-from worker.kafka.client import new_producer, our_error
-from worker.settings import KafkaSettings
+from ..errors import BrokerUnavailableError, FatalError
+from ..settings import KafkaSettings
+from .client import new_producer, our_error
 
 Headers = Sequence[tuple[str, bytes]]
 

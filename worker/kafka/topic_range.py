@@ -23,10 +23,10 @@ from typing import Any, Final, Self
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from worker.errors import BrokerUnavailableError, ConfigurationError
-from worker.kafka.client import KAFKA_TIMEOUT_MS, RecordReader, new_consumer
-from worker.settings import KafkaSettings
-from worker.types import Message
+from ..errors import BrokerUnavailableError, ConfigurationError
+from ..settings import KafkaSettings
+from ..types import Message
+from .client import KAFKA_TIMEOUT_MS, RecordReader, new_consumer
 
 POLL_MS: Final = 500
 IDLE_TIMEOUT_SECONDS: Final = 60.0  # no record and no progress for this long: the broker is gone

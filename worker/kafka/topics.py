@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from worker.errors import BrokerUnavailableError, ConfigurationError
-from worker.kafka.client import new_admin
-from worker.settings import KafkaSettings
+from ..errors import BrokerUnavailableError, ConfigurationError
+from ..settings import KafkaSettings
+from .client import new_admin
 
 log = logging.getLogger(__name__)
 

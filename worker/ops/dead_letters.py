@@ -37,19 +37,13 @@ from typing import Any, Final, Literal
 
 import psycopg
 
-from worker.contract.validate import parse_event
-from worker.db.connect import connect
-from worker.errors import BrokerUnavailableError, FatalError, InvalidEventError, InvalidReason
-from worker.kafka.producers import Delivery, Producer, open_producer
-from worker.kafka.topic_range import (
-    PartitionRange,
-    RangeReader,
-    bounds,
-    open_consumer,
-    partitions_of,
-)
-from worker.settings import Settings
-from worker.types import HEADER_PREFIXES, REDRIVE_PREFIX, DeadLetterHeader, Message, Source
+from ..contract.validate import parse_event
+from ..db.connect import connect
+from ..errors import BrokerUnavailableError, FatalError, InvalidEventError, InvalidReason
+from ..kafka.producers import Delivery, Producer, open_producer
+from ..kafka.topic_range import PartitionRange, RangeReader, bounds, open_consumer, partitions_of
+from ..settings import Settings
+from ..types import HEADER_PREFIXES, REDRIVE_PREFIX, DeadLetterHeader, Message, Source
 
 COUNT_HEADER: Final = DeadLetterHeader.REDRIVE_COUNT
 SOURCE_HEADER: Final = DeadLetterHeader.REDRIVE_SOURCE

@@ -31,20 +31,14 @@ from typing import Any, Final
 
 import psycopg
 
-from worker.db import offsets as stored_offsets
-from worker.db.connect import connect
-from worker.db.ledger import RESET, insert_rows, move_rows
-from worker.db.offsets import GroupActivity, Pruned
-from worker.errors import BrokerUnavailableError, FatalError, RoiWorkerError
-from worker.kafka.admin import GroupAdmin, open_admin
-from worker.kafka.topic_range import (
-    RangeConsumer,
-    bounds,
-    offsets_at,
-    open_consumer,
-    partitions_of,
-)
-from worker.settings import Settings
+from ..db import offsets as stored_offsets
+from ..db.connect import connect
+from ..db.ledger import RESET, insert_rows, move_rows
+from ..db.offsets import GroupActivity, Pruned
+from ..errors import BrokerUnavailableError, FatalError, RoiWorkerError
+from ..kafka.admin import GroupAdmin, open_admin
+from ..kafka.topic_range import RangeConsumer, bounds, offsets_at, open_consumer, partitions_of
+from ..settings import Settings
 
 CLIENT_ID: Final = "roi-worker-offsets"
 # States of a group nobody is in (classic protocol); any other state means members or a

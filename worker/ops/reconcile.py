@@ -34,9 +34,9 @@ from typing import Any, Final
 
 import psycopg
 
-from worker.db import offsets as stored_offsets
-from worker.db.ledger import BATCH, COUNTS, JUMPS, LEDGER_MIGRATION, START, UNAUDITED, Stored
-from worker.db.offsets import Key
+from ..db import offsets as stored_offsets
+from ..db.ledger import BATCH, COUNTS, JUMPS, LEDGER_MIGRATION, START, UNAUDITED, Stored
+from ..db.offsets import Key
 
 GAP, OVERLAP, MISMATCH = "gap", "overlap", "mismatch"
 _FETCH_ROWS: Final = 10_000

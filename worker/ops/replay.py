@@ -30,20 +30,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Literal
 
-from worker.consume.prepare import Batch, prepare
-from worker.consume.store import Database, StoreLoop, store
-from worker.consume.write import BatchWriter, WriteResult, conflict
-from worker.errors import ConfigurationError, InvalidReason, RetryableError
-from worker.kafka.dead_letters import open_dead_letters
-from worker.kafka.topic_range import (
-    PartitionRange,
-    RangeConsumer,
-    RangeReader,
-    bounds,
-    offsets_at,
-)
-from worker.settings import BACKFILL, RetryPolicy, Settings
-from worker.types import DeadLetterSink
+from ..consume.prepare import Batch, prepare
+from ..consume.store import Database, StoreLoop, store
+from ..consume.write import BatchWriter, WriteResult, conflict
+from ..errors import ConfigurationError, InvalidReason, RetryableError
+from ..kafka.dead_letters import open_dead_letters
+from ..kafka.topic_range import PartitionRange, RangeConsumer, RangeReader, bounds, offsets_at
+from ..settings import BACKFILL, RetryPolicy, Settings
+from ..types import DeadLetterSink
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Any, Final
 
 import psycopg
 
-from worker.db.ledger import COUNTS
-from worker.errors import SummariesBusyError
-from worker.roi.summaries import ARCHIVE, WITH_SAVINGS, lock_summary_tables
+from ..db.ledger import COUNTS
+from ..errors import SummariesBusyError
+from ..roi.summaries import ARCHIVE, WITH_SAVINGS, lock_summary_tables
 
 CHUNK_ROWS: Final = 10_000
 LOCK_TIMEOUT_MS: Final = 30_000

@@ -14,16 +14,16 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from worker.db import connect as db
-from worker.errors import RoiWorkerError
-from worker.ops.retention import (
+from ..db import connect as db
+from ..errors import RoiWorkerError
+from ..settings import Settings
+from .retention import (
     RetentionResult,
     apply_retention,
     current_horizon,
     horizon_for,
     retention_lock,
 )
-from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 

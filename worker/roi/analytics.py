@@ -18,8 +18,8 @@ from typing import Any, Final
 
 import psycopg
 
-from worker.roi.figures import NAME_OF_COLUMN
-from worker.roi.methodology import (
+from .figures import NAME_OF_COLUMN
+from .methodology import (
     PERFORMING,
     UNDERPERFORMING,
     DailySums,
@@ -35,7 +35,7 @@ from worker.roi.methodology import (
     trend,
     wilson_lower_bound,
 )
-from worker.roi.summaries import SUMS
+from .summaries import SUMS
 
 _NO_DAYS: Final = DailySums(0, 0, 0, 0, 0, 0, 0)
 PERCENTILES: Final = (Decimal("0.5"), Decimal("0.95"), Decimal("0.99"))

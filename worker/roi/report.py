@@ -15,18 +15,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from worker.roi.analytics import Analytics, PatternAnalytics
-from worker.roi.formatting import (
-    TENTH,
-    Format,
-    duration,
-    fraction_as_percent,
-    number,
-    percent,
-    usd,
-)
-from worker.roi.methodology import COST_ANOMALY_FACTOR, Rating, Totals
-from worker.roi.report_document import PatternReport, Selection, build_document
+from .analytics import Analytics, PatternAnalytics
+from .formatting import TENTH, Format, duration, fraction_as_percent, number, percent, usd
+from .methodology import COST_ANOMALY_FACTOR, Rating, Totals
+from .report_document import PatternReport, Selection, build_document
 
 RULE: Final = "=" * 80
 METHODOLOGY: Final = "docs/roi-methodology.md"

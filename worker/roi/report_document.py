@@ -14,10 +14,10 @@ from typing import Annotated, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from worker.roi.analytics import Analytics, PatternAnalytics
-from worker.roi.figures import FIGURES
-from worker.roi.formatting import round_half_up
-from worker.roi.methodology import EXACT, Rating, Totals, Trend, Window
+from .analytics import Analytics, PatternAnalytics
+from .figures import FIGURES
+from .formatting import round_half_up
+from .methodology import EXACT, Rating, Totals, Trend, Window
 
 REPORT_VERSION: Final = 1
 PLACES: Final = Decimal("0.000001")

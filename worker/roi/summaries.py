@@ -12,8 +12,8 @@ from typing import Any, Final
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from worker.errors import SummariesBusyError
-from worker.roi.methodology import COST_ANOMALY_FACTOR
+from ..errors import SummariesBusyError
+from .methodology import COST_ANOMALY_FACTOR
 
 REBUILD_LOCK_TIMEOUT_MS: Final = 10_000
 

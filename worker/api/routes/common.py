@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
-from worker.api.models import ErrorBody, ValidationProblem
+from ..models import ErrorBody, ValidationProblem
 
 ROI: Final = "/api/roi-tracking"
 USAGE: Final = "/api/pattern-analytics"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from worker.api.backends import Database
-from worker.api.models import ErrorBody, Health
-from worker.api.routes.common import documented
+from ..backends import Database
+from ..models import ErrorBody, Health
+from .common import documented
 
 
 def router(db: Database) -> APIRouter:

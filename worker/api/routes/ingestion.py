@@ -14,14 +14,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from worker.api import security
-from worker.api.backends import Publisher
-from worker.api.errors import request_line
-from worker.api.ingest import MAX_BODY_BYTES, InvalidBodyError, parse_events
-from worker.api.models import MAX_EVENTS_PER_REQUEST, Accepted, ErrorBody, ValidationProblem
-from worker.api.responses import error_response, json_response, validation_response
-from worker.api.routes.common import ROI, UNAUTHORIZED, documented
-from worker.settings import Settings
+from ...settings import Settings
+from .. import security
+from ..backends import Publisher
+from ..errors import request_line
+from ..ingest import MAX_BODY_BYTES, InvalidBodyError, parse_events
+from ..models import MAX_EVENTS_PER_REQUEST, Accepted, ErrorBody, ValidationProblem
+from ..responses import error_response, json_response, validation_response
+from .common import ROI, UNAUTHORIZED, documented
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,15 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Path, Query, Response
 from psycopg.rows import dict_row
 
-from worker.api.backends import Database
-from worker.api.cache import TtlCache
-from worker.api.errors import InvalidParameterError
-from worker.api.models import (
+from ...contract.event import PATTERN_ID_RE
+from ...roi.analytics import Analytics, PatternAnalytics, load_analytics, read_analytics, snapshot
+from ...roi.methodology import Window
+from ...roi.report_document import Overall, PatternReport, build_document
+from ...settings import Settings
+from ..backends import Database
+from ..cache import TtlCache
+from ..errors import InvalidParameterError
+from ..models import (
     FieldProblem,
     PatternDetail,
     PatternFullReport,
@@ -30,25 +35,8 @@ from worker.api.models import (
     SummaryPage,
     scope_of,
 )
-from worker.api.responses import json_response, unknown_pattern
-from worker.api.routes.common import (
-    DATABASE_UNAVAILABLE,
-    INVALID_PARAMETER,
-    ROI,
-    UNKNOWN_PATTERN,
-    Access,
-)
-from worker.contract.event import PATTERN_ID_RE
-from worker.roi.analytics import (
-    Analytics,
-    PatternAnalytics,
-    load_analytics,
-    read_analytics,
-    snapshot,
-)
-from worker.roi.methodology import Window
-from worker.roi.report_document import Overall, PatternReport, build_document
-from worker.settings import Settings
+from ..responses import json_response, unknown_pattern
+from .common import DATABASE_UNAVAILABLE, INVALID_PARAMETER, ROI, UNKNOWN_PATTERN, Access
 
 # The route's check of `since`; Window.parse then refuses a date after today or before EARLIEST.
 SINCE_RE: Final = r"^([1-9][0-9]{0,4}d|[0-9]{4}-[0-9]{2}-[0-9]{2})$"

@@ -11,20 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from worker.api.backends import Database
-from worker.api.errors import invalid
-from worker.api.models import UsageStatsBody
-from worker.api.responses import json_response, unknown_pattern
-from worker.api.routes.common import (
-    DATABASE_UNAVAILABLE,
-    INVALID_PARAMETER,
-    UNKNOWN_PATTERN,
-    USAGE,
-    Access,
-)
-from worker.contract.event import PATTERN_ID_RE
-from worker.roi.analytics import pattern_exists
-from worker.roi.usage_stats import GroupBy, TimeRange, TooManyBucketsError, load_usage_stats
+from ...contract.event import PATTERN_ID_RE
+from ...roi.analytics import pattern_exists
+from ...roi.usage_stats import GroupBy, TimeRange, TooManyBucketsError, load_usage_stats
+from ..backends import Database
+from ..errors import invalid
+from ..models import UsageStatsBody
+from ..responses import json_response, unknown_pattern
+from .common import DATABASE_UNAVAILABLE, INVALID_PARAMETER, UNKNOWN_PATTERN, USAGE, Access
 
 
 def router(db: Database, access: Access) -> APIRouter:

@@ -1,0 +1,16 @@
+"""`roi_worker`: the import name of roi-worker that nothing else claims.
+
+Workflows publish with `from roi_worker.producer import track_pattern_execution`. The package's
+folder is `worker/`, the name the project's layout uses, and `worker` is a common name: a
+workflow's own worker.py, or an unrelated distribution called worker, would be imported instead
+of it. So the wheel ships the folder a second time under this name (pyproject.toml,
+force-include), and in a source checkout this file maps the name onto the folder. Both work
+because the package imports its own modules only relatively (tests/unit/test_layers.py).
+"""
+
+from importlib.metadata import version
+from pathlib import Path
+
+# A package's __path__ is where its submodules are found: here, the worker/ folder beside this one.
+__path__ = [str(Path(__file__).resolve().parent.parent / "worker")]
+__version__ = version("roi-worker")
