@@ -162,7 +162,10 @@ def test_a_silent_stall_fails_healthz_until_the_worker_stores_again(
             assert worker.get("/readyz")[0] == 503
             assert worker.sample("roi_worker_ready") == 0  # the same verdict as /readyz
             holder.rollback()
-        wait_caught_up(stream)
+        try:
+            wait_caught_up(stream)
+        except AssertionError as exc:  # failed once under load: keep what the worker said
+            raise AssertionError(f"{exc}; the worker's log ends:\n{worker.log()[-6000:]}") from exc
         assert_stored_exactly(stream, samples)
         wait_until(lambda: worker.get("/healthz")[0] == 200, timeout=30, what="healthy again")
         wait_until(lambda: worker.get("/readyz")[0] == 200, timeout=30, what="ready again")
