@@ -593,9 +593,7 @@ class Pipeline:
         self._circuit = str(exc)
         # A stall noticed before no longer counts: /healthz failing would have the worker
         # restarted and its partitions handed on, which is what holding them is for.
-        self._stalled_at = None
-        self._status.set_problem("stalled", None)
-        self._status.set_stalled(None)
+        self._clear_stall()
         self._metrics.stalled_partitions.set(0)
         for topic, partition in exc.partitions:
             self._metrics.circuit_open.labels(topic, str(partition)).set(1)
@@ -627,9 +625,7 @@ class Pipeline:
         if not stuck:
             if self._stalled_at is not None and self._stall.last_progress > self._stalled_at:
                 log.warning("storing again after the stall")
-                self._stalled_at = None
-                self._status.set_problem("stalled", None)
-                self._status.set_stalled(None)
+                self._clear_stall()
             return
         if self._stalled_at is None:
             self._stalled_at = now
@@ -645,6 +641,12 @@ class Pipeline:
         if now - self._stall.handed_back_at >= self._stall.limit:
             log.error("%s; handing the partitions back to the group", reason)
             self._hand_back()
+
+    def _clear_stall(self) -> None:
+        """The worker is no longer stalled: /readyz and /healthz stop saying so."""
+        self._stalled_at = None
+        self._status.set_problem("stalled", None)
+        self._status.set_stalled(None)
 
     def _hand_back(self) -> None:
         """Leaves the group and joins it again with a new consumer and dead-letter producer.
