@@ -177,8 +177,8 @@ class KafkaGroupConsumer:
     def highwater(self, partition: Partition) -> int | None:
         try:
             end: int | None = self._client().highwater(TopicPartition(*partition))
-        except KafkaError as exc:  # not assigned (any more): the loop backs off, never crashes
-            raise _unavailable(exc) from exc
+        except KafkaError:  # not assigned (any more): its end is unknown here, as the contract says
+            return None
         return end
 
     def commit(self, offsets: Mapping[Partition, int]) -> bool:
