@@ -124,25 +124,22 @@ def test_a_workflow_with_its_own_worker_module_imports_the_producer_helper(
         "import roi_worker\n"
         "print(roi_worker.__file__, default_migrations_dir(), 'worker' in sys.modules)\n"
     )
-    found = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(wheel)},
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    assert found == [
+
+    def python(*args: str) -> str:
+        """Python in the workflow's folder, importing only from the unpacked wheel."""
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(wheel)},
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    assert python("-c", probe).split() == [
         str(wheel / "roi_worker" / "__init__.py"),
         str(wheel / "roi_worker" / "_migrations"),
         "False",
     ]
-    version = subprocess.run(
-        [sys.executable, "-m", "roi_worker", "--version"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(wheel)},
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    version = python("-m", "roi_worker", "--version")
     assert version.strip() == f"roi-worker {metadata_version('roi-worker')}"
