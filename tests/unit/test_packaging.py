@@ -102,10 +102,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_wheel_ships_the_package_under_a_collision_free_name_too(wheel: Path) -> None:
+    """`roi_worker` is the shim that points at `worker/` by path (one copy of the code), with
+    the migrations beside it."""
     shipped = {p.relative_to(wheel / "worker") for p in (wheel / "worker").rglob("*.py")}
-    assert shipped == {
-        p.relative_to(wheel / "roi_worker") for p in (wheel / "roi_worker").rglob("*.py")
-    }
+    assert shipped == {p.relative_to(ROOT / "worker") for p in (ROOT / "worker").rglob("*.py")}
+    assert {p.name for p in (wheel / "roi_worker").rglob("*.py")} == {"__init__.py"}
     migrations = sorted(p.name for p in (wheel / "roi_worker" / "_migrations").glob("*.sql"))
     assert migrations == sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
     assert not list(wheel.rglob("__pycache__"))
@@ -143,3 +144,14 @@ def test_a_workflow_with_its_own_worker_module_imports_the_producer_helper(
     ]
     version = python("-m", "roi_worker", "--version")
     assert version.strip() == f"roi-worker {metadata_version('roi-worker')}"
+
+
+def test_the_development_install_runs_the_checkout_not_a_copy(tmp_path: Path) -> None:
+    """`make venv` installs the project editable: the command and `import roi_worker` must run
+    the code of this checkout as it is now, not a copy taken at install time."""
+    probe = "import roi_worker.producer as p, roi_worker.db.migrate as m\n"
+    probe += "print(p.__file__, m.default_migrations_dir())\n"
+    found = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert found == [str(ROOT / "worker" / "producer.py"), str(ROOT / "migrations")]
