@@ -26,6 +26,7 @@ from worker.contract.event import (
     PATTERN_ID_RE,
     ExecutionEvent,
 )
+from worker.contract.outcome import ALLOWED
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 KNOWN_FIELDS = frozenset(ExecutionEvent.model_fields)
@@ -83,6 +84,11 @@ def wire_money(draw: st.DrawFn) -> tuple[Any, Decimal]:
     return (format(value, "f") if draw(st.booleans()) else value), value
 
 
+def outcomes(success: bool) -> st.SearchStrategy[dict[str, Any]]:
+    """No `outcome`, a null one, or one that agrees with `success`, as a field to add."""
+    return st.sampled_from([{}, {"outcome": None}, *({"outcome": o} for o in ALLOWED[success])])
+
+
 @st.composite
 def valid_documents(draw: st.DrawFn) -> dict[str, Any]:
     """A valid event as the JSON object a producer publishes (numbers as exact Decimals)."""
@@ -119,6 +125,7 @@ def valid_documents(draw: st.DrawFn) -> dict[str, Any]:
     for name, strategy in optional.items():
         if draw(st.booleans()):
             document[name] = draw(strategy)
+    document.update(draw(outcomes(document["success"])))
     unknown = draw(
         st.dictionaries(
             st.text(string.ascii_lowercase + "_", min_size=1, max_size=12).filter(
@@ -367,6 +374,7 @@ def accepted_events(draw: st.DrawFn) -> Accepted:
     for name, strategy in optional.items():
         if draw(st.booleans()):
             document[name] = draw(strategy)
+    document.update(draw(outcomes(document["success"])))
     if "attributes" in document and draw(st.booleans()):  # exactly at the size limit
         document["attributes"] = _fit(document["attributes"], MAX_ATTRIBUTES_BYTES, "pad")
     unknown = draw(

@@ -30,6 +30,7 @@ from .db.connect import WORKER_SESSION, connect, first_line
 from .errors import InvalidReason, RetryableError
 from .roi.analytics import totals_from_row
 from .roi.methodology import COST_ANOMALY_FACTOR, Rating, Totals, Window, rate
+from .roi.month_to_date import MonthToDate, read_month_to_date
 from .roi.summaries import SUMS
 from .types import Outcome
 
@@ -168,6 +169,36 @@ class WorkerMetrics:
             self.dead_letters.labels(reason.value)
 
 
+class RatingsPublisherMetrics:
+    """The ratings publisher's metrics (worker.consume.ratings_publisher), on every replica."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.active = Gauge(
+            "roi_rating_publisher_active",
+            "1 while this replica holds the ratings publisher's advisory lock and publishes "
+            "rating transitions to ROI_RATINGS_TOPIC; exactly one replica shows 1.",
+            registry=registry,
+        )
+        self.unsent = Gauge(
+            "roi_rating_transitions_unsent",
+            "Rating transitions recorded in the database and not yet acknowledged by the "
+            "broker (read from the database every few seconds: the same on every replica).",
+            registry=registry,
+        )
+        self.oldest_unsent = Gauge(
+            "roi_rating_transitions_oldest_unsent_seconds",
+            "Age of the oldest rating transition not yet acknowledged by the broker; 0 when "
+            "none waits.",
+            registry=registry,
+        )
+        self.published = Counter(
+            "roi_rating_transitions_published",
+            "Rating transitions this replica published and the broker acknowledged (a re-send "
+            "after a crash counts again).",
+            registry=registry,
+        )
+
+
 # The busiest patterns, and the totals over all of them, from one snapshot: the totals row
 # (pattern_id NULL, no window figures) first. Each pattern row ends with its executions and
 # successes in each of WINDOWS, from the daily rollups: %(since_N)s is the first day of the Nth.
@@ -256,8 +287,11 @@ class PatternCollector(Collector):
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = connect(self._url, autocommit=True, **WORKER_SESSION)
-            params = _query_params(self._max_patterns, datetime.now(UTC).date())
+            now = datetime.now(UTC)
+            params = _query_params(self._max_patterns, now.date())
             totals, *patterns = self._conn.execute(_QUERY, params).fetchall()
+            with self._conn.cursor() as cur:
+                month_to_date = read_month_to_date(cur, now)
         except (psycopg.Error, RetryableError) as exc:
             self._errors.inc()
             log.warning("cannot read pattern summaries for /metrics: %s", _reason(exc))
@@ -272,6 +306,7 @@ class PatternCollector(Collector):
             *_pattern_families(named, self._min_executions),
             *_window_families(windows),
             *_total_families(totals_from_row(totals[1:width])),
+            *_month_to_date_families(month_to_date),
         ]
 
 
@@ -320,6 +355,24 @@ def _pattern_families(patterns: list[tuple[str, Totals]], min_executions: int) -
         "Net cost saved / actual cost spent (2.0 = 200 %); absent while nothing was spent.",
         labels=["pattern_id"],
     )
+    by_outcome = CounterMetricFamily(
+        "roi_pattern_executions_by_outcome",
+        "Executions stored, per pattern and outcome (success, failure, partial_success, error; "
+        "an event without one counts as success or failure by its success flag).",
+        labels=["pattern_id", "outcome"],
+    )
+    quality = GaugeMetricFamily(
+        "roi_pattern_quality_score_mean",
+        "Mean quality_score (0..1) of the executions that carry one; absent while none does.",
+        labels=["pattern_id"],
+    )
+    tokens_saved = GaugeMetricFamily(
+        # A gauge despite the suffix (the name was published first): net, it may fall.
+        "roi_pattern_tokens_saved_total",
+        "Net LLM tokens saved (baseline_tokens - actual_tokens, over executions that give "
+        "both); negative when runs used more than their baseline.",
+        labels=["pattern_id"],
+    )
     effectiveness = GaugeMetricFamily(
         "roi_pattern_effectiveness",
         "1 for the pattern's current rating, 0 for the others (docs/roi-methodology.md).",
@@ -337,6 +390,12 @@ def _pattern_families(patterns: list[tuple[str, Totals]], min_executions: int) -
         roi = totals.roi_percentage
         if roi is not None:
             roi_ratio.add_metric(labels, float(roi / 100))
+        for outcome, count in totals.executions_by_outcome.items():
+            by_outcome.add_metric([pattern_id, outcome], count)
+        mean = totals.quality_score_mean
+        if mean is not None:
+            quality.add_metric(labels, float(mean))
+        tokens_saved.add_metric(labels, totals.tokens_saved)
         current = rate(totals, min_executions)
         for rating in Rating:
             effectiveness.add_metric([pattern_id, rating.value], float(rating is current))
@@ -349,6 +408,9 @@ def _pattern_families(patterns: list[tuple[str, Totals]], min_executions: int) -
         cost_saved,
         time_saved,
         roi_ratio,
+        by_outcome,
+        quality,
+        tokens_saved,
         effectiveness,
     ]
 
@@ -403,6 +465,35 @@ def _total_families(totals: Totals) -> list[Metric]:
             )
         )
     return families
+
+
+def _month_to_date_families(mtd: MonthToDate) -> list[Metric]:
+    """Month to date and its projections (docs/roi-methodology.md, "Month to date")."""
+    return [
+        GaugeMetricFamily(name, help_, value=float(value))
+        for name, help_, value in (
+            (
+                "roi_cost_saved_month_to_date_usd",
+                "Net USD saved by all patterns since the start of this UTC calendar month.",
+                mtd.cost_saved_usd,
+            ),
+            (
+                "roi_cost_saved_previous_month_to_date_usd",
+                "Net USD saved by all patterns in the same elapsed span of the previous month.",
+                mtd.previous_cost_saved_usd,
+            ),
+            (
+                "roi_cost_saved_projected_month_end_usd",
+                "Month to date / elapsed days (at least 1) * days in the month.",
+                mtd.projected_month_end_usd,
+            ),
+            (
+                "roi_cost_saved_projected_annual_usd",
+                "Net USD saved in the trailing 30 days / 30 * 365.",
+                mtd.projected_annual_usd,
+            ),
+        )
+    ]
 
 
 def _reason(exc: BaseException) -> str:

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from .contract import event
+from .roi.rating_state import event_schema as rating_event_schema
 from .roi.report_document import ReportDocument
 
 EXECUTION_EVENT_V1 = "execution-event.v1.json"
 ROI_REPORT_V1 = "roi-report.v1.json"
 ROI_API_V1 = "roi-api.v1.json"
+PATTERN_RATING_CHANGED_V1 = "pattern-rating-changed.v1.json"
 
 
 def execution_event_schema() -> dict[str, Any]:
@@ -52,6 +54,7 @@ def published() -> dict[str, str]:
         EXECUTION_EVENT_V1: render(execution_event_schema()),
         ROI_REPORT_V1: render(roi_report_schema()),
         ROI_API_V1: render(roi_api_schema()),
+        PATTERN_RATING_CHANGED_V1: render(rating_event_schema()),
     }
 
 

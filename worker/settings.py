@@ -26,6 +26,7 @@ from .roi.methodology import DEFAULT_MIN_EXECUTIONS
 
 ENV_PREFIX = "ROI_"
 DEFAULT_TOPIC = "adw.pattern-executions"
+DEFAULT_RATINGS_TOPIC = "adw.pattern-ratings"
 TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"  # Kafka's own rule for topic names
 GROUP_ID_MAX_LENGTH = 249  # Kafka's limit too
 FETCH_MAX_BYTES = 16 * 1024 * 1024  # one fetch response, all partitions together
@@ -180,6 +181,8 @@ class Settings(KafkaSettings):
         }
 
     dlq_topic: str | None = Field(default=None, pattern=TOPIC_NAME)
+    # Where one replica publishes the pattern-rating-changed events (consume/ratings_publisher.py).
+    ratings_topic: str = Field(default=DEFAULT_RATINGS_TOPIC, pattern=TOPIC_NAME)
     create_topics: bool = False
     batch_max_messages: int = Field(default=5000, ge=1, le=100_000)
     batch_max_seconds: float = Field(default=0.25, gt=0, le=60)

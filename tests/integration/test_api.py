@@ -286,7 +286,7 @@ def test_pattern_and_report_have_the_numbers_of_the_report(live: Live) -> None:
 
 def test_report_lists_the_latest_executions_with_their_savings(live: Live) -> None:
     """Newest first, as many as asked, with net savings by the methodology (a failed run
-    loses its own cost)."""
+    loses its own cost) and the outcome, as sent or derived from success."""
     full = _ok(live, f"{ROI}/report/api-losing?recent=5")
     recent = full["recent_executions"]
     sent = sorted(
@@ -300,6 +300,8 @@ def test_report_lists_the_latest_executions_with_their_savings(live: Live) -> No
         saved = document["estimated_cost"] - actual if document["success"] else -actual
         assert Decimal(row["cost_saved_usd"]) == saved
         assert row["actual_cost_usd"] == format(actual, "f")
+        derived = "success" if document["success"] else "failure"
+        assert row["outcome"] == (document.get("outcome") or derived)
     assert _ok(live, f"{ROI}/report/api-losing?recent=0")["recent_executions"] == []
 
 
@@ -578,9 +580,9 @@ def test_post_bodies_are_parsed_off_the_event_loop(monkeypatch: pytest.MonkeyPat
     parsed_on: list[int] = []
     parse = ingest.parse_events
 
-    def recording(body: bytes) -> list[ExecutionEvent]:
+    def recording(body: bytes, idempotency_key: str | None) -> list[ExecutionEvent]:
         parsed_on.append(threading.get_ident())
-        return parse(body)
+        return parse(body, idempotency_key)
 
     monkeypatch.setattr(ingestion, "parse_events", recording)
     settings = _settings()

@@ -28,11 +28,21 @@ from tests.fixtures.services import Services, delete_topics
 from tests.helpers import wait_until
 from tests.worker_harness import free_ports
 from worker import schemas
-from worker.demo.stream import EVENTS, PROFILES, SEED, plan_stream
+from worker.demo.stream import (
+    EVENTS,
+    PROFILES,
+    RATING_CHANGE,
+    RATING_CHANGE_FAILURES,
+    RATING_CHANGE_SUCCESSES,
+    SEED,
+    plan_stream,
+)
 
 ROOT = Path(__file__).parents[2]
 
-DEMO_TIMEOUT = 180.0  # seconds: start-up, 2,000 events and the shutdown, on a slow machine
+DEMO_TIMEOUT = 240.0  # seconds: start-up, 3,064 events in three phases, on a slow machine
+PATTERNS = sorted(p.pattern_id for p in (*PROFILES, RATING_CHANGE))
+ALL_EVENTS = EVENTS + RATING_CHANGE_SUCCESSES + RATING_CHANGE_FAILURES
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +50,7 @@ def demo_topic(kafka_admin: KafkaAdminClient) -> Iterator[str]:
     """A topic name of its own; the demo's worker creates it and its dead-letter topic."""
     name = f"roi-test-demo-{uuid.uuid4().hex[:8]}"
     yield name
-    delete_topics(kafka_admin, name, f"{name}.dlq")
+    delete_topics(kafka_admin, name, f"{name}.dlq", f"{name}.ratings")
 
 
 def _run(
@@ -116,6 +126,7 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
         "ROI_KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap_servers,
         "ROI_DATABASE_URL": database_url,
         "ROI_TOPIC": demo_topic,
+        "ROI_RATINGS_TOPIC": f"{demo_topic}.ratings",
         "ROI_GROUP_ID": f"roi-test-demo-{uuid.uuid4().hex[:8]}",
         "ROI_METRICS_PORT": str(port),
         "ROI_API_PORT": str(api_port),
@@ -131,10 +142,10 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n--- worker log\n{worker_log}"
     assert "Traceback" not in result.stderr, result.stderr
     out = result.stdout
-    for profile in PROFILES:
-        assert re.search(rf"^{re.escape(profile.pattern_id)}\s+[0-9,]+\s", out, re.MULTILINE), out
+    for pattern_id in PATTERNS:
+        assert re.search(rf"^{re.escape(pattern_id)}\s+[0-9,]+\s", out, re.MULTILINE), out
     assert f"http://127.0.0.1:{port}/metrics" in out
-    assert f"API: http://127.0.0.1:{api_port}/api/roi-tracking/summary (6 patterns)" in out, out
+    assert f"API: http://127.0.0.1:{api_port}/api/roi-tracking/summary (7 patterns)" in out, out
     # The API's write token: made for the run, readable by its owner only, never printed.
     token_file = tmp_path / ".local" / "api-token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
@@ -143,10 +154,8 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
     api_log = (tmp_path / ".local" / "demo-api.log").read_text(errors="replace")
     for output in (out, result.stderr, worker_log, api_log):
         assert token not in output
-    assert sorted(p["pattern_id"] for p in summary["patterns"]) == sorted(
-        profile.pattern_id for profile in PROFILES
-    )
-    assert sum(p["executions"] for p in summary["patterns"]) == EVENTS
+    assert sorted(p["pattern_id"] for p in summary["patterns"]) == PATTERNS
+    assert sum(p["executions"] for p in summary["patterns"]) == ALL_EVENTS
     planned = Counter(step.kind for step in plan_stream(random.Random(SEED), datetime.now(UTC)))
     dead_lettered = planned["invalid"] + planned["conflict"]
     assert f"dead-letter topic {demo_topic}.dlq received {dead_lettered}." in out, out
@@ -163,9 +172,18 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
             "SELECT sum(next_offset) FROM consumer_offsets WHERE topic = %s", (demo_topic,)
         ).fetchone()
     assert planned["event"] == EVENTS
-    assert stored == (EVENTS, EVENTS, len(PROFILES))
-    assert summarised == (EVENTS,)
-    assert offsets == (sum(planned.values()),)  # every message processed, none twice
+    assert stored == (ALL_EVENTS, ALL_EVENTS, len(PATTERNS))
+    assert summarised == (ALL_EVENTS,)
+    # every message processed, none twice
+    assert offsets == (sum(planned.values()) + ALL_EVENTS - EVENTS,)
+
+    # The pattern published good runs first, then failed ones: rated excellent, later failed,
+    # each transition published once (the demo checks the topic and fails otherwise).
+    changes = re.findall(rf"^  {RATING_CHANGE.pattern_id} #(\d+): (.*) -> (\w+)", out, re.M)
+    assert [int(sequence) for sequence, _, _ in changes] == list(range(1, len(changes) + 1))
+    ratings = [new for _, _, new in changes]  # a phase split over batches may add steps
+    assert ratings[-1] == "failed", out
+    assert "excellent" in ratings[:-1], out
 
     # What the issue promises after a demo: the report's layout with the demo's patterns, a JSON
     # document that validates against its published schema, and summaries that verify.
@@ -173,21 +191,20 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
     assert report.returncode == 0, report.stderr
     for heading in ("PATTERN ROI SUMMARY", "TOP PERFORMERS (by ROI)", "OVERALL METRICS"):
         assert f"\n{heading}\n" in report.stdout, report.stdout
-    assert f"Total executions: {EVENTS:,}\n" in report.stdout, report.stdout
+    assert f"Total executions: {ALL_EVENTS:,}\n" in report.stdout, report.stdout
     assert "1. Pattern: " in report.stdout
     as_json = _run(["report", "--summary", "--format", "json"], env, tmp_path, timeout=60)
     assert as_json.returncode == 0, as_json.stderr
     document = json.loads(as_json.stdout)
     schema = json.loads((ROOT / "schemas" / schemas.ROI_REPORT_V1).read_text(encoding="utf-8"))
     Draft202012Validator(schema).validate(document)
-    assert sorted(p["pattern_id"] for p in document["patterns"]) == sorted(
-        profile.pattern_id for profile in PROFILES
-    )
+    assert sorted(p["pattern_id"] for p in document["patterns"]) == PATTERNS
     verified = _run(["verify"], env, tmp_path, timeout=60)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
     # ... and a full replay of the demo's topic ends by itself, inserting nothing.
     replayed = _run(["replay", "--from-beginning"], env, tmp_path, timeout=120)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    assert f"read {sum(planned.values()):,} messages, inserted 0 events" in replayed.stdout
+    read = sum(planned.values()) + ALL_EVENTS - EVENTS
+    assert f"read {read:,} messages, inserted 0 events" in replayed.stdout
     assert "Traceback" not in replayed.stderr

@@ -54,6 +54,14 @@ VIEW_COLUMNS = [
     "last_updated",
     "negative_savings_executions",
     "cost_anomaly_executions",
+    "outcome_success_executions",
+    "outcome_failure_executions",
+    "outcome_partial_success_executions",
+    "outcome_error_executions",
+    "quality_scored_executions",
+    "quality_score_mean",
+    "token_measured_executions",
+    "total_tokens_saved",
 ]
 
 
@@ -194,6 +202,9 @@ def test_event_id_is_unique_and_money_is_exact(migrated: str) -> None:
         {"pattern_id": "p" * 201},
         {"pattern_id": "é"},
         {"quality_score": Decimal("1.5")},
+        {"outcome": "won"},
+        {"outcome": "error"},  # contradicts success=true
+        {"success": False, "outcome": "success"},
     ],
 )
 def test_database_enforces_the_contract_too(migrated: str, changes: dict[str, object]) -> None:
@@ -322,7 +333,7 @@ def test_three_concurrent_migrations_end_with_one_schema(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
         ).fetchone()
     assert ledger == [(m.version, m.checksum) for m in load_migrations()]
-    assert tables == (9,)
+    assert tables == (11,)  # 0009 added pattern_rating_state and pattern_rating_transitions
 
 
 def test_a_foreign_ledger_is_named(fresh_database: str) -> None:

@@ -38,6 +38,7 @@ from tests.worker_harness import (
 from worker.cli import report as cli_report
 from worker.consume.write import BatchWriter, ValidEvent, WriteResult
 from worker.contract.event import ExecutionEvent
+from worker.contract.outcome import OUTCOMES
 from worker.contract.validate import validate
 from worker.db.migrate import load_migrations, migrate
 from worker.roi.summaries import Drift, find_drift, rebuild
@@ -260,6 +261,11 @@ def test_verify_names_every_corrupted_row_and_rebuild_repairs_them(
                 "total_estimated_time_seconds",
                 "negative_savings_executions",
                 "cost_anomaly_executions",
+                *(f"outcome_{outcome}_executions" for outcome in OUTCOMES),
+                "quality_scored_executions",
+                "total_quality_score",
+                "token_measured_executions",
+                "total_tokens_saved",
             )
         )
         report = [
@@ -273,7 +279,11 @@ def test_verify_names_every_corrupted_row_and_rebuild_repairs_them(
             "total_executions 1, successful_executions 1, total_time_saved_seconds 50, "
             "total_cost_saved_usd 4.00, total_actual_cost_usd 1.00, total_estimated_cost_usd "
             "5.00, total_execution_time_seconds 10, total_estimated_time_seconds 60, "
-            "negative_savings_executions 0, cost_anomaly_executions 0)",
+            "negative_savings_executions 0, cost_anomaly_executions 0, "
+            "outcome_success_executions 1, outcome_failure_executions 0, "
+            "outcome_partial_success_executions 0, outcome_error_executions 0, "
+            "quality_scored_executions 0, total_quality_score 0, token_measured_executions 0, "
+            "total_tokens_saved 0)",
             "pattern_roi_daily pattern_id=ghost day=2026-05-03: present but no execution has "
             f"this key ({zeros})",
         ]
@@ -706,7 +716,22 @@ def test_report_summary_text_shows_the_hand_computed_figures(
     outcome = report("--summary")
     assert (outcome.code, outcome.err) == (0, "")
     rule = "=" * 80
-    assert outcome.out.splitlines() == [
+    # The month-to-date block's figures follow today's date (tests/unit/roi/test_month_to_date.py
+    # pins them with a fixed clock): here, where it goes and the snapshot block after it.
+    lines = outcome.out.splitlines()
+    tracking = lines.index("MONTH TO DATE (UTC calendar month)")
+    assert lines[tracking + 1].startswith("Saved $"), lines
+    snapshots = lines.index(
+        "SNAPSHOTS (latest 30-day window at day 30, 60 or 90 against the first 7 days)"
+    )
+    assert lines[snapshots:] == [
+        lines[snapshots],
+        "off_track 0, at_risk 0, insufficient_data 0, on_track 0; not yet at day 30: 3",
+        "  excellent: not yet at day 30",
+        "  failing: not yet at day 30",
+        "  sparse: not yet at day 30",
+    ]
+    assert lines[: tracking - 1] == [
         rule,
         "PATTERN ROI SUMMARY",
         rule,
@@ -715,8 +740,8 @@ def test_report_summary_text_shows_the_hand_computed_figures(
         "1. Pattern: excellent",
         # 20 / 21 = 95.238 %
         "   Executions: 21 (20 successful, 95.2% success rate)",
-        # 20 * 300 - 21 = 5979 s = 1.66 hours
-        "   Time saved: 5,979 seconds (1.7 hours)",
+        # 20 * 300 - 21 = 5979 s = 99.65 minutes (under 2 hours: minutes, as in seed 000)
+        "   Time saved: 5,979 seconds (99.7 minutes)",
         # 20 * 3.75 - 1.25
         "   Cost saved: $73.75",
         # 100 * 73.75 / (21 * 1.25) = 280.95 %
@@ -740,8 +765,8 @@ def test_report_summary_text_shows_the_hand_computed_figures(
         "Total patterns tracked: 3",
         # 21 + 12 + 3
         "Total executions: 36",
-        # 5979 - 840 + 3 * 60 = 5319 s = 1.48 hours
-        "Total time saved: 5,319 seconds (1.5 hours)",
+        # 5979 - 840 + 3 * 60 = 5319 s = 88.65 minutes, half up
+        "Total time saved: 5,319 seconds (88.7 minutes)",
         # 73.75 - 15.00 + 3 * 1.50
         "Total cost saved: $63.25",
         # per execution: (20 + 6 + 3) / 36 = 80.56 %
@@ -749,6 +774,9 @@ def test_report_summary_text_shows_the_hand_computed_figures(
         # 6 / 36
         "Executions with negative savings: 6 (16.7%)",
         "Cost anomalies (actual cost > 10x estimate): 1",
+        "Outcomes: 29 success, 7 failure, 0 partial_success, 0 error",
+        "Quality: n/a (no execution carries a quality_score)",
+        "Tokens saved: n/a (no execution gives both actual_tokens and baseline_tokens)",
     ]
 
 
@@ -779,6 +807,18 @@ EXCELLENT = {
     # 9 of 10 on day 0, 11 of 11 on day 9: slope (21*99 - 99*20) / (21*891 - 99²) per day, * 9
     "success_rate_change": "0.100000",
     "success_rate_change_margin": "0.182372",  # z * 9 * sqrt((20/21)(1/21) * 21 / 8910)
+    "outcome_success_executions": 20,  # no event sends an outcome: derived
+    "outcome_failure_executions": 1,
+    "outcome_partial_success_executions": 0,
+    "outcome_error_executions": 0,
+    "quality_scored_executions": 0,  # no event carries a quality_score or token counts
+    "quality_score_sum": "0",
+    "quality_score_mean": None,
+    "token_measured_executions": 0,
+    "tokens_saved": 0,
+    "quality_trend": "stable",
+    "quality_score_change": None,
+    "quality_score_change_margin": None,
     "execution_time_percentiles": {"p50": "11", "p95": "20", "p99": "21"},  # nearest rank
     "previous": None,
     "change": None,
@@ -805,6 +845,18 @@ FAILING = {
     "trend": "stable",
     "success_rate_change": "0.000000",  # 3 of 6 on both days
     "success_rate_change_margin": "0.565793",  # z * 10 * sqrt(0.25 * 12 / 3600)
+    "outcome_success_executions": 6,  # no event sends an outcome: derived
+    "outcome_failure_executions": 6,
+    "outcome_partial_success_executions": 0,
+    "outcome_error_executions": 0,
+    "quality_scored_executions": 0,  # no event carries a quality_score or token counts
+    "quality_score_sum": "0",
+    "quality_score_mean": None,
+    "token_measured_executions": 0,
+    "tokens_saved": 0,
+    "quality_trend": "stable",
+    "quality_score_change": None,
+    "quality_score_change_margin": None,
     "execution_time_percentiles": {"p50": "100", "p95": "100", "p99": "100"},
     "previous": None,
     "change": None,
@@ -831,6 +883,18 @@ SPARSE = {
     "trend": "stable",
     "success_rate_change": None,  # one day only
     "success_rate_change_margin": None,
+    "outcome_success_executions": 3,  # no event sends an outcome: derived
+    "outcome_failure_executions": 0,
+    "outcome_partial_success_executions": 0,
+    "outcome_error_executions": 0,
+    "quality_scored_executions": 0,  # no event carries a quality_score or token counts
+    "quality_score_sum": "0",
+    "quality_score_mean": None,
+    "token_measured_executions": 0,
+    "tokens_saved": 0,
+    "quality_trend": "stable",
+    "quality_score_change": None,
+    "quality_score_change_margin": None,
     "execution_time_percentiles": {"p50": "10", "p95": "10", "p99": "10"},
     "previous": None,
     "change": None,
@@ -868,10 +932,24 @@ def test_report_summary_json_is_valid_and_exact(
         "roi_percentage": "122.222222",  # 100 * 63.25 / 51.75
         "negative_savings_executions": 6,
         "cost_anomaly_executions": 1,
+        "outcome_success_executions": 29,
+        "outcome_failure_executions": 7,
+        "outcome_partial_success_executions": 0,
+        "outcome_error_executions": 0,
+        "quality_scored_executions": 0,
+        "quality_score_sum": "0",
+        "quality_score_mean": None,
+        "token_measured_executions": 0,
+        "tokens_saved": 0,
         "patterns": 3,
         "previous": None,
         "change": None,
     }
+    _check_month_to_date(document.pop("month_to_date"), report_data)
+    assert [
+        (entry["pattern_id"], entry["day"], entry["status"])
+        for entry in document.pop("latest_snapshots")
+    ] == [("excellent", None, None), ("failing", None, None), ("sparse", None, None)]
     patterns = document.pop("patterns")
     assert document == {
         "report_version": 1,
@@ -904,6 +982,33 @@ def test_report_summary_json_is_valid_and_exact(
     assert EXCELLENT["execution_time_percentiles"] == percentiles(
         report_data.execution_times("excellent")
     )
+
+
+def _check_month_to_date(block: dict[str, Any], data: ReportData) -> None:
+    """The month-to-date block against sums of the events themselves, at the frozen now:
+    this month's, the same elapsed span of the previous month's and the last 30 days'."""
+    now = data.now
+    month = midnight(now.date().replace(day=1))
+    previous = midnight((month - timedelta(days=1)).date().replace(day=1))
+    previous_end = min(previous + (now - month), month)
+
+    def saved(start: datetime, end: datetime) -> tuple[str, int]:
+        runs = [e for e in data.events if start <= e.executed_at < end]
+        total = sum(
+            (e.estimated_cost - e.actual_cost if e.success else -e.actual_cost for e in runs),
+            Decimal(0),
+        )
+        return str(total), len(runs)
+
+    assert datetime.fromisoformat(block["as_of"]) == now
+    assert datetime.fromisoformat(block["month_start"]) == month
+    assert datetime.fromisoformat(block["previous_end"]) == previous_end
+    assert (block["cost_saved_usd"], block["executions"]) == saved(month, now)
+    assert (block["previous_cost_saved_usd"], block["previous_executions"]) == saved(
+        previous, previous_end
+    )
+    trailing, _ = saved(now - timedelta(days=30), now)
+    assert block["trailing_30_days_cost_saved_usd"] == trailing
 
 
 def test_report_since_7d_splits_recent_and_previous_executions(
@@ -1037,11 +1142,11 @@ def test_report_markdown_file_has_every_section(
         "## Flags",
     ]
     assert (
-        "| 1 | `excellent` | 21 | 95.2% | 1.7 hours | $73.75 | 281% | EXCELLENT ⭐⭐⭐ "
+        "| 1 | `excellent` | 21 | 95.2% | 99.7 minutes | $73.75 | 281% | EXCELLENT ⭐⭐⭐ "
         "| Keep approved; a candidate for wider rollout |"
     ) in lines
     assert (
-        "| 1 | `failing` | 12 | 50.0% | -14.0 minutes | -$15.00 | -63% | FAILED ❌ "
+        "| 1 | `failing` | 12 | 50.0% | -14 minutes | -$15.00 | -63% | FAILED ❌ "
         "| Revoke approval and investigate failures |"
     ) in lines
     assert "| `failing` | 6 (50.0%) | 1 |" in lines

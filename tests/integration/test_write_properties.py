@@ -61,6 +61,10 @@ def expected(documents: list[dict[str, Any]]) -> dict[str, Totals]:
             estimated_time_seconds=event.estimated_time_seconds,
             actual_cost=event.actual_cost,
             estimated_cost=event.estimated_cost,
+            outcome=event.outcome,
+            quality_score=event.quality_score,
+            actual_tokens=event.actual_tokens,
+            baseline_tokens=event.baseline_tokens,
         )
         totals[event.pattern_id] = totals.get(event.pattern_id, Totals()) + run
     return totals
@@ -71,7 +75,8 @@ def expected(documents: list[dict[str, Any]]) -> dict[str, Totals]:
 def test_incremental_summaries_equal_the_recompute(
     conn: psycopg.Connection[Any], delivery: tuple[list[dict[str, Any]], list[list[int]]]
 ) -> None:
-    """Every summary column, flags included, equals the methodology's rules applied in Python."""
+    """Every summary column, flags, outcomes, quality and tokens included, equals the
+    methodology's rules applied in Python."""
     documents, batches = delivery
     conn.execute(
         "TRUNCATE pattern_executions, pattern_roi_summary, pattern_roi_daily, consumer_offsets"
@@ -94,6 +99,8 @@ def test_incremental_summaries_equal_the_recompute(
     assert find_drift(conn) == []
     rows = conn.execute(f"SELECT pattern_id, {', '.join(SUMS)} FROM pattern_roi_summary").fetchall()
     assert {row[0]: totals_from_row(row[1:]) for row in rows} == expected(documents)
+    stored = dict(conn.execute("SELECT event_id, outcome FROM pattern_executions").fetchall())
+    assert stored == {event.event_id: event.resolved_outcome for event in events}
     assert conn.execute("SELECT next_offset FROM consumer_offsets").fetchall() == [(offset,)]
 
 

@@ -95,11 +95,17 @@ def worker_accepts(text: str) -> bool:
         {"team\x00": 1},
         {"team": {"a": ["\x00"]}},
         {"team": {"a": [1, "b", None]}},
+        *(
+            {"success": success, "outcome": outcome}
+            for success in (True, False)
+            for outcome in ("success", "failure", "partial_success", "error", None, "other")
+        ),
     ],
 )
 def test_schema_and_worker_agree_at_the_edges(changes: dict[str, Any]) -> None:
-    """Calendar days, money strings at their caps and places, NUL in any string or key: what
-    the schema states is exactly what the worker checks."""
+    """Calendar days, money strings at their caps and places, NUL in any string or key, the
+    outcome's agreement with success: what the schema states is exactly what the worker
+    checks."""
     text = json.dumps(example_document(**changes), default=float)  # NUL as the escape \u0000
     assert VALIDATOR.is_valid(json.loads(text)) == worker_accepts(text)
 

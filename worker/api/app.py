@@ -22,7 +22,7 @@ from ..contract import event
 from ..settings import Settings
 from . import errors, openapi, security
 from .backends import Database, Publisher
-from .routes import health, ingestion, patterns, usage
+from .routes import health, ingestion, patterns, savings, snapshots, usage
 from .routes.common import Access
 
 
@@ -54,6 +54,8 @@ def create_app(
     readers = Access(security.readers(settings), security.reads_protected(settings))
     # In this order: the paths of the OpenAPI document (schemas/roi-api.v1.json) follow it.
     app.include_router(patterns.router(settings, db, readers))
+    app.include_router(snapshots.router(settings, db, readers))
+    app.include_router(savings.router(db, readers))
     app.include_router(usage.router(db, readers))
     if settings.api_writes:
         app.include_router(ingestion.router(kafka, settings))

@@ -5,17 +5,21 @@ request valid by it is refused only for a rule on the clock, which its descripti
 words. Where a rule cannot be written in JSON Schema exactly, the document states a part of what
 the server accepts, and says the rest in words:
 
-- Rules on the clock (`since` not in the future, `executed_at` at most 1 day ahead of the
-  server's clock): a schema cannot name today, and a fixed day would go stale. The document
-  states real calendar dates up to LAST_YEAR, and its descriptions say what is checked at run
-  time against the clock. A `since` of `Nd` is stated up to MAX_STATED_DAYS, which the server
-  takes on any day since that bound was set (the largest N it takes grows by one a day).
+- Rules on the clock (`since`, `at`, `from` and `to` not in the future, `executed_at` at most
+  1 day ahead of the server's clock): a schema cannot name today, and a fixed day would go
+  stale. The document states real calendar dates up to LAST_YEAR, and its descriptions say what
+  is checked at run time against the clock. A `since` of `Nd` is stated up to MAX_STATED_DAYS,
+  which the server takes on any day since that bound was set (the largest N it takes grows by
+  one a day).
   tests/schemathesis_hooks.py keeps the fuzz test from sending valid requests that break them.
 - At most 40 decimal places in an event's number, as written: a schema sees values, not their
   spelling. It states 0 and the numbers from SMALLEST_NUMBER up, which every JSON library
   writes (shortest form, at most 17 significant digits) in at most 40 decimal places.
 - A rule across two parameters (usage-stats' bucket count): the parameters are stated as one
   form-style object, whose schema can relate them.
+  The savings series' rules across `from` and `to` (not after each other, at most MAX_PERIODS
+  periods) depend on the clock when `to` is absent: they are said in words, and the hooks keep
+  the fuzz test's valid cases within them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, Final
 from ..contract import event, range_patterns
 from ..roi import usage_stats
 from ..roi.methodology import EARLIEST
+from . import models
 
 # The last year stated where the server compares with its clock, as in the event contract
 # (worker/contract/event.py): far ahead of any clock, so the clock rule is said in words.
@@ -39,6 +44,7 @@ MAX_STATED_DAYS: Final = 20_000
 FIRST_EXECUTED_AT_YEAR: Final = 2001
 
 _EVENT: Final = "ExecutionEvent"
+SEED_EXECUTION: Final = "SeedExecution"  # seed 000's body of the POST (worker.api.models)
 _DOUBLE_DIGITS: Final = 17  # significant digits of a double in its shortest form, at most
 # The smallest number stated besides 0: from it up, 17 significant digits take at most
 # MAX_DECIMAL_PLACES decimal places.
@@ -91,11 +97,14 @@ def state_rules(document: dict[str, Any]) -> None:
     ExecutionEvent) the rules FastAPI cannot write; changes it in place."""
     schemas: dict[str, Any] = document["components"]["schemas"]
     schemas[_EVENT] = _event_schema(schemas[_EVENT], schemas)
+    schemas[SEED_EXECUTION] = _seed_schema()
     for path, methods in document["paths"].items():
         for operation in methods.values():
             for parameter in operation.get("parameters", []):
                 if parameter["name"] == "since":
                     _state_since(parameter)
+                elif parameter["name"] in DATE_PARAMETERS:
+                    _state_date(parameter)
             if path.endswith("/usage-stats"):
                 operation["parameters"] = _usage_parameters(operation["parameters"])
 
@@ -111,6 +120,30 @@ def _state_since(parameter: dict[str, Any]) -> None:
         f"{EARLIEST}. This document states `Nd` up to {MAX_STATED_DAYS}d (the server takes "
         f"more, while the window starts from {EARLIEST} on) and the calendar dates from "
         f"{EARLIEST} to {LAST_YEAR}-12-31, of which the server refuses those after today."
+    )
+
+
+# Date parameters (snapshots' `at`, the savings series' `from` and `to`): real calendar dates,
+# not after today, from EARLIEST; the savings series also refuses `from` after `to` and more
+# than MAX_PERIODS periods, rules across two parameters and the clock said in words.
+DATE_PARAMETERS: Final = frozenset({"at", "from", "to"})
+
+
+def date_pattern() -> str:
+    """The calendar dates from EARLIEST to the end of LAST_YEAR."""
+    return f"^{range_patterns.date(EARLIEST.year, LAST_YEAR)}$"
+
+
+def _state_date(parameter: dict[str, Any]) -> None:
+    schema = parameter["schema"]
+    (string,) = [
+        branch for branch in schema.get("anyOf", [schema]) if branch.get("type") == "string"
+    ]
+    string["pattern"] = date_pattern()
+    parameter["description"] = schema["description"] = (
+        f"{parameter['description']} Checked at run time against the server's clock: not after "
+        f"today (UTC). This document states the calendar dates from {EARLIEST} to "
+        f"{LAST_YEAR}-12-31, of which the server refuses those after today."
     )
 
 
@@ -171,6 +204,22 @@ def _event_schema(contract: dict[str, Any], schemas: dict[str, Any]) -> dict[str
         f"{_days(event.MAX_CLOCK_SKEW)} ahead of its clock; it also takes the date-times of the "
         "event contract (schemas/execution-event.v1.json) from "
         f"{event.EARLIEST_EXECUTED_AT:%Y-%m-%d} (UTC)."
+    )
+    return schema
+
+
+def _seed_schema() -> dict[str, Any]:
+    """Seed 000's body (models.SeedExecution), its numbers and executed_at stated as the
+    event's are."""
+    schema: dict[str, Any] = models.SeedExecution.model_json_schema()
+    for field in schema["properties"].values():
+        _state_places(field)
+    executed_at = schema["properties"]["executed_at"]
+    (string,) = [branch for branch in executed_at["anyOf"] if branch.get("type") == "string"]
+    string["pattern"] = executed_at_pattern()
+    executed_at["description"] += (
+        f" Checked at run time against the server's clock: at most "
+        f"{_days(event.MAX_CLOCK_SKEW)} ahead of it, as in the event contract."
     )
     return schema
 

@@ -21,7 +21,20 @@ from typing import TYPE_CHECKING, NoReturn, TypeGuard
 from .. import __version__
 from ..errors import ConfigurationError, RoiWorkerError
 from ..redaction import redacted_output
-from . import api, contract, demo, dlq, migrate, offsets, reconcile, replay, report, run, summaries
+from . import (
+    api,
+    contract,
+    demo,
+    dlq,
+    migrate,
+    offsets,
+    ratings,
+    reconcile,
+    replay,
+    report,
+    run,
+    summaries,
+)
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, UsageError, fail
 
 if TYPE_CHECKING:
@@ -46,7 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    groups = (migrate, contract, run, api, demo, report, summaries, dlq, offsets, reconcile, replay)
+    groups = (
+        migrate,
+        contract,
+        run,
+        api,
+        demo,
+        report,
+        ratings,
+        summaries,
+        dlq,
+        offsets,
+        reconcile,
+        replay,
+    )
     for group in groups:
         group.register(commands)
     return parser

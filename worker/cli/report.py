@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from ..roi.formatting import FORMATS
+from ..roi.formatting import FORMATS, Format
 from .args import positive_int
 from .exits import EXIT_FAILED, EXIT_OK, UsageError, fail
 
@@ -65,6 +65,18 @@ def register(commands: Any) -> None:
         help="write the full Markdown report to --output",
     )
     report_cmd.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="the baseline (first 7 days) and the 30-day snapshots at day 30, 60 and 90 of every "
+        "pattern, or of --pattern-id, each with its status (docs/roi-methodology.md)",
+    )
+    report_cmd.add_argument(
+        "--at",
+        metavar="DATE",
+        help="with --snapshots: also the snapshot of the 30 days before DATE (YYYY-MM-DD, UTC, "
+        "today at the latest)",
+    )
+    report_cmd.add_argument(
         "--output",
         type=Path,
         metavar="PATH",
@@ -93,11 +105,16 @@ def register(commands: Any) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from ..db.connect import connect
-    from ..roi.analytics import load_analytics, pattern_exists
+    from ..roi.analytics import pattern_exists, read_analytics, snapshot
     from ..roi.methodology import Window
     from ..roi.report import Request, full_report, render
+    from ..roi.tracking import read_tracking
     from ..settings import load_settings
 
+    if args.snapshots:
+        return _snapshots(args)
+    if args.at is not None:
+        raise UsageError("--at goes with --snapshots")
     selection: str = "pattern" if args.pattern_id is not None else args.selection or "summary"
     if args.output is not None and selection != "full":
         raise UsageError("--output goes with --report")
@@ -117,15 +134,19 @@ def _report(args: argparse.Namespace) -> int:
             return fail(
                 f"no pattern {args.pattern_id!r}: no execution of it is stored", EXIT_FAILED
             )
-        analytics = load_analytics(
-            conn,
-            window,
-            min_executions,
-            now,
-            pattern_id=args.pattern_id,
-            # The summary's text does not show them, and they are the one costly figure.
-            percentiles=selection in ("pattern", "full") or args.format in ("json", "csv"),
-        )
+        with snapshot(conn) as cur:  # one consistent state for the figures and tracking
+            analytics = read_analytics(
+                cur,
+                window,
+                min_executions,
+                now,
+                pattern_id=args.pattern_id,
+                # The summary's text does not show them, and they are the one costly figure.
+                percentiles=selection in ("pattern", "full") or args.format in ("json", "csv"),
+            )
+            tracking = None
+            if selection == "summary" and args.format != "csv":
+                tracking = read_tracking(cur, now, min_executions)
     # Terminals that cannot show the rating symbols get a replacement, not a traceback.
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:
@@ -145,8 +166,62 @@ def _report(args: argparse.Namespace) -> int:
         else:
             print(message)
             return EXIT_OK
-    sys.stdout.write(render(analytics, request))
+    sys.stdout.write(render(analytics, request, tracking=tracking))
     return EXIT_OK
+
+
+def _snapshots(args: argparse.Namespace) -> int:
+    """`report --snapshots [--pattern-id ID] [--at DATE]`: every pattern's, or one's."""
+    from ..db.connect import connect
+    from ..roi.analytics import pattern_exists, snapshot
+    from ..roi.snapshots import load_snapshots
+    from ..roi.tracking_report import SnapshotsView, render_snapshots
+    from ..settings import load_settings
+
+    if args.selection is not None or args.output is not None or args.since is not None:
+        raise UsageError("--snapshots goes with --pattern-id, --at, --format, --min-executions")
+    settings = load_settings()
+    min_executions = args.min_executions or settings.min_executions
+    now = datetime.now(UTC)
+    at = _at_date(args.at, now.date())
+    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        if args.pattern_id is not None and not (
+            _is_pattern_id(args.pattern_id) and pattern_exists(conn, args.pattern_id)
+        ):
+            return fail(
+                f"no pattern {args.pattern_id!r}: no execution of it is stored", EXIT_FAILED
+            )
+        with snapshot(conn) as cur:
+            found = load_snapshots(
+                cur,
+                now.date(),
+                min_executions,
+                pattern_ids=None if args.pattern_id is None else [args.pattern_id],
+                at=at,
+            )
+    view = SnapshotsView(found, now, now.date(), at, min_executions)
+    output: Format = args.format or "text"
+    if not found:
+        message = "no executions stored yet: no snapshots to report"
+        if output not in ("json", "csv"):
+            print(message)
+            return EXIT_OK
+        print(message, file=sys.stderr)  # scripts still get a well-formed, empty answer
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")
+    sys.stdout.write(render_snapshots(view, output))
+    return EXIT_OK
+
+
+def _at_date(text: str | None, today: date) -> date | None:
+    """--at's date: YYYY-MM-DD, not after today (UTC); UsageError otherwise."""
+    from ..roi.snapshots import parse_at
+
+    try:
+        return None if text is None else parse_at(text, today)
+    except ValueError as exc:
+        raise UsageError(f"--at: {exc}") from None
 
 
 def _is_pattern_id(text: str) -> bool:

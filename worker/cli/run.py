@@ -27,7 +27,10 @@ def register(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     del args
-    from ..consume.pipeline import Pipeline
+    from prometheus_client import CollectorRegistry
+
+    from ..consume.pipeline import Chore, Pipeline
+    from ..consume.ratings_publisher import RatingsPublisher
     from ..ops.retention_schedule import RetentionSchedule
     from ..process import ShutdownWatchdog, configure_logging, tune_gc_for_throughput
     from ..settings import load_settings
@@ -35,9 +38,13 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     tune_gc_for_throughput()
-    # ROI_RETENTION_DAYS: retention applied beside consuming, until the pipeline stops.
-    retention = [lambda stop: RetentionSchedule(settings, stop).start()]
-    pipeline = Pipeline(settings, chores=retention if settings.retention_days else [])
+    registry = CollectorRegistry()
+    # Beside consuming, until the pipeline stops: the ratings publisher (one replica at a time
+    # publishes), and retention with ROI_RETENTION_DAYS.
+    chores: list[Chore] = [lambda stop: RatingsPublisher(settings, stop, registry=registry).start()]
+    if settings.retention_days:
+        chores.append(lambda stop: RetentionSchedule(settings, stop).start())
+    pipeline = Pipeline(settings, chores=chores, registry=registry)
     watchdog = ShutdownWatchdog(pipeline.stop)
     watchdog.install()
     try:

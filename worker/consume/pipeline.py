@@ -103,7 +103,10 @@ class Pipeline:
             timeout=DEAD_LETTER_TIMEOUT_SECONDS,
         )
         self._database = database or Database(
-            settings.database_url.get_secret_value(), settings.group_id, check_schema=True
+            settings.database_url.get_secret_value(),
+            settings.group_id,
+            check_schema=True,
+            min_executions=settings.min_executions,
         )
         self._chores = tuple(chores)
         self._retry = retry

@@ -28,6 +28,7 @@ from ..db import offsets as stored_offsets
 from ..db.connect import WORKER_SESSION, connect
 from ..db.migrate import load_migrations, migration_status
 from ..errors import DatabaseUnavailableError, FatalError, LockWaitError, RetryableError
+from ..roi.methodology import DEFAULT_MIN_EXECUTIONS
 from ..settings import RetryPolicy
 from ..types import DeadLetter, DeadLetterSink, Partition
 from .background_store import BackgroundStore
@@ -146,10 +147,18 @@ class Database:
     stored offsets) only while no store is in flight.
     """
 
-    def __init__(self, url: str, group: str, *, check_schema: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        group: str,
+        *,
+        check_schema: bool = False,
+        min_executions: int = DEFAULT_MIN_EXECUTIONS,
+    ) -> None:
         self._url = url
         self._group = group
         self._check_schema = check_schema  # before the first connection is used
+        self._min_executions = min_executions  # ROI_MIN_EXECUTIONS: rates rating transitions
         self._conn: psycopg.Connection[Any] | None = None
         self._writer: BatchWriter | None = None
 
@@ -174,7 +183,7 @@ class Database:
                     )
                 self._check_schema = False
             self._conn = connect(self._url, autocommit=True, **WORKER_SESSION)
-            self._writer = BatchWriter(self._conn, self._group)
+            self._writer = BatchWriter(self._conn, self._group, min_executions=self._min_executions)
         return self._writer
 
     def load_offsets(self, topics: Sequence[str]) -> dict[Partition, stored_offsets.Saved]:

@@ -3,10 +3,11 @@
 In one transaction: COPY the batch's valid events into a session-private staging table, insert
 them into pattern_executions with ON CONFLICT (event_id) DO NOTHING, add only the rows actually
 inserted to pattern_roi_summary and pattern_roi_daily (in key order, so concurrent workers cannot
-deadlock), and store the next offset of every partition in consumer_offsets, with the offset
-ledger's row for each (worker/db/ledger.py: the range of offsets and what became of each). A
-re-delivered event therefore changes nothing, and the stored offsets say exactly what has been
-stored.
+deadlock), record the rating transitions of the patterns whose summaries changed
+(worker/consume/ratings.py, state rows in the same key order), and store the next offset of
+every partition in consumer_offsets, with the offset ledger's row for each
+(worker/db/ledger.py: the range of offsets and what became of each). A re-delivered event
+therefore changes nothing, and the stored offsets say exactly what has been stored.
 
 An event whose event_id is already stored with other content is a conflicting duplicate; a row
 the database refuses (a data or constraint error) is isolated by splitting the batch under
@@ -32,8 +33,10 @@ from ..db import connect as db
 from ..db import ledger, offsets
 from ..db.connect import first_line
 from ..errors import InvalidReason
+from ..roi.methodology import DEFAULT_MIN_EXECUTIONS
 from ..roi.summaries import DAILY, SUMMARY, WITH_SAVINGS
 from ..types import Partition, Source
+from .ratings import record_changes
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,10 @@ COLUMNS: Final = (
     "source_partition",
     "source_offset",
 )
-_EVENT_VALUES: Final = attrgetter(*EVENT_COLUMNS)
+# A column filled from another attribute than its field: `outcome` is stored resolved (derived
+# from `success` when the event has none), never null.
+_STORED_FROM: Final = {"outcome": "resolved_outcome"}
+_EVENT_VALUES: Final = attrgetter(*(_STORED_FROM.get(name, name) for name in EVENT_COLUMNS))
 _ATTRIBUTES: Final = EVENT_COLUMNS.index("attributes")
 _COLUMN_LIST: Final = ", ".join(COLUMNS)
 
@@ -129,11 +135,21 @@ def _no_hook(result: WriteResult) -> None:
 
 
 class BatchWriter:
-    """Writes batches over one connection (autocommit mode; each batch is one transaction)."""
+    """Writes batches over one connection (autocommit mode; each batch is one transaction).
 
-    def __init__(self, conn: psycopg.Connection[Any], group_id: str) -> None:
+    `min_executions` (ROI_MIN_EXECUTIONS) rates the patterns whose rating transitions the
+    batches record (worker.consume.ratings); every writer of a database must use the same."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        group_id: str,
+        *,
+        min_executions: int = DEFAULT_MIN_EXECUTIONS,
+    ) -> None:
         self._conn = conn
         self._group_id = group_id
+        self._min_executions = min_executions
         self._staging_ready = False
 
     def write(
@@ -160,6 +176,9 @@ class BatchWriter:
             if not self._staging_ready:
                 self._conn.execute(_CREATE_STAGING)
             self._store(unique, result)
+            if result.inserted:  # right after the summary increments, holding their rows
+                patterns = set(map(_PATTERN_ID, result.inserted))
+                record_changes(self._conn, patterns, self._min_executions)
             _expire_repeats(result)
             self._save_offsets(next_offsets, result, dead_lettered, starts)
             before_commit(result)
@@ -317,6 +336,7 @@ class BatchWriter:
         )
 
 
+_PATTERN_ID: Final = attrgetter("event.pattern_id")
 _SOURCE: Final = attrgetter("source")
 _REFUSED_SOURCE: Final = attrgetter("item.source")
 _INDEX: Final = {name: index for index, name in enumerate(ledger.OUTCOMES)}

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from . import json_codec, range_patterns
+from .outcome import ALLOWED, OUTCOMES, ExecutionOutcome, consistent, derived
 
 SCHEMA_VERSION: Final = 1
 
@@ -282,6 +283,30 @@ def _success(value: object) -> bool:
 Success = Annotated[bool, PlainValidator(_success), WithJsonSchema({"type": "boolean"})]
 
 
+def _outcome(value: object, info: ValidationInfo) -> ExecutionOutcome:
+    if not isinstance(value, str):
+        raise _fail("outcome", f"must be a string, not {_type_name(value)}")
+    if value not in OUTCOMES:
+        raise _fail("outcome", f"must be one of {', '.join(OUTCOMES)}")
+    success = info.data.get("success")  # absent when `success` itself is invalid
+    if isinstance(success, bool) and not consistent(value, success):
+        flag = "true" if success else "false"
+        *others, last = ALLOWED[success]
+        raise _fail(
+            "outcome_contradicts_success",
+            f"contradicts success={flag}: with success={flag}, outcome must be "
+            f"{', '.join(others)} or {last}",
+        )
+    return value  # narrowed to ExecutionOutcome by the `in OUTCOMES` check
+
+
+Outcome = Annotated[
+    ExecutionOutcome,
+    PlainValidator(_outcome),
+    WithJsonSchema({"type": "string", "enum": list(OUTCOMES)}),
+]
+
+
 def _schema_version(value: object) -> int:
     if type(value) is not int or value != SCHEMA_VERSION:
         raise _fail("schema_version", f"must be {SCHEMA_VERSION}")
@@ -425,6 +450,14 @@ class ExecutionEvent(BaseModel):
     baseline_tokens: Tokens | None = Field(default=None, description="Tokens without automation.")
     source: Identifier | None = Field(default=None, description="Who published the event.")
     attributes: Attributes | None = Field(default=None, description="Small free-form object.")
+    # Last: validated after `success`, which it must agree with (docs/event-contract.md).
+    outcome: Outcome | None = Field(
+        default=None,
+        description="How the run ended: success, failure (ran, did not achieve its goal), "
+        "partial_success, or error (could not run). success=true allows success or "
+        "partial_success; success=false allows failure, error or partial_success. Absent: "
+        "success if success is true, else failure.",
+    )
 
     @model_validator(mode="after")
     def _unknown_fields_are_small(self) -> ExecutionEvent:
@@ -441,6 +474,11 @@ class ExecutionEvent(BaseModel):
         return self
 
     @property
+    def resolved_outcome(self) -> ExecutionOutcome:
+        """`outcome` as given or, absent, derived from `success`: what is stored and counted."""
+        return self.outcome or derived(self.success)
+
+    @property
     def unknown_fields(self) -> dict[str, Any]:
         """Fields this version does not define, kept as received."""
         return dict(self.__pydantic_extra__ or {})
@@ -450,7 +488,7 @@ class ExecutionEvent(BaseModel):
         document: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if value is None:
+            if value is None and not (name == "outcome" and self._outcome_sent_as_null):
                 continue
             if isinstance(value, uuid.UUID):
                 value = str(value)
@@ -470,7 +508,11 @@ class ExecutionEvent(BaseModel):
         migration that recomputes them.
         """
         values = self.__dict__
-        if self.__pydantic_extra__:  # rare: unknown fields sort in among the known ones
+        extra = self.__pydantic_extra__
+        null_outcome = self._outcome_sent_as_null
+        if extra or null_outcome:
+            # Rare: unknown fields sort in among the known ones. So does `"outcome": null`,
+            # kept as an unknown field (so fingerprinted as null) before outcome was defined.
             members = [
                 (name, _encode_string(name) + ":" + encode(value))
                 for name, encode in _FINGERPRINT_FIELDS
@@ -478,8 +520,10 @@ class ExecutionEvent(BaseModel):
             ]
             members += [
                 (name, _encode_string(name) + ":" + _canonical_json(value))
-                for name, value in self.__pydantic_extra__.items()
+                for name, value in (extra or {}).items()
             ]
+            if null_outcome:
+                members.append(("outcome", _encode_string("outcome") + ":null"))
             members.sort()
             parts = [member for _, member in members]
         else:
@@ -490,6 +534,13 @@ class ExecutionEvent(BaseModel):
             ]
         canonical = "{" + ",".join(parts) + "}"
         return hashlib.sha256(canonical.encode()).digest()
+
+    @property
+    def _outcome_sent_as_null(self) -> bool:
+        """Whether the event says `"outcome": null`. Other fields sent as null are as good as
+        absent; `outcome` was an unknown field before contract v1 defined it, and an event
+        stored then keeps its fingerprint and its document only if its null is kept too."""
+        return self.outcome is None and "outcome" in self.__pydantic_fields_set__
 
     def to_json(self) -> bytes:
         """The event as the UTF-8 JSON a producer publishes: exact numbers, no floats."""
@@ -522,6 +573,13 @@ def json_schema() -> dict[str, Any]:
     for branch in schema["properties"]["attributes"]["anyOf"]:
         if branch.get("type") == "object":
             branch.update(_STORABLE_OBJECT)
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"success": {"const": success}}, "required": ["success"]},
+            "then": {"properties": {"outcome": {"enum": [*allowed, None]}}},
+        }
+        for success, allowed in ALLOWED.items()
+    ]
     return schema
 
 
@@ -640,6 +698,7 @@ _ENCODERS: Final[dict[str, Callable[[Any], str]]] = {
     "baseline_tokens": _encode_number,
     "source": _encode_string,
     "attributes": _canonical_json,
+    "outcome": _encode_string,
 }
 # Every field of the model, in the canonical (sorted) order; a new field without an encoder
 # fails here, at import.

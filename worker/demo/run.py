@@ -3,11 +3,16 @@
 1. starts `roi-worker run` as a child process (ROI_CREATE_TOPICS=true, endpoints on 127.0.0.1,
    log in .local/demo-worker.log) and `roi-worker api` as another (on 127.0.0.1:ROI_API_PORT,
    log in .local/demo-api.log), and waits until both /readyz answer 200;
-2. publishes two weeks of executions of six patterns with the producer helper, plus a few invalid
-   messages, exact re-sends (duplicates) and one conflicting re-use of an event_id;
+2. publishes 100 days of executions of six patterns with the producer helper (outcomes, quality
+   scores, token counts), plus a few invalid messages, exact re-sends (duplicates) and one
+   conflicting re-use of an event_id;
 3. waits until the consumer_offsets the worker stores with the events reach the topic's end;
-4. prints the ROI per pattern, the metrics URL and the API's URL, then keeps the worker and the
-   API running until Ctrl-C or for `seconds`, and stops them with SIGTERM.
+4. publishes a seventh pattern's good runs, waits until they are stored, then its failed runs:
+   its rating changes twice during the demo;
+5. waits until the worker has published every rating transition recorded since the demo began
+   and checks that the ratings topic holds each exactly once (worker.demo.ratings);
+6. prints the ROI per pattern, the transitions, the metrics URL and the API's URL, then keeps
+   the worker and the API running until Ctrl-C or for `seconds`, and stops them with SIGTERM.
 
 The sample stream is worker.demo.stream's, the child processes worker.demo.children's. The sample
 figures come from a fixed seed, so every run publishes the same amounts; event_ids are new each
@@ -41,6 +46,7 @@ from ..kafka.topic_range import bounds, open_consumer
 from ..redaction import register_secret
 from ..roi.formatting import TENTH, number, percent, table, usd
 from ..settings import Settings
+from . import ratings
 from .children import (
     POLL_SECONDS,
     Child,
@@ -50,7 +56,7 @@ from .children import (
     wait_ready,
     worker_counts,
 )
-from .stream import HISTORY, PROFILES, SEED, plan_stream, publish
+from .stream import HISTORY, PROFILES, RATING_CHANGE, SEED, plan_rating_change, plan_stream, publish
 
 __all__ = ["DemoError", "run_demo"]
 
@@ -81,6 +87,13 @@ SELECT v.pattern_id, v.total_executions, v.successful_executions, v.total_time_s
 FROM pattern_roi v JOIN pattern_roi_summary s USING (pattern_id)
 ORDER BY v.total_cost_saved_usd DESC, v.pattern_id
 """
+
+
+def _database_now(conn: psycopg.Connection[Any]) -> datetime:
+    """The database's clock: transitions are stamped by it, not by this machine's."""
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None  # noqa: S101  (SELECT now() returns a row)
+    return row[0]  # type: ignore[no-any-return]
 
 
 def _wait_stored(
@@ -273,6 +286,32 @@ def run_demo(settings: Settings, seconds: float | None, *, log_path: Path = LOG_
     return result
 
 
+def _say_where(base_url: str, api_url: str, token: _Token) -> None:
+    """Where to look next: the endpoints, the commands and their docs."""
+    _say(f"Metrics: {base_url}/metrics   readiness: {base_url}/readyz")
+    _say(
+        f"API: {api_url}/api/roi-tracking/summary ({api_patterns(api_url)} patterns)   "
+        f"docs: {api_url}/docs"
+    )
+    _say(
+        f"POST events with the write token {token.where}: curl -H "
+        f'"Authorization: Bearer {token.shell}" -H "Content-Type: application/json" '
+        f"--data @event.json {api_url}/api/roi-tracking/executions (docs/api.md)"
+    )
+    _say(
+        f"Month to date, projections and savings by period: {api_url}/api/roi-tracking/savings"
+        "?period=day"
+    )
+    _say(
+        f"Snapshots at day 30, 60 and 90: roi-worker report --snapshots, or "
+        f"{api_url}/api/roi-tracking/snapshots/{PROFILES[0].pattern_id}"
+    )
+    _say(
+        "Ratings, recommendations, outcomes and trends: roi-worker report --summary "
+        "(also --pattern-id ID, --since 7d, --format json; see docs/reports.md)"
+    )
+
+
 def _demo(
     settings: Settings,
     seconds: float | None,
@@ -287,19 +326,29 @@ def _demo(
     wait_ready(worker, base_url)
     _say(f"worker ready: topic {topic}, group {settings.group_id}, {base_url}")
     wait_ready(api, api_url)
-    steps = plan_stream(random.Random(SEED), datetime.now(UTC))  # noqa: S311  (sample data)
+    rng = random.Random(SEED)  # noqa: S311  (sample data)
+    now = datetime.now(UTC)
+    steps = plan_stream(rng, now)
+    rating_phases = plan_rating_change(rng, now)
     dead_letters_before = sum(_end_offsets(settings, dead_letters).values())
-    published = publish(settings, steps)
-    counts = published.counts
-    _say(f"published {published.total:,} messages to {topic} in {published.seconds:.1f} s")
-    started = time.monotonic()
-    ends = _end_offsets(settings, topic)
+    ratings_before = ratings.end_offsets(settings)
     with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
-        _wait_stored(conn, settings, ends, worker)
+        since = _database_now(conn)
+        published = publish(settings, steps)
+        counts = published.counts
+        _say(f"published {published.total:,} messages to {topic} in {published.seconds:.1f} s")
+        started = time.monotonic()
+        _wait_stored(conn, settings, _end_offsets(settings, topic), worker)
         waited = time.monotonic() - started
         row = conn.execute(_STORED_EVENTS, (published.event_ids,)).fetchone()
         stored = int(row[0]) if row else 0
+        phased = 0
+        for phase in rating_phases:  # one after the other, so that each rating is recorded
+            phased += publish(settings, phase).total
+            _wait_stored(conn, settings, _end_offsets(settings, topic), worker)
         table = format_table(_read_roi(conn))
+        transitions = ratings.wait_published(conn, since, worker)
+    ratings.check_once(transitions, ratings.published_since(settings, ratings_before))
     letters = sum(_end_offsets(settings, dead_letters).values()) - dead_letters_before
     _say(
         f"the worker processed them all in {waited:.1f} s "
@@ -314,33 +363,30 @@ def _demo(
         "earlier demo runs included."
     )
     _say(
-        f"This run published {published.total:,} messages: {counts['event']:,} events of "
-        f"{len(PROFILES)} patterns over the last {HISTORY.days} days, "
+        f"This run published {published.total + phased:,} messages: {counts['event']:,} events "
+        f"of {len(PROFILES)} patterns over the last {HISTORY.days} days, {phased} events of "
+        f"{RATING_CHANGE.pattern_id} in two phases, "
         f"{_plural(counts['duplicate'], 'exact duplicate')} (stored once), "
         f"{_plural(counts['conflict'], 'conflicting duplicate')} and "
         f"{_plural(counts['invalid'], 'invalid message')}; dead-letter topic {dead_letters} "
         f"received {letters:,}."
     )
+    _say()
+    _say(
+        f"Rating transitions recorded and published to {settings.ratings_topic} this run, each "
+        f"once ({RATING_CHANGE.pattern_id} was published good runs first, then failed ones):"
+    )
+    for transition in transitions:
+        _say(f"  {ratings.describe(transition)}")
+    _say("All of them: roi-worker ratings (docs/event-contract.md, Rating transitions)")
+    _say()
     outcomes = worker_counts(base_url)
     if outcomes:
         _say(
             "The worker counted (roi_worker_messages_total since it started): "
             + ", ".join(f"{outcome} {count:,}" for outcome, count in outcomes.items())
         )
-    _say(f"Metrics: {base_url}/metrics   readiness: {base_url}/readyz")
-    _say(
-        f"API: {api_url}/api/roi-tracking/summary ({api_patterns(api_url)} patterns)   "
-        f"docs: {api_url}/docs"
-    )
-    _say(
-        f"POST events with the write token {token.where}: curl -H "
-        f'"Authorization: Bearer {token.shell}" -H "Content-Type: application/json" '
-        f"--data @event.json {api_url}/api/roi-tracking/executions (docs/api.md)"
-    )
-    _say(
-        "Ratings, recommendations and trends: roi-worker report --summary "
-        "(also --pattern-id ID, --since 7d, --format json; see docs/reports.md)"
-    )
+    _say_where(base_url, api_url, token)
     if seconds == 0:
         return 0
     try:

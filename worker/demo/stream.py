@@ -1,10 +1,13 @@
 """The demo's sample stream: planned from a fixed seed (pure), then published to the topic.
 
-`plan_stream` draws two weeks of executions of six patterns (PROFILES), with exact re-sends
+`plan_stream` draws 100 days of executions of six patterns (PROFILES), long enough for the
+30, 60 and 90-day snapshots, with outcomes, quality scores and token counts, exact re-sends
 (duplicates), one conflicting re-use of an event_id and a few invalid messages spread through
-it; `publish` sends the valid runs with the producer helper (worker.producer) and the invalid
-messages, which the helper would refuse, with a plain producer. The figures come from the seed,
-so every run publishes the same amounts; event_ids are new each run. Money is Decimal.
+it. `plan_rating_change` is a seventh pattern in two phases, published one after the other, so
+that its rating visibly changes (excellent, then failed) during the demo. `publish` sends the
+valid runs with the producer helper (worker.producer) and the invalid messages, which the
+helper would refuse, with a plain producer. The figures come from the seed, so every run
+publishes the same amounts; event_ids are new each run. Money is Decimal.
 """
 
 from __future__ import annotations
@@ -26,26 +29,34 @@ from ..producer import ExecutionEventProducer
 from ..settings import KafkaSettings
 
 SEED: Final = 20240614  # the sample's figures; event_ids are fresh uuid4s every run
-EVENTS: Final = 2000  # distinct valid events per run
+EVENTS: Final = 3000  # distinct valid events per run (the main stream)
 DUPLICATES: Final = 20  # exact re-sends of already published events
 CONFLICTS: Final = 1  # re-uses of a published event_id with another actual_cost
-HISTORY: Final = timedelta(days=14)  # executed_at spreads over this much of the past
+HISTORY: Final = timedelta(days=100)  # executed_at spreads over this much of the past
+# The span at the end of HISTORY where a profile's `recent_success_rate` applies.
+RECENT: Final = timedelta(days=40)
 SOURCE: Final = "roi-worker-demo"
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
     """How one pattern behaves: ranges are (low, high) decimal strings, drawn uniformly in
-    steps of the last digit of `low` (so "0.50" draws whole cents)."""
+    steps of the last digit of `low` (so "0.50" draws whole cents). Probabilities are floats:
+    they draw outcomes, never amounts."""
 
     pattern_id: str
     share: int  # relative weight in the stream
-    success_rate: float  # a probability, not an amount
+    success_rate: float
     execution_seconds: tuple[str, str]  # the automated run
     estimated_seconds: tuple[str, str]  # the same work by hand
     actual_cost: tuple[str, str]  # USD the automated run costs
     estimated_cost: tuple[str, str]  # USD of the work by hand
     errors: tuple[str, ...]
+    partial_share: float = 0.0  # of successes: delivered, though not all of it
+    error_share: float = 0.0  # of failures: could not run at all (infrastructure)
+    quality: tuple[str, str] | None = None  # quality_score, when the pattern reports one
+    tokens: tuple[tuple[str, str], tuple[str, str]] | None = None  # baseline, actual
+    recent_success_rate: float | None = None  # over the last RECENT of HISTORY, if it drifts
 
 
 PROFILES: Final = (
@@ -58,6 +69,10 @@ PROFILES: Final = (
         ("0.50", "3.00"),
         ("15.00", "40.00"),
         ("retry budget exhausted", "test still failing after 3 attempts"),
+        partial_share=0.05,
+        error_share=0.3,
+        quality=("0.80", "1.00"),
+        tokens=(("40000", "90000"), ("6000", "20000")),
     ),
     Profile(
         "dependency-bump",
@@ -68,6 +83,10 @@ PROFILES: Final = (
         ("1.50", "6.00"),
         ("30.00", "90.00"),
         ("build broke after the upgrade", "lockfile conflict"),
+        partial_share=0.1,
+        error_share=0.2,
+        quality=("0.70", "0.98"),
+        tokens=(("60000", "150000"), ("15000", "40000")),
     ),
     Profile(
         "flaky-test-quarantine",
@@ -78,6 +97,9 @@ PROFILES: Final = (
         ("1.00", "4.00"),
         ("8.00", "24.00"),
         ("could not reproduce the flake", "quarantine PR rejected by review"),
+        error_share=0.25,
+        quality=("0.55", "0.95"),
+        recent_success_rate=0.55,  # it drifts: the later snapshots flag it
     ),
     Profile(
         "doc-sync",
@@ -88,6 +110,8 @@ PROFILES: Final = (
         ("0.10", "0.60"),
         ("1.00", "4.00"),
         ("docs build failed",),
+        error_share=0.5,
+        tokens=(("8000", "20000"), ("1000", "5000")),
     ),
     Profile(
         "auto-lint-fix",
@@ -98,6 +122,9 @@ PROFILES: Final = (
         ("0.80", "2.40"),
         ("0.50", "2.50"),
         ("fix introduced a type error", "formatter and linter disagree", "patch did not apply"),
+        partial_share=0.2,
+        error_share=0.1,
+        quality=("0.30", "0.80"),
     ),
     Profile(
         "changelog-writer",
@@ -108,8 +135,33 @@ PROFILES: Final = (
         ("0.20", "1.20"),
         ("8.00", "24.00"),
         ("no merged pull requests found",),
+        partial_share=0.05,
+        quality=("0.75", "0.99"),
+        tokens=(("20000", "50000"), ("4000", "12000")),
     ),
 )
+
+# The pattern whose rating changes during the demo: RATING_CHANGE_SUCCESSES good runs, then,
+# once they are stored, RATING_CHANGE_FAILURES failed ones (a net loss: rated failed).
+RATING_CHANGE: Final = Profile(
+    "release-notes-bot",
+    0,
+    1.0,
+    ("30.0", "120.0"),
+    ("1200.0", "2400.0"),
+    ("0.40", "1.20"),
+    ("10.00", "30.00"),
+    ("release branch not found", "changelog entries missing"),
+    error_share=0.25,
+    quality=("0.85", "0.99"),
+    tokens=(("30000", "60000"), ("5000", "12000")),
+)
+# Its failed runs burn far more than a good run saves (retries, long timeouts): a net loss.
+RATING_CHANGE_BROKEN: Final = replace(
+    RATING_CHANGE, execution_seconds=("900.0", "1800.0"), actual_cost=("14.00", "20.00")
+)
+RATING_CHANGE_SUCCESSES: Final = 24
+RATING_CHANGE_FAILURES: Final = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +178,9 @@ class SampleRun:
     estimated_cost: Decimal
     workflow_id: str
     error_message: str | None
+    outcome: str
+    quality_score: Decimal | None = None
+    tokens: tuple[int, int] | None = None  # baseline, actual
 
     def track(self, producer: ExecutionEventProducer) -> None:
         producer.track(
@@ -138,9 +193,20 @@ class SampleRun:
             executed_at=self.executed_at,
             event_id=self.event_id,
             workflow_id=self.workflow_id,
-            error_message=self.error_message,
             source=SOURCE,
+            **self._optional(),
         )
+
+    def _optional(self) -> dict[str, Any]:
+        """The optional fields this run carries."""
+        fields: dict[str, Any] = {"outcome": self.outcome}
+        if self.error_message is not None:
+            fields["error_message"] = self.error_message
+        if self.quality_score is not None:
+            fields["quality_score"] = self.quality_score
+        if self.tokens is not None:
+            fields["baseline_tokens"], fields["actual_tokens"] = self.tokens
+        return fields
 
     def document(self) -> dict[str, Any]:
         """The event as the contract's JSON object (for the deliberately broken messages)."""
@@ -157,9 +223,7 @@ class SampleRun:
             "workflow_id": self.workflow_id,
             "source": SOURCE,
         }
-        if self.error_message is not None:
-            document["error_message"] = self.error_message
-        return document
+        return document | self._optional()
 
 
 StepKind = Literal["event", "duplicate", "conflict", "invalid"]
@@ -207,10 +271,43 @@ def plan_stream(
     return steps
 
 
+def plan_rating_change(rng: random.Random, now: datetime) -> tuple[list[Step], list[Step]]:
+    """RATING_CHANGE's two phases, each published once the one before is stored: its good
+    runs, then its failed ones, all within the last hour."""
+
+    def phase(profile: Profile, count: int, success: bool) -> list[Step]:
+        runs = (
+            _run_of(profile, rng, now, timedelta(minutes=rng.randrange(1, 60)), success)
+            for _ in range(count)
+        )
+        return [Step("event", run) for run in sorted(runs, key=lambda r: r.executed_at)]
+
+    return (
+        phase(RATING_CHANGE, RATING_CHANGE_SUCCESSES, True),
+        phase(RATING_CHANGE_BROKEN, RATING_CHANGE_FAILURES, False),
+    )
+
+
 def _sample_run(rng: random.Random, now: datetime) -> SampleRun:
     profile = rng.choices(PROFILES, weights=[p.share for p in PROFILES])[0]
-    success = rng.random() < profile.success_rate
     age = timedelta(milliseconds=rng.randrange(60_000, int(HISTORY.total_seconds() * 1000)))
+    rate = profile.success_rate
+    if profile.recent_success_rate is not None and age < RECENT:
+        rate = profile.recent_success_rate
+    return _run_of(profile, rng, now, age, rng.random() < rate)
+
+
+def _run_of(
+    profile: Profile, rng: random.Random, now: datetime, age: timedelta, success: bool
+) -> SampleRun:
+    if success:
+        outcome = "partial_success" if rng.random() < profile.partial_share else "success"
+    else:
+        outcome = "error" if rng.random() < profile.error_share else "failure"
+    tokens = None
+    if profile.tokens is not None:
+        baseline, actual = (_draw(rng, bounds) for bounds in profile.tokens)
+        tokens = (int(baseline), int(actual))
     return SampleRun(
         pattern_id=profile.pattern_id,
         event_id=uuid.uuid4(),
@@ -222,6 +319,9 @@ def _sample_run(rng: random.Random, now: datetime) -> SampleRun:
         estimated_cost=_draw(rng, profile.estimated_cost),
         workflow_id=f"{profile.pattern_id}-{rng.randrange(16**8):08x}",
         error_message=None if success else rng.choice(profile.errors),
+        outcome=outcome,
+        quality_score=None if profile.quality is None else _draw(rng, profile.quality),
+        tokens=tokens,
     )
 
 

@@ -59,16 +59,18 @@ class KafkaGroupConsumer:
 
     def join(self, listener: RebalanceListener, *, first: bool) -> None:
         """Makes the client and subscribes (types.GroupConsumer.join). The first join checks
-        that the topic and the dead-letter topic exist (or makes them, with ROI_CREATE_TOPICS):
-        ConfigurationError names a missing one. Raises BrokerUnavailableError when the broker
-        does not answer in time: 30 s at start-up, 5 s for a rejoin."""
+        that the topic and the dead-letter topic exist (or makes them, and the ratings topic,
+        with ROI_CREATE_TOPICS): ConfigurationError names a missing one. Raises
+        BrokerUnavailableError when the broker does not answer in time: 30 s at start-up, 5 s
+        for a rejoin."""
         settings = self._settings
         if first:
-            ensure_topics(
-                settings,
-                [settings.topic, settings.dead_letter_topic],
-                create=settings.create_topics,
-            )
+            topics = [settings.topic, settings.dead_letter_topic]
+            if settings.create_topics:
+                # Made now too. Without ROI_CREATE_TOPICS a missing ratings topic only holds
+                # back the rating events (worker/consume/ratings_publisher.py), not the worker.
+                topics.append(settings.ratings_topic)
+            ensure_topics(settings, topics, create=settings.create_topics)
         consumer = new_consumer(  # raises BrokerUnavailableError
             settings,
             group_id=settings.group_id,

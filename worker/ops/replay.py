@@ -163,7 +163,11 @@ class Replay:
                 timeout=DEAD_LETTER_TIMEOUT_SECONDS,
             )
         pause = stop or threading.Event()
-        database = Database(settings.database_url.get_secret_value(), self._group)
+        database = Database(
+            settings.database_url.get_secret_value(),
+            self._group,
+            min_executions=settings.min_executions,  # rates rating transitions as `run` does
+        )
         # Partitions read to their end and stored: the reader says a partition is done when
         # it hands out its last batch, which only counts once that batch is stored.
         completed = {p.partition for p in self._plan.partitions if p.size == 0}

@@ -22,12 +22,15 @@ from .figures import NAME_OF_COLUMN
 from .methodology import (
     PERFORMING,
     UNDERPERFORMING,
+    DailyQualitySums,
     DailySums,
     RateChange,
     Rating,
     Totals,
     Trend,
     Window,
+    quality_change,
+    quality_trend,
     ranking_key,
     rate,
     shortfall_key,
@@ -38,10 +41,12 @@ from .methodology import (
 from .summaries import SUMS
 
 _NO_DAYS: Final = DailySums(0, 0, 0, 0, 0, 0, 0)
+_NO_SCORED_DAYS: Final = DailyQualitySums.of(())
 PERCENTILES: Final = (Decimal("0.5"), Decimal("0.95"), Decimal("0.99"))
 
-_COUNTS: Final = frozenset(
-    {"total_executions", "successful_executions"} | {c for c in SUMS if c.endswith("_executions")}
+# The summary columns that hold whole numbers (counts, and the tokens saved), read as int.
+_INTEGERS: Final = frozenset(
+    {"total_executions", "total_tokens_saved"} | {c for c in SUMS if c.endswith("_executions")}
 )
 _SUMS: Final = ", ".join(SUMS)
 _WINDOW_SUMS: Final = ", ".join(f"sum({column})" for column in SUMS)
@@ -66,6 +71,19 @@ FROM (
            day - min(day) OVER (PARTITION BY pattern_id) AS x
     FROM pattern_roi_daily
     WHERE {_PATTERN} AND (%(since)s::date IS NULL OR day >= %(since)s) AND total_executions > 0
+) AS days
+GROUP BY pattern_id
+"""
+# The same for the daily mean quality score (methodology.DailyQualitySums): weights are the
+# days' scored executions, x counts from the pattern's first day with one in the window.
+_DAILY_QUALITY_SUMS: Final = f"""
+SELECT pattern_id, count(*), sum(n), sum(q), sum(n * x), sum(n * x * x), sum(q * x), max(x)
+FROM (
+    SELECT pattern_id, quality_scored_executions AS n, total_quality_score AS q,
+           day - min(day) OVER (PARTITION BY pattern_id) AS x
+    FROM pattern_roi_daily
+    WHERE {_PATTERN} AND (%(since)s::date IS NULL OR day >= %(since)s)
+      AND quality_scored_executions > 0
 ) AS days
 GROUP BY pattern_id
 """
@@ -110,6 +128,8 @@ class PatternAnalytics:
     execution_time: Percentiles | None
     first_executed_at: datetime | None
     last_executed_at: datetime | None
+    quality_trend: Trend = Trend.STABLE  # of the daily mean quality score, like `trend`
+    quality_change: RateChange | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +241,7 @@ def read_analytics(
         row[0]: DailySums(*(int(value) for value in row[1:]))
         for row in cur.execute(_DAILY_SUMS, params)
     }
+    quality = {row[0]: _quality_sums(row[1:]) for row in cur.execute(_DAILY_QUALITY_SUMS, params)}
     timings = {}
     if percentiles:
         rows = cur.execute(_PERCENTILES, params)
@@ -232,6 +253,7 @@ def read_analytics(
         totals = current.get(pattern, Totals())
         first, last = spans.get(pattern, (None, None))
         days = daily.get(pattern, _NO_DAYS)
+        scored_days = quality.get(pattern, _NO_SCORED_DAYS)
         patterns.append(
             PatternAnalytics(
                 pattern_id=pattern,
@@ -246,15 +268,30 @@ def read_analytics(
                 execution_time=timings.get(pattern),
                 first_executed_at=first,
                 last_executed_at=last,
+                quality_trend=quality_trend(scored_days, min_executions),
+                quality_change=quality_change(scored_days),
             )
         )
     return Analytics(generated_at, window, min_executions, tuple(patterns))
 
 
+def _quality_sums(values: Sequence[Any]) -> DailyQualitySums:
+    days, scored, score_sum, day_sum, day_square_sum, score_day_sum, span = values
+    return DailyQualitySums(
+        int(days),
+        int(scored),
+        Decimal(score_sum),
+        int(day_sum),
+        int(day_square_sum),
+        Decimal(score_day_sum),
+        int(span),
+    )
+
+
 def totals_from_row(values: Sequence[Any]) -> Totals:
     """Totals from the values of the summary columns, in SUMS order (as the queries select)."""
     converted: dict[str, Any] = {
-        NAME_OF_COLUMN[column]: int(value) if column in _COUNTS else Decimal(value)
+        NAME_OF_COLUMN[column]: int(value) if column in _INTEGERS else Decimal(value)
         for column, value in zip(SUMS, values, strict=True)
     }
     return Totals(**converted)

@@ -53,6 +53,21 @@ FIGURES: Final = (
     Figure(
         "cost_anomaly_executions", "cost_anomaly_executions", "roi_pattern_cost_anomaly_executions"
     ),
+    # One metric for the four outcomes, by its `outcome` label.
+    *(
+        Figure(name, name, "roi_pattern_executions_by_outcome")
+        for name in (
+            "outcome_success_executions",
+            "outcome_failure_executions",
+            "outcome_partial_success_executions",
+            "outcome_error_executions",
+        )
+    ),
+    Figure("quality_scored_executions", "quality_scored_executions"),
+    Figure("quality_score_sum", "total_quality_score"),
+    Figure("quality_score_mean", None, "roi_pattern_quality_score_mean"),
+    Figure("token_measured_executions", "token_measured_executions"),
+    Figure("tokens_saved", "total_tokens_saved", "roi_pattern_tokens_saved_total"),
 )
 
 # Summary column -> the name of the figure it stores (the Totals field it fills).

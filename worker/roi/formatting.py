@@ -48,13 +48,24 @@ def fraction_as_percent(value: Decimal | None, step: Decimal = TENTH, *, space: 
 
 
 def duration(seconds: Decimal) -> str:
-    """Seconds in the unit a person reads best: `45 s`, `57.5 minutes`, `3.5 hours`."""
+    """Seconds in the unit a person reads best, as seed 000's report shows them: `45 seconds`,
+    under two hours in minutes (`57.5 minutes`, `70 minutes`), else hours (`3.5 hours`).
+
+    Minutes and hours keep one decimal place only when it is not zero, so whole numbers read
+    as the seed writes them ("70 minutes", not "70.0 minutes").
+    """
     magnitude = abs(seconds)
     if magnitude < 60:
         return f"{number(seconds)} seconds"
-    if magnitude < 3600:
-        return f"{number(seconds / 60, TENTH)} minutes"
-    return f"{number(seconds / 3600, TENTH)} hours"
+    if magnitude < 2 * 3600:
+        return f"{_tenths(seconds / 60)} minutes"
+    return f"{_tenths(seconds / 3600)} hours"
+
+
+def _tenths(value: Decimal) -> str:
+    """`value` rounded half up to a tenth, without a trailing `.0`: 57.5 -> 57.5, 70.04 -> 70."""
+    rounded = round_half_up(value, TENTH)
+    return number(rounded, ONE if rounded == rounded.to_integral_value() else TENTH)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:

@@ -10,12 +10,14 @@ the Wilson lower bound of the success rate, and the trend. The SQL that keeps th
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
 from enum import StrEnum
 from typing import Any, Final, NamedTuple
+
+from ..contract.outcome import OUTCOMES, ExecutionOutcome, derived
 
 ZERO: Final = Decimal(0)
 # Sums and differences never round: with this context they are exact whatever the digits.
@@ -50,6 +52,16 @@ class Totals:
     estimated_time_seconds: Decimal = ZERO
     negative_savings_executions: int = 0
     cost_anomaly_executions: int = 0
+    # Executions per outcome (docs/roi-methodology.md#outcomes-quality-and-tokens); the ROI
+    # figures above read `success` only.
+    outcome_success_executions: int = 0
+    outcome_failure_executions: int = 0
+    outcome_partial_success_executions: int = 0
+    outcome_error_executions: int = 0
+    quality_scored_executions: int = 0  # executions that carry a quality_score
+    quality_score_sum: Decimal = ZERO
+    token_measured_executions: int = 0  # executions that give both token counts
+    tokens_saved: int = 0  # sum of baseline_tokens - actual_tokens over those; may be negative
 
     @classmethod
     def of_execution(
@@ -60,8 +72,16 @@ class Totals:
         estimated_time_seconds: Decimal,
         actual_cost: Decimal,
         estimated_cost: Decimal,
+        outcome: ExecutionOutcome | None = None,
+        quality_score: Decimal | None = None,
+        actual_tokens: int | None = None,
+        baseline_tokens: int | None = None,
     ) -> Totals:
-        """One execution's contribution: what it saved, and whether it is flagged."""
+        """One execution's contribution: what it saved, whether it is flagged, its outcome
+        (derived from `success` when None), its quality and the tokens it saved."""
+        measured = tokens_saved = 0
+        if actual_tokens is not None and baseline_tokens is not None:
+            measured, tokens_saved = 1, baseline_tokens - actual_tokens
         if success:
             time_saved = EXACT.subtract(estimated_time_seconds, execution_time_seconds)
             cost_saved = EXACT.subtract(estimated_cost, actual_cost)
@@ -81,6 +101,11 @@ class Totals:
             cost_anomaly_executions=int(
                 actual_cost > EXACT.multiply(COST_ANOMALY_FACTOR, estimated_cost)
             ),
+            **{f"outcome_{outcome or derived(success)}_executions": 1},
+            quality_scored_executions=int(quality_score is not None),
+            quality_score_sum=ZERO if quality_score is None else quality_score,
+            token_measured_executions=measured,
+            tokens_saved=tokens_saved,
         )
 
     def __add__(self, other: Totals) -> Totals:
@@ -109,6 +134,16 @@ class Totals:
     @property
     def negative_savings_rate(self) -> Decimal | None:
         return _ratio(Decimal(self.negative_savings_executions), self.executions)
+
+    @property
+    def quality_score_mean(self) -> Decimal | None:
+        """The mean quality_score of the executions that carry one; None when none does."""
+        return _ratio(self.quality_score_sum, self.quality_scored_executions)
+
+    @property
+    def executions_by_outcome(self) -> dict[ExecutionOutcome, int]:
+        """Outcome -> executions, every outcome present (0 included), in OUTCOMES order."""
+        return {outcome: getattr(self, f"outcome_{outcome}_executions") for outcome in OUTCOMES}
 
 
 def _add(a: Any, b: Any) -> Any:
@@ -320,15 +355,31 @@ def success_rate_change(days: Sequence[DailyCount] | DailySums) -> RateChange | 
     sums = days if isinstance(days, DailySums) else DailySums.of(days)
     if sums.days < 2:
         return None
-    # Weighted sums with integer day numbers: the fitted slope is an exact fraction.
-    w, wx, wxx = sums.executions, sums.day_sum, sums.day_square_sum
-    s, xs, span = sums.successes, sums.success_day_sum, sums.span
+    return _fitted_change(
+        w=sums.executions,
+        wx=sums.day_sum,
+        wxx=sums.day_square_sum,
+        s=Decimal(sums.successes),
+        xs=Decimal(sums.success_day_sum),
+        span=sums.span,
+    )
+
+
+def _fitted_change(*, w: int, wx: int, wxx: int, s: Decimal, xs: Decimal, span: int) -> RateChange:
+    """The change across `span` days of the line fitted by weighted least squares to each
+    day's mean (its sum / its weight), and its 95 % margin for values in [0, 1] whose variance
+    is at most mean * (1 - mean) (exactly that for successes, which are 0 or 1).
+
+    w, wx, wxx: sums over the days of weight, weight * x, weight * x^2 (x: the day's number);
+    s, xs: of the day's sum of values, and that times x. Needs two distinct days.
+    """
     spread = w * wxx - wx * wx  # w times the weighted sum of squared deviations of the days
+    numerator = EXACT.multiply(EXACT.subtract(EXACT.multiply(w, xs), EXACT.multiply(wx, s)), span)
     with localcontext() as context:
         context.prec = 34
-        change = Decimal((w * xs - wx * s) * span) / spread
-        rate_ = Decimal(s) / w
-        margin = WILSON_Z * span * (rate_ * (1 - rate_) * w / spread).sqrt()
+        change = numerator / spread
+        mean = s / w
+        margin = WILSON_Z * span * (mean * (1 - mean) * w / spread).sqrt()
     return RateChange(change, margin)
 
 
@@ -342,10 +393,91 @@ def trend(
     fitted = success_rate_change(sums)
     if fitted is None or sums.executions < min_executions:
         return Trend.STABLE
+    return _direction(fitted)
+
+
+def _direction(fitted: RateChange) -> Trend:
     size = abs(fitted.change)
     if size < TREND_THRESHOLD or size <= fitted.margin:
         return Trend.STABLE
     return Trend.INCREASING if fitted.change > 0 else Trend.DECREASING
+
+
+class DailyQuality(NamedTuple):
+    """One UTC day's scored executions of a pattern and the sum of their quality_score."""
+
+    day: date
+    scored: int
+    score_sum: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class DailyQualitySums:
+    """DailySums for the daily mean quality score: the weights are the days' scored
+    executions, the values their quality_score sums; x counts from the first scored day."""
+
+    days: int  # distinct days with scored executions
+    scored: int  # sum n
+    score_sum: Decimal  # sum q
+    day_sum: int  # sum n x
+    day_square_sum: int  # sum n x^2
+    score_day_sum: Decimal  # sum q x
+    span: int  # x of the last day
+
+    @classmethod
+    def of(cls, days: Sequence[DailyQuality]) -> DailyQualitySums:
+        days = [d for d in days if d.scored > 0]
+        if not days:
+            return cls(0, 0, ZERO, 0, 0, ZERO, 0)
+        first = min(d.day for d in days)
+        return cls(
+            days=len({d.day for d in days}),
+            scored=sum(d.scored for d in days),
+            score_sum=_exact_sum(d.score_sum for d in days),
+            day_sum=sum(d.scored * (d.day - first).days for d in days),
+            day_square_sum=sum(d.scored * (d.day - first).days ** 2 for d in days),
+            score_day_sum=_exact_sum(
+                EXACT.multiply(d.score_sum, (d.day - first).days) for d in days
+            ),
+            span=(max(d.day for d in days) - first).days,
+        )
+
+
+def _exact_sum(values: Iterable[Decimal]) -> Decimal:
+    total = ZERO
+    for value in values:
+        total = EXACT.add(total, value)
+    return total
+
+
+def quality_change(days: Sequence[DailyQuality] | DailyQualitySums) -> RateChange | None:
+    """How much the mean quality score changed across the days: the success-rate fit
+    (`success_rate_change`) applied to each day's mean score, weighted by its scored
+    executions. None with fewer than two days with scored executions."""
+    sums = days if isinstance(days, DailyQualitySums) else DailyQualitySums.of(days)
+    if sums.days < 2:
+        return None
+    return _fitted_change(
+        w=sums.scored,
+        wx=sums.day_sum,
+        wxx=sums.day_square_sum,
+        s=sums.score_sum,
+        xs=sums.score_day_sum,
+        span=sums.span,
+    )
+
+
+def quality_trend(
+    days: Sequence[DailyQuality] | DailyQualitySums, min_executions: int = DEFAULT_MIN_EXECUTIONS
+) -> Trend:
+    """The trend of the mean quality score, by the success trend's rule (`trend`): a change of
+    at least TREND_THRESHOLD (0.05 of the 0..1 scale) beyond its margin; `stable` with fewer
+    than `min_executions` scored executions or two days of them."""
+    sums = days if isinstance(days, DailyQualitySums) else DailyQualitySums.of(days)
+    fitted = quality_change(sums)
+    if fitted is None or sums.scored < min_executions:
+        return Trend.STABLE
+    return _direction(fitted)
 
 
 # --------------------------------------------------------------------------- windows

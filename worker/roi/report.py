@@ -15,17 +15,21 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
+from ..contract.outcome import OUTCOMES
 from .analytics import Analytics, PatternAnalytics
 from .formatting import TENTH, Format, duration, fraction_as_percent, number, percent, usd
 from .methodology import COST_ANOMALY_FACTOR, Rating, Totals
+from .tracking_report import summary_markdown, summary_text
 
 if TYPE_CHECKING:
     from .report_document import PatternReport, Selection
+    from .tracking import Tracking
 
 # The JSON document's pydantic models (report_document) are built when first imported, which
 # takes a third of `roi-worker report`'s start: only JSON and CSV load them.
 
 RULE: Final = "=" * 80
+QUALITY_STEP: Final = Decimal("0.001")  # quality scores are shown on their 0..1 scale
 METHODOLOGY: Final = "docs/roi-methodology.md"
 
 
@@ -56,19 +60,33 @@ def selected(analytics: Analytics, request: Request) -> list[PatternAnalytics]:
     return list(analytics.patterns)
 
 
-def render(analytics: Analytics, request: Request) -> str:
-    """The report as text ending in a newline. Raises LookupError like `selected`."""
+def render(analytics: Analytics, request: Request, *, tracking: Tracking | None = None) -> str:
+    """The report as text ending in a newline. Raises LookupError like `selected`.
+
+    `tracking` (month to date, latest snapshots) is shown by the summary, after its overall
+    metrics, in text, JSON and Markdown; other selections and CSV leave it out."""
     patterns = selected(analytics, request)
+    shown = tracking if request.selection == "summary" else None
     if request.format == "json":
         from .report_document import build_document  # noqa: PLC0415  (see the imports)
 
-        document = build_document(analytics, request.selection, patterns, request.limit)
+        document = build_document(
+            analytics, request.selection, patterns, request.limit, tracking=shown
+        )
         return document.model_dump_json(indent=2) + "\n"
     if request.format == "csv":
         return _csv(analytics, patterns, request.limit)
+    ids = [p.pattern_id for p in analytics.patterns]
     if request.format == "markdown":
-        return _markdown(analytics, request, patterns)
-    return _text(analytics, request, patterns)
+        text = _markdown(analytics, request, patterns)
+        return text if shown is None else _after(text, summary_markdown(shown, ids, request.limit))
+    text = _text(analytics, request, patterns)
+    return text if shown is None else _after(text, summary_text(shown, ids, request.limit))
+
+
+def _after(text: str, lines: list[str]) -> str:
+    """`text` (ending in a newline), a blank line, then `lines`, ending in one newline."""
+    return text + "\n" + "\n".join(lines).rstrip() + "\n"
 
 
 def full_report(analytics: Analytics, limit: int) -> str:
@@ -124,12 +142,13 @@ def _text_window(analytics: Analytics) -> list[str]:
 def _text_section(
     title: str, patterns: list[PatternAnalytics], analytics: Analytics, empty: str
 ) -> list[str]:
+    """A titled, ranked list of pattern blocks, a blank line after each (seed 000's layout)."""
     lines = [title]
     if not patterns:
-        lines.append(empty)
+        lines += [empty, ""]
     for rank, pattern in enumerate(patterns, start=1):
-        lines += _text_block(rank, pattern, analytics)
-    return [*lines, ""]
+        lines += [*_text_block(rank, pattern, analytics), ""]
+    return lines
 
 
 def _text_block(rank: int, pattern: PatternAnalytics, analytics: Analytics) -> list[str]:
@@ -165,6 +184,9 @@ def _text_overall(analytics: Analytics) -> list[str]:
         + _share(overall.negative_savings_executions, overall.executions),
         f"Cost anomalies (actual cost > {COST_ANOMALY_FACTOR}x estimate): "
         f"{overall.cost_anomaly_executions:,}",
+        f"Outcomes: {_outcomes(overall)}",
+        f"Quality: {_quality(overall)}",
+        f"Tokens saved: {_tokens_saved(overall)}",
     ]
     previous = analytics.overall_previous
     if previous is not None:
@@ -206,7 +228,11 @@ def _pattern_figures(analytics: Analytics, pattern: PatternAnalytics) -> list[st
         f"ROI: {_roi(totals)}",
         f"Execution time: {_percentiles(pattern)}",
         f"Flags: {_flags(totals) or 'none'}",
+        f"Outcomes: {_outcomes(totals)}",
+        f"Quality: {_quality(totals)}",
+        f"Tokens saved: {_tokens_saved(totals)}",
         f"Trend: {_trend(pattern)}",
+        f"Quality trend: {_quality_trend(analytics, pattern)}",
     ]
     if pattern.previous is not None:
         lines.append(f"{_change_label(analytics)}: {_change(totals, pattern.previous)}")
@@ -246,6 +272,14 @@ CSV_COLUMNS: Final = (
     "previous_roi_percentage",
     "first_executed_at",
     "last_executed_at",
+    *(f"outcome_{outcome}_executions" for outcome in OUTCOMES),
+    "quality_scored_executions",
+    "quality_score_mean",
+    "quality_trend",
+    "quality_score_change",
+    "quality_score_change_margin",
+    "token_measured_executions",
+    "tokens_saved",
 )
 
 
@@ -335,6 +369,9 @@ def _md_overall(analytics: Analytics) -> list[str]:
             f"Cost anomalies (> {COST_ANOMALY_FACTOR}x estimate)",
             lambda t: f"{t.cost_anomaly_executions:,}",
         ),
+        ("Outcomes", _outcomes),
+        ("Quality score", _quality),
+        ("Tokens saved", _tokens_saved),
     ]
     lines = ["## Overall", "", f"Patterns tracked: {len(analytics.tracked):,}", ""]
     if previous is None:
@@ -493,6 +530,41 @@ def _trend(pattern: PatternAnalytics) -> str:
     change = _signed(100 * fitted.change, TENTH)
     margin = number(100 * fitted.margin, TENTH)
     return f"{pattern.trend} (success rate {change} ± {margin} pp across the window)"
+
+
+def _outcomes(totals: Totals) -> str:
+    """`40 success, 5 failure, 3 partial_success, 2 error`: every outcome, 0 included."""
+    return ", ".join(
+        f"{count:,} {outcome}" for outcome, count in totals.executions_by_outcome.items()
+    )
+
+
+def _quality(totals: Totals) -> str:
+    mean = totals.quality_score_mean
+    if mean is None:
+        return "n/a (no execution carries a quality_score)"
+    scored = totals.quality_scored_executions
+    noun = "execution" if scored == 1 else "executions"
+    return f"mean {number(mean, QUALITY_STEP)} over {scored:,} scored {noun}"
+
+
+def _tokens_saved(totals: Totals) -> str:
+    measured = totals.token_measured_executions
+    if not measured:
+        return "n/a (no execution gives both actual_tokens and baseline_tokens)"
+    noun = "execution" if measured == 1 else "executions"
+    return f"{totals.tokens_saved:,} over {measured:,} {noun} with both token counts"
+
+
+def _quality_trend(analytics: Analytics, pattern: PatternAnalytics) -> str:
+    fitted = pattern.quality_change
+    if fitted is None:
+        return f"{pattern.quality_trend} (fewer than two days with scored executions)"
+    if pattern.totals.quality_scored_executions < analytics.min_executions:
+        return f"{pattern.quality_trend} (too few scored executions to tell)"
+    change = _signed(fitted.change, QUALITY_STEP)
+    margin = number(fitted.margin, QUALITY_STEP)
+    return f"{pattern.quality_trend} (mean score {change} ± {margin} across the window)"
 
 
 def _change_label(analytics: Analytics) -> str:

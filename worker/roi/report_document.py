@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 from .analytics import Analytics, PatternAnalytics
 from .figures import FIGURES
 from .formatting import round_half_up
-from .methodology import EXACT, Rating, Totals, Trend, Window
+from .methodology import EXACT, ZERO, Rating, Totals, Trend, Window
+from .month_to_date import MonthToDate
+from .snapshots import Deltas, PatternSnapshots, Snapshot, SnapshotStatus
+from .tracking import Tracking
 
 REPORT_VERSION: Final = 1
 PLACES: Final = Decimal("0.000001")
@@ -57,6 +60,28 @@ class Figures(_Model):
     roi_percentage: Dec | None = Field(description="100 * cost saved / investment; null: 0 spent")
     negative_savings_executions: int = Field(ge=0)
     cost_anomaly_executions: int = Field(ge=0)
+    # Optional in the schema (added after v1 was published), always present.
+    outcome_success_executions: int = Field(default=0, ge=0, description="outcome success")
+    outcome_failure_executions: int = Field(default=0, ge=0, description="outcome failure")
+    outcome_partial_success_executions: int = Field(
+        default=0, ge=0, description="outcome partial_success"
+    )
+    outcome_error_executions: int = Field(default=0, ge=0, description="outcome error")
+    quality_scored_executions: int = Field(
+        default=0, ge=0, description="executions that carry a quality_score"
+    )
+    quality_score_sum: Dec = Field(default=ZERO, description="sum of quality_score (exact)")
+    quality_score_mean: Dec | None = Field(
+        default=None, description="quality_score_sum / quality_scored_executions; null: none"
+    )
+    token_measured_executions: int = Field(
+        default=0, ge=0, description="executions that give both actual_tokens and baseline_tokens"
+    )
+    tokens_saved: int = Field(
+        default=0,
+        description="sum of baseline_tokens - actual_tokens over token_measured_executions; "
+        "may be negative",
+    )
 
     @classmethod
     def of(cls, totals: Totals) -> Figures:
@@ -127,6 +152,17 @@ class PatternReport(Figures, _Pattern):  # pattern_id first, then the figures
     success_rate_change_margin: Dec | None = Field(
         description="95 % margin of error of success_rate_change"
     )
+    quality_trend: Trend = Field(
+        default=Trend.STABLE, description="of the daily mean quality_score, by the trend's rule"
+    )
+    quality_score_change: Dec | None = Field(
+        default=None,
+        description="fitted change of the daily mean quality_score across the window (0..1 "
+        "scale); null with fewer than two days with scored executions",
+    )
+    quality_score_change_margin: Dec | None = Field(
+        default=None, description="95 % margin of error of quality_score_change"
+    )
     execution_time_percentiles: ExecutionTime | None
     first_executed_at: datetime | None = Field(description="over all time")
     last_executed_at: datetime | None = Field(description="over all time")
@@ -138,6 +174,7 @@ class PatternReport(Figures, _Pattern):  # pattern_id first, then the figures
         timing = pattern.execution_time
         previous = pattern.previous
         fitted = pattern.success_rate_change
+        quality = pattern.quality_change
         return cls(
             pattern_id=pattern.pattern_id,
             **_figures(pattern.totals),
@@ -147,6 +184,9 @@ class PatternReport(Figures, _Pattern):  # pattern_id first, then the figures
             trend=pattern.trend,
             success_rate_change=None if fitted is None else _derived(fitted.change),
             success_rate_change_margin=None if fitted is None else _derived(fitted.margin),
+            quality_trend=pattern.quality_trend,
+            quality_score_change=None if quality is None else _derived(quality.change),
+            quality_score_change_margin=None if quality is None else _derived(quality.margin),
             execution_time_percentiles=None
             if timing is None
             else ExecutionTime(p50=timing.p50, p95=timing.p95, p99=timing.p99),
@@ -186,6 +226,171 @@ class ReportWindow(_Model):
         )
 
 
+# --------------------------------------------------------------------------- snapshots, MTD
+
+
+class SnapshotDeltas(_Model):
+    """A snapshot's figures minus a reference window's (worker.roi.snapshots.Deltas): rates and
+    per-execution figures, since the windows differ in length."""
+
+    success_rate: Dec | None = Field(description="a fraction: -0.05 is 5 points lower")
+    average_cost_saved_usd: Dec | None = Field(description="net USD saved per execution")
+    average_cost_saved_percentage: Dec | None = Field(
+        description="100 * change / |reference|; null when the reference saved 0 per execution"
+    )
+    average_time_saved_seconds: Dec | None
+    roi_percentage: Dec | None = Field(description="in percentage points")
+    executions_per_day: Dec | None
+
+    @classmethod
+    def of(cls, deltas: Deltas | None) -> SnapshotDeltas | None:
+        if deltas is None:
+            return None
+        return cls(**{name: _derived(getattr(deltas, name)) for name in cls.model_fields})
+
+
+class SnapshotReport(_Model):
+    """One window of a pattern: the baseline (days 0..6), or the 30 days before day `day`.
+
+    A pending window (`complete` false) has no figures, rating or status yet; it is judged
+    from `available_on`."""
+
+    label: str = Field(description="baseline, day_30, day_60, day_90, or at (--at / ?at=)")
+    day: int = Field(description="the window covers days [day - days, day) after day 0")
+    days: int = Field(ge=1)
+    first_day: date
+    last_day: date = Field(description="inclusive")
+    available_on: date
+    complete: bool
+    status: SnapshotStatus | None = Field(description="null for the baseline and when pending")
+    rating: Rating | None
+    wilson_lower_bound: Dec | None
+    figures: Figures | None
+    vs_baseline: SnapshotDeltas | None
+    vs_previous: SnapshotDeltas | None
+    previous_label: str | None = Field(description="the snapshot vs_previous compares with")
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> Self:
+        return cls(
+            label=snapshot.label,
+            day=snapshot.day,
+            days=snapshot.days,
+            first_day=snapshot.first_day,
+            last_day=snapshot.last_day,
+            available_on=snapshot.available_on,
+            complete=snapshot.complete,
+            status=snapshot.status,
+            rating=snapshot.rating,
+            wilson_lower_bound=_derived(snapshot.wilson_lower_bound),
+            figures=None if snapshot.totals is None else Figures.of(snapshot.totals),
+            vs_baseline=SnapshotDeltas.of(snapshot.vs_baseline),
+            vs_previous=SnapshotDeltas.of(snapshot.vs_previous),
+            previous_label=snapshot.previous_label,
+        )
+
+
+class PatternSnapshotsReport(_Model):
+    """A pattern's day 0, baseline and snapshots (day order), and its latest status."""
+
+    pattern_id: str
+    day0: date = Field(description="UTC date of its first stored or archived execution")
+    latest_status: SnapshotStatus | None = Field(
+        description="of the latest complete snapshot at day 30, 60 or 90; null before day 30"
+    )
+    baseline: SnapshotReport
+    snapshots: list[SnapshotReport]
+
+    @classmethod
+    def of(cls, found: PatternSnapshots) -> Self:
+        latest = found.latest
+        return cls(
+            pattern_id=found.pattern_id,
+            day0=found.day0,
+            latest_status=None if latest is None else latest.status,
+            baseline=SnapshotReport.of(found.baseline),
+            snapshots=[SnapshotReport.of(s) for s in found.snapshots],
+        )
+
+
+class SnapshotsDocument(_Model):
+    """What `roi-worker report --snapshots --format json` prints."""
+
+    report_version: Literal[1]
+    generated_at: datetime
+    today: date = Field(description="UTC date the windows are complete on")
+    at: date | None = Field(description="the extra snapshot's date (--at), if any")
+    min_executions: int = Field(ge=1)
+    patterns: list[PatternSnapshotsReport]
+
+
+class LatestSnapshotReport(_Model):
+    """A pattern's latest complete snapshot at day 30, 60 or 90, in the summary."""
+
+    pattern_id: str
+    day: int | None = Field(description="30, 60 or 90; null before day 30")
+    first_day: date | None
+    last_day: date | None
+    status: SnapshotStatus | None = Field(description="null: the pattern is not at day 30 yet")
+
+
+class MonthToDateReport(_Model):
+    """Net cost saved this UTC calendar month so far, against the same elapsed span of the
+    previous month, and the projections (docs/roi-methodology.md, "Month to date")."""
+
+    as_of: datetime
+    month_start: datetime
+    previous_start: datetime
+    previous_end: datetime = Field(description="exclusive; clamped to the previous month's end")
+    cost_saved_usd: Dec = Field(description="net, exact")
+    executions: int = Field(ge=0)
+    previous_cost_saved_usd: Dec
+    previous_executions: int = Field(ge=0)
+    change_percentage: Dec | None = Field(description="null when the previous span saved 0")
+    elapsed_days: Dec = Field(description="seconds since the month began / 86400, at least 1")
+    days_in_month: int = Field(ge=28, le=31)
+    projected_month_end_usd: Dec
+    trailing_30_days_cost_saved_usd: Dec
+    projected_annual_usd: Dec
+
+    @classmethod
+    def of(cls, mtd: MonthToDate) -> Self:
+        spans = mtd.spans
+        return cls(
+            as_of=spans.now,
+            month_start=spans.current.start,
+            previous_start=spans.previous.start,
+            previous_end=spans.previous.end,
+            cost_saved_usd=mtd.cost_saved_usd,
+            executions=mtd.executions,
+            previous_cost_saved_usd=mtd.previous_cost_saved_usd,
+            previous_executions=mtd.previous_executions,
+            change_percentage=_derived(mtd.change_percentage),
+            elapsed_days=round_half_up(spans.elapsed_days, PLACES),
+            days_in_month=spans.days_in_month,
+            projected_month_end_usd=round_half_up(mtd.projected_month_end_usd, PLACES),
+            trailing_30_days_cost_saved_usd=mtd.trailing_cost_saved_usd,
+            projected_annual_usd=round_half_up(mtd.projected_annual_usd, PLACES),
+        )
+
+
+def latest_snapshots(tracking: Tracking, patterns: list[str]) -> list[LatestSnapshotReport]:
+    """The latest snapshot of each of `patterns`, in that order."""
+    found = []
+    for pattern_id in patterns:
+        latest = tracking.latest.get(pattern_id)
+        found.append(
+            LatestSnapshotReport(
+                pattern_id=pattern_id,
+                day=None if latest is None else latest.day,
+                first_day=None if latest is None else latest.first_day,
+                last_day=None if latest is None else latest.last_day,
+                status=None if latest is None else latest.status,
+            )
+        )
+    return found
+
+
 class ReportDocument(_Model):
     """What `roi-worker report --format json` prints."""
 
@@ -198,6 +403,12 @@ class ReportDocument(_Model):
     top_performers: list[str] = Field(description="pattern ids, best ROI first")
     underperformers: list[str] = Field(description="pattern ids rated poor or failed")
     patterns: list[PatternReport] = Field(description="the selected patterns")
+    month_to_date: MonthToDateReport | None = Field(
+        default=None, description="the summary only (docs/roi-methodology.md, Month to date)"
+    )
+    latest_snapshots: list[LatestSnapshotReport] | None = Field(
+        default=None, description="the summary only: every pattern's latest snapshot status"
+    )
 
 
 def build_document(
@@ -205,7 +416,11 @@ def build_document(
     selection: Selection,
     patterns: list[PatternAnalytics],
     limit: int,
+    *,
+    tracking: Tracking | None = None,
 ) -> ReportDocument:
+    """The document of a selection; `tracking` adds the month to date and the latest snapshot
+    statuses (the summary shows them)."""
     overall = analytics.overall
     overall_previous = analytics.overall_previous
     return ReportDocument(
@@ -223,4 +438,8 @@ def build_document(
         top_performers=[p.pattern_id for p in analytics.top_performers(limit)],
         underperformers=[p.pattern_id for p in analytics.underperformers(limit)],
         patterns=[PatternReport.from_analytics(p) for p in patterns],
+        month_to_date=None if tracking is None else MonthToDateReport.of(tracking.month_to_date),
+        latest_snapshots=None
+        if tracking is None
+        else latest_snapshots(tracking, [p.pattern_id for p in analytics.patterns]),
     )

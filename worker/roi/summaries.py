@@ -12,6 +12,7 @@ from typing import Any, Final
 import psycopg
 from psycopg.pq import TransactionStatus
 
+from ..contract.outcome import OUTCOMES
 from ..errors import SummariesBusyError
 from .methodology import COST_ANOMALY_FACTOR
 
@@ -43,6 +44,19 @@ SUMS: Final = {
     "cost_anomaly_executions": (
         f"count(*) FILTER (WHERE actual_cost > {COST_ANOMALY_FACTOR} * estimated_cost)"
     ),
+    # Executions per outcome (worker.contract.outcome): the four add up to total_executions.
+    **{
+        f"outcome_{outcome}_executions": f"count(*) FILTER (WHERE outcome = '{outcome}')"
+        for outcome in OUTCOMES
+    },
+    # Quality: the mean quality_score is total_quality_score / quality_scored_executions.
+    "quality_scored_executions": "count(quality_score)",
+    "total_quality_score": "coalesce(sum(quality_score), 0)",
+    # Tokens saved, over the executions that give both token counts.
+    "token_measured_executions": (
+        "count(*) FILTER (WHERE baseline_tokens IS NOT NULL AND actual_tokens IS NOT NULL)"
+    ),
+    "total_tokens_saved": "coalesce(sum(baseline_tokens - actual_tokens), 0)",
 }
 # Summary column -> (aggregate, how a batch's value merges with the stored one).
 SPANS: Final = {
@@ -53,7 +67,7 @@ SPANS: Final = {
 # The execution columns the aggregates read, with the derived savings.
 EXECUTION_COLUMNS: Final = (
     "pattern_id, executed_at, success, execution_time_seconds, estimated_time_seconds, "
-    "actual_cost, estimated_cost"
+    "actual_cost, estimated_cost, outcome, quality_score, actual_tokens, baseline_tokens"
 )
 WITH_SAVINGS: Final = f"{EXECUTION_COLUMNS}, {TIME_SAVED} AS time_saved, {COST_SAVED} AS cost_saved"
 

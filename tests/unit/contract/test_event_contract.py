@@ -588,3 +588,106 @@ def test_an_unstorable_unknown_field_is_named(changes: dict[str, Any], named: st
         validate(example_document(**changes), now=NOW)
     assert_names(caught.value, "(event)", "json_value")
     assert f"unknown field {named} must hold only JSON values" in str(caught.value)
+
+
+# --------------------------------------------------------------------------- outcome
+
+
+@pytest.mark.parametrize(
+    ("success", "outcome"),
+    [
+        (True, "success"),
+        (True, "partial_success"),
+        (False, "failure"),
+        (False, "error"),
+        (False, "partial_success"),
+    ],
+)
+def test_an_outcome_that_agrees_with_success_is_kept(success: bool, outcome: str) -> None:
+    """Each pair of the consistency table (docs/event-contract.md) is accepted as sent."""
+    event = validate(example_document(success=success, outcome=outcome), now=NOW)
+    assert event.outcome == event.resolved_outcome == outcome
+    assert event.success is success
+    assert event.unknown_fields == {}
+
+
+@pytest.mark.parametrize(("success", "derived"), [(True, "success"), (False, "failure")])
+@pytest.mark.parametrize("absent", [{"outcome": ...}, {"outcome": None}])
+def test_without_an_outcome_it_is_derived_from_success(
+    success: bool, derived: str, absent: dict[str, Any]
+) -> None:
+    """Absent (or null), the outcome is success or failure by `success`: every event valid
+    before outcome was defined means the same."""
+    event = validate(example_document(success=success, **absent), now=NOW)
+    assert event.outcome is None
+    assert event.resolved_outcome == derived
+
+
+@pytest.mark.parametrize(
+    ("success", "outcome", "allowed"),
+    [
+        (True, "failure", "success or partial_success"),
+        (True, "error", "success or partial_success"),
+        (False, "success", "failure, error or partial_success"),
+    ],
+)
+def test_an_outcome_that_contradicts_success_names_both_fields(
+    success: bool, outcome: str, allowed: str
+) -> None:
+    """An inconsistent pair is a schema violation on `outcome` whose message names `success`."""
+    error = rejection(example_document(success=success, outcome=outcome))
+    assert_names(error, "outcome", "outcome_contradicts_success")
+    flag = "true" if success else "false"
+    message = f"outcome: contradicts success={flag}: with success={flag}, outcome must be {allowed}"
+    assert message in str(error)
+
+
+@pytest.mark.parametrize("outcome", ["SUCCESS", "ok", "", 1, True, ["success"], {"a": 1}])
+def test_an_unknown_outcome_is_rejected(outcome: Any) -> None:
+    """Only the four outcomes are accepted, spelled exactly."""
+    assert_names(rejection(example_document(outcome=outcome)), "outcome", "outcome")
+
+
+def test_an_invalid_success_does_not_add_an_outcome_error() -> None:
+    """With `success` itself invalid, only `success` is named: nothing to check outcome against."""
+    error = rejection(example_document(success="yes", outcome="error"))
+    assert [e.field for e in error.errors] == ["success"]
+
+
+def _fingerprint_before_outcome_was_defined(document: dict[str, Any]) -> bytes:
+    """content_sha256 as stored before contract v1 defined `outcome`: the first canonical form
+    with `outcome`, when sent, among the unknown fields."""
+    sent = dict(document)
+    outcome = sent.pop("outcome", ...)
+    event = validate(sent, now=NOW)
+    reference = event.to_document()
+    reference["executed_at"] = event.executed_at.astimezone(UTC).isoformat()
+    if outcome is not ...:
+        reference["outcome"] = outcome
+    text = json.dumps(
+        _reference_canonical(reference), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(text.encode()).digest()
+
+
+@pytest.mark.parametrize("outcome", [..., None, "success", "partial_success"])
+@pytest.mark.parametrize("unknown", [{}, {"team": "platform", "zz": [1, None]}])
+def test_an_event_stored_before_outcome_was_defined_keeps_its_fingerprint(
+    outcome: Any, unknown: dict[str, Any]
+) -> None:
+    """Re-delivered after the change, an event stored before it (with `outcome` then an
+    unknown field, or without one) has the same content fingerprint: a duplicate, never a
+    conflict. Its document (to_json) is unchanged too."""
+    document = {**example_document(outcome=outcome), **unknown}
+    event = validate(document, now=NOW)
+    assert event.fingerprint() == _fingerprint_before_outcome_was_defined(document)
+    published = json.loads(event.to_json())
+    assert ("outcome" in published) == (outcome is not ...)
+
+
+def test_the_outcome_is_part_of_the_content() -> None:
+    """A re-used event_id with another outcome (or none instead of one) is a conflict."""
+    base = validate(example_document(success=False, outcome="error"), now=NOW).fingerprint()
+    for outcome in ("failure", "partial_success", None, ...):
+        other = validate(example_document(success=False, outcome=outcome), now=NOW)
+        assert other.fingerprint() != base, outcome

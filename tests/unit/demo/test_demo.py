@@ -17,11 +17,17 @@ from worker.demo.stream import (
     EVENTS,
     HISTORY,
     PROFILES,
+    RATING_CHANGE,
+    RATING_CHANGE_FAILURES,
+    RATING_CHANGE_SUCCESSES,
     SEED,
     SampleRun,
+    Step,
+    plan_rating_change,
     plan_stream,
 )
 from worker.errors import InvalidEventError
+from worker.roi.methodology import Rating, Totals, rate
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -43,7 +49,7 @@ def tracked(run: SampleRun) -> dict[str, Any]:
 
 
 def test_the_stream_has_the_planned_mix_in_a_valid_order() -> None:
-    """Events in executed_at order over the past two weeks; every re-send after its original,
+    """Events in executed_at order over HISTORY; every re-send after its original,
     exact duplicates identical, the conflict differing only in cost; money has whole cents."""
     steps = plan_stream(random.Random(SEED), NOW)
     kinds = [step.kind for step in steps]
@@ -72,6 +78,47 @@ def test_the_stream_has_the_planned_mix_in_a_valid_order() -> None:
             else:
                 assert step.run.actual_cost != original.actual_cost
                 assert step.run.pattern_id == original.pattern_id  # same key, same partition
+
+
+def test_runs_carry_outcomes_consistent_with_success_quality_and_tokens() -> None:
+    """Every outcome the contract allows appears, each consistent with `success`; quality
+    scores and token counts appear where a profile reports them, and not everywhere."""
+    runs = [s.run for s in plan_stream(random.Random(SEED), NOW) if s.kind == "event" and s.run]
+    allowed = {True: {"success", "partial_success"}, False: {"failure", "error"}}
+    for run in runs:
+        assert run.outcome in allowed[run.success]
+    assert {run.outcome for run in runs} == {"success", "partial_success", "failure", "error"}
+    assert 0 < sum(run.quality_score is not None for run in runs) < len(runs)
+    assert 0 < sum(run.tokens is not None for run in runs) < len(runs)
+    assert all(b >= 0 and a >= 0 for b, a in (run.tokens for run in runs if run.tokens))
+
+
+def _rating(*phases: list[Step]) -> Rating:
+    totals = Totals()
+    for step in (step for phase in phases for step in phase):
+        assert step.run is not None
+        run = step.run
+        totals += Totals.of_execution(
+            success=run.success,
+            execution_time_seconds=run.execution_time_seconds,
+            estimated_time_seconds=run.estimated_time_seconds,
+            actual_cost=run.actual_cost,
+            estimated_cost=run.estimated_cost,
+        )
+    return rate(totals)
+
+
+def test_the_rating_change_pattern_is_excellent_then_failed_and_changes_again_each_run() -> None:
+    """Its good phase alone rates excellent, both phases a net loss (failed); a second demo
+    run first lifts it (poor) and then fails it again, so every run records transitions."""
+    good, bad = plan_rating_change(random.Random(SEED), NOW)
+    assert len(good) == RATING_CHANGE_SUCCESSES
+    assert len(bad) == RATING_CHANGE_FAILURES
+    assert {s.run.pattern_id for s in good + bad if s.run} == {RATING_CHANGE.pattern_id}
+    assert _rating(good) is Rating.EXCELLENT
+    assert _rating(good, bad) is Rating.FAILED
+    assert _rating(good, bad, good) is Rating.POOR
+    assert _rating(good, bad, good, bad) is Rating.FAILED
 
 
 def test_every_event_is_valid_and_every_invalid_message_is_rejected() -> None:

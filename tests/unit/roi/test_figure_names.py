@@ -34,6 +34,9 @@ PATTERN_FIELDS_BESIDES_FIGURES = {
     "trend",  # from the daily summary rows
     "success_rate_change",
     "success_rate_change_margin",
+    "quality_trend",  # the same, of the daily mean quality score
+    "quality_score_change",
+    "quality_score_change_margin",
     "execution_time_percentiles",  # from the executions, not the summaries
     *SPANS,  # first_executed_at, last_executed_at: the summary's columns, under the same name
     "previous",  # the figures of the previous window

@@ -30,12 +30,18 @@ def test_usd_has_cents_and_thousands_separators(amount: Decimal, text: str) -> N
         (Decimal(45), "45 seconds"),
         (Decimal("59.4"), "59 seconds"),
         (Decimal(3450), "57.5 minutes"),
+        (Decimal(4200), "70 minutes"),
+        (Decimal("7199.9"), "120 minutes"),
+        (Decimal(7200), "2 hours"),
+        (Decimal(12500), "3.5 hours"),
         (Decimal(12600), "3.5 hours"),
-        (Decimal(-180), "-3.0 minutes"),
+        (Decimal(-180), "-3 minutes"),
+        (Decimal(-9000), "-2.5 hours"),
     ],
 )
 def test_duration_picks_the_unit_a_person_reads(seconds: Decimal, text: str) -> None:
-    """Under a minute in seconds, under an hour in minutes, else hours, one decimal place."""
+    """Seed 000's units: under a minute in seconds, under two hours in minutes, else hours;
+    one decimal place, dropped when it is zero ("70 minutes", as the seed writes it)."""
     assert duration(seconds) == text
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import date, timedelta
 from decimal import Decimal, localcontext
 from statistics import NormalDist
+from typing import Any
 
 import pytest
 
@@ -19,11 +20,14 @@ from worker.roi.methodology import (
     UNDERPERFORMING,
     WILSON_Z,
     DailyCount,
+    DailyQuality,
     RateChange,
     Rating,
     Totals,
     Trend,
     Window,
+    quality_change,
+    quality_trend,
     ranking_key,
     rate,
     shortfall_key,
@@ -50,13 +54,19 @@ def totals(executions: int, successes: int, saved: str = "0", spent: str = "0") 
 
 
 def test_adding_totals_adds_every_field() -> None:
-    """`a + b` sums each of the ten fields, none left out."""
-    a = Totals(1, 2, D("3.5"), D("4.25"), D(5), D(6), D(7), D(8), 9, 10)
+    """`a + b` sums each of the eighteen fields, none left out."""
+    a = Totals(1, 2, D("3.5"), D("4.25"), D(5), D(6), D(7), D(8), 9, 10, 11, 12, 13, 14, 15)
+    a = replace(a, quality_score_sum=D("1.5"), token_measured_executions=17, tokens_saved=-18)
     b = Totals(100, 200, D("-300"), D("400.75"), D(500), D(600), D(700), D(800), 900, 1000)
+    b = replace(b, outcome_success_executions=1100, outcome_failure_executions=1200)
+    b = replace(b, outcome_partial_success_executions=1300, outcome_error_executions=1400)
+    b = replace(b, quality_scored_executions=1500, quality_score_sum=D("0.25"))
+    b = replace(b, token_measured_executions=1700, tokens_saved=1800)
     assert a + b == Totals(
-        101, 202, D("-296.5"), D("405.00"), D(505), D(606), D(707), D(808), 909, 1010
+        *(101, 202, D("-296.5"), D("405.00"), D(505), D(606), D(707), D(808), 909, 1010),
+        *(1111, 1212, 1313, 1414, 1515, D("1.75"), 1717, 1782),
     )
-    assert len(fields(Totals)) == 10
+    assert len(fields(Totals)) == 18
     assert a + Totals() == a
 
 
@@ -80,6 +90,7 @@ def test_a_successful_execution_saves_the_difference_to_its_estimates() -> None:
         estimated_time_seconds=D(100),
         negative_savings_executions=0,
         cost_anomaly_executions=0,
+        outcome_success_executions=1,
     )
 
 
@@ -103,6 +114,7 @@ def test_a_failed_execution_loses_its_own_time_and_cost() -> None:
         estimated_time_seconds=D(100),
         negative_savings_executions=0,
         cost_anomaly_executions=0,
+        outcome_failure_executions=1,
     )
 
 
@@ -155,6 +167,58 @@ def test_cost_anomaly_is_actual_cost_above_ten_times_the_estimate(
         estimated_cost=D(estimated),
     )
     assert one.cost_anomaly_executions == anomaly
+
+
+def _run(success: bool = True, **optional: Any) -> Totals:
+    return Totals.of_execution(
+        success=success,
+        execution_time_seconds=D(1),
+        estimated_time_seconds=D(2),
+        actual_cost=D("0.10"),
+        estimated_cost=D("1.00"),
+        **optional,
+    )
+
+
+@pytest.mark.parametrize(
+    ("success", "outcome", "counted"),
+    [
+        (True, None, "success"),  # absent: derived from success
+        (False, None, "failure"),
+        (True, "partial_success", "partial_success"),
+        (False, "partial_success", "partial_success"),
+        (False, "error", "error"),
+    ],
+)
+def test_an_execution_counts_once_under_its_outcome(
+    success: bool, outcome: str | None, counted: str
+) -> None:
+    """One execution adds 1 to exactly one outcome count, and ROI still reads `success`."""
+    one = _run(success, outcome=outcome)
+    assert one.executions_by_outcome == {
+        name: int(name == counted) for name in ("success", "failure", "partial_success", "error")
+    }
+    assert one.successful_executions == int(success)
+    assert one.cost_saved_usd == (D("0.90") if success else D("-0.10"))
+
+
+def test_quality_mean_is_over_the_scored_executions_only() -> None:
+    """0.5 and 1 scored, one run without a score: mean 0.75 over a count of 2."""
+    totals = _run(quality_score=D("0.5")) + _run(quality_score=D(1)) + _run()
+    assert (totals.quality_scored_executions, totals.quality_score_sum) == (2, D("1.5"))
+    assert totals.quality_score_mean == D("0.75")
+    assert _run().quality_score_mean is None
+
+
+def test_tokens_saved_count_only_executions_with_both_token_counts() -> None:
+    """baseline - actual where both are given (negative when the run used more), else nothing."""
+    totals = (
+        _run(actual_tokens=200, baseline_tokens=1000)
+        + _run(actual_tokens=700, baseline_tokens=500)
+        + _run(actual_tokens=100)
+        + _run(baseline_tokens=100)
+    )
+    assert (totals.token_measured_executions, totals.tokens_saved) == (2, 600)
 
 
 def test_derived_figures_are_exact_decimals() -> None:
@@ -640,4 +704,45 @@ def test_every_summary_column_fills_one_totals_field() -> None:
     for position, column in enumerate(SUMS):
         value = getattr(totals, NAME_OF_COLUMN[column])
         assert value == position + 1
-        assert isinstance(value, int) == column.endswith("_executions"), column
+        whole = column.endswith("_executions") or column == "total_tokens_saved"
+        assert isinstance(value, int) == whole, column
+
+
+# --------------------------------------------------------------------------- quality trend
+
+
+def test_quality_scores_of_0_and_1_trend_exactly_like_successes() -> None:
+    """Scores that are all 0 or 1 are successes by another name: the same change, margin and
+    trend as the success rate's."""
+    counts = [
+        DailyCount(date(2026, 11, 1) + timedelta(days=d), 40, s) for d, s in enumerate((30, 34, 38))
+    ]
+    scores = [DailyQuality(c.day, c.executions, D(c.successes)) for c in counts]
+    assert quality_change(scores) == success_rate_change(counts)
+    assert quality_trend(scores) is trend(counts) is Trend.INCREASING
+
+
+def test_the_quality_trend_weighs_days_by_their_scored_executions() -> None:
+    """Mean 0.5 on 20 scored runs, then 0.9 on 2: the rise is 0.4, but two runs are within
+    the margin; on 20 runs each day it is a trend."""
+    day = date(2026, 11, 1)
+    few = [DailyQuality(day, 20, D(10)), DailyQuality(day + timedelta(days=1), 2, D("1.8"))]
+    many = [DailyQuality(day, 20, D(10)), DailyQuality(day + timedelta(days=1), 20, D(18))]
+    for days, expected in ((few, Trend.STABLE), (many, Trend.INCREASING)):
+        fitted = quality_change(days)
+        assert fitted is not None
+        assert fitted.change == D("0.4")
+        assert quality_trend(days) is expected, fitted
+
+
+def test_the_quality_trend_needs_two_scored_days_and_enough_scored_runs() -> None:
+    """One day, or fewer than min_executions scored runs, is `stable`; days without a score
+    do not count."""
+    day = date(2026, 11, 1)
+    one_day = [DailyQuality(day, 50, D(10)), DailyQuality(day + timedelta(days=3), 0, D(0))]
+    assert quality_change(one_day) is None
+    assert quality_trend(one_day) is Trend.STABLE
+    sparse = [DailyQuality(day, 3, D(0)), DailyQuality(day + timedelta(days=1), 3, D(3))]
+    assert quality_change(sparse) is not None
+    assert quality_trend(sparse) is Trend.STABLE  # 6 scored runs < DEFAULT_MIN_EXECUTIONS
+    assert quality_trend(sparse, min_executions=6) is Trend.INCREASING

@@ -171,3 +171,41 @@ def test_overall_example_is_a_rate_per_execution() -> None:
     text = DOC.read_text(encoding="utf-8")
     shown = fraction_as_percent(overall.success_rate)
     assert f"= {overall.successful_executions} / {overall.executions} = {shown}" in text
+
+
+def test_outcome_quality_and_token_example() -> None:
+    """Outcome counts, the mean quality score with its count and the tokens saved of the example
+    executions."""
+    runs, figures = tables("Worked example: outcomes, quality and tokens")
+
+    def given(cell: str) -> str | None:
+        return None if cell == "(absent)" else cell
+
+    totals = sum(
+        (
+            Totals.of_execution(
+                success=row["success"] == "true",
+                execution_time_seconds=Decimal(1),
+                estimated_time_seconds=Decimal(2),
+                actual_cost=Decimal(1),
+                estimated_cost=Decimal(2),
+                outcome=given(row["outcome"]),  # type: ignore[arg-type]
+                quality_score=None if (q := given(row["quality_score"])) is None else dec(q),
+                actual_tokens=None if (a := given(row["actual_tokens"])) is None else int(a),
+                baseline_tokens=None if (b := given(row["baseline_tokens"])) is None else int(b),
+            )
+            for row in runs
+        ),
+        Totals(),
+    )
+    shown = {row["figure"]: row["value"] for row in figures}
+    outcomes = ", ".join(f"{n} {o}" for o, n in totals.executions_by_outcome.items())
+    assert shown["outcomes"] == outcomes
+    assert totals.quality_score_mean is not None
+    assert shown["quality"] == (
+        f"mean {number(totals.quality_score_mean, TENTH)} over "
+        f"{totals.quality_scored_executions} scored executions"
+    )
+    assert shown["tokens saved"] == (
+        f"{totals.tokens_saved:,} over {totals.token_measured_executions} executions"
+    )

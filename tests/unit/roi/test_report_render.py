@@ -53,6 +53,14 @@ EXCELLENT = Totals(
     estimated_cost_usd=D("560.00"),
     execution_time_seconds=D(5550),
     estimated_time_seconds=D(9000),
+    outcome_success_executions=145,
+    outcome_failure_executions=1,
+    outcome_partial_success_executions=3,  # reported with success=true
+    outcome_error_executions=1,
+    quality_scored_executions=100,
+    quality_score_sum=D("87.35"),
+    token_measured_executions=150,
+    tokens_saved=1234500,
 )
 GOOD = Totals(
     executions=20,
@@ -63,6 +71,8 @@ GOOD = Totals(
     estimated_cost_usd=D("250.00"),
     execution_time_seconds=D(400),
     estimated_time_seconds=D(1000),
+    outcome_success_executions=18,
+    outcome_failure_executions=2,
 )
 FAILED = Totals(
     executions=40,
@@ -75,6 +85,9 @@ FAILED = Totals(
     estimated_time_seconds=D(1500),
     negative_savings_executions=4,
     cost_anomaly_executions=1,
+    outcome_success_executions=20,
+    outcome_failure_executions=15,
+    outcome_error_executions=5,
 )
 POOR = Totals(
     executions=20,
@@ -86,6 +99,8 @@ POOR = Totals(
     execution_time_seconds=D(155),
     estimated_time_seconds=D(200),
     negative_savings_executions=2,
+    outcome_success_executions=12,
+    outcome_failure_executions=8,
 )
 INSUFFICIENT = Totals(
     executions=5,
@@ -96,6 +111,7 @@ INSUFFICIENT = Totals(
     estimated_cost_usd=D("12.00"),
     execution_time_seconds=D(50),
     estimated_time_seconds=D(350),
+    outcome_success_executions=5,
 )
 
 
@@ -110,6 +126,7 @@ def pattern(
     timing: Percentiles | None = None,
     first: datetime | None = None,
     last: datetime | None = None,
+    quality: RateChange | None = None,
 ) -> PatternAnalytics:
     """A PatternAnalytics as load_analytics builds it, with the rating stated (and checked)."""
     assert rate(totals) == rating, pattern_id
@@ -124,6 +141,7 @@ def pattern(
         execution_time=timing,
         first_executed_at=first,
         last_executed_at=last,
+        quality_change=quality,
     )
 
 
@@ -168,6 +186,7 @@ def all_time(*, window: Window | None = None, previous: bool = False) -> Analyti
             Rating.EXCELLENT,
             change=RateChange(D("0.0123"), D("0.0456")),
             timing=Percentiles(D(12), D("30.45"), D(45)),
+            quality=RateChange(D("0.021"), D("0.034")),
             first=datetime(2026, 4, 1, 10, 0, tzinfo=timezone(timedelta(hours=2))),
             last=datetime(2026, 5, 19, 17, 30, tzinfo=UTC),
         ),
@@ -209,9 +228,10 @@ TOP PERFORMERS (by ROI)
    Cost saved: $425.50
    ROI: 312%
    Rating: EXCELLENT ⭐⭐⭐
+
 2. Pattern: db-index-advisor
    Executions: 20 (18 successful, 90.0% success rate)
-   Time saved: 600 seconds (10.0 minutes)
+   Time saved: 600 seconds (10 minutes)
    Cost saved: $150.00
    ROI: 150%
    Rating: GOOD ⭐⭐
@@ -225,6 +245,7 @@ UNDERPERFORMERS (needs attention)
    Rating: FAILED ❌
    Recommendation: Revoke approval and investigate failures
    Flags: 4 with negative savings (10.0%), 1 cost anomaly
+
 2. Pattern: slow-cache-warmup
    Executions: 20 (12 successful, 60.0% success rate)
    Time saved: 45 seconds
@@ -242,6 +263,9 @@ Total cost saved: $560.50
 Average success rate: 86.4%
 Executions with negative savings: 6 (2.6%)
 Cost anomalies (actual cost > 10x estimate): 1
+Outcomes: 200 success, 26 failure, 3 partial_success, 6 error
+Quality: mean 0.874 over 100 scored executions
+Tokens saved: 1,234,500 over 150 executions with both token counts
 """
 
 
@@ -319,7 +343,11 @@ Average saved per execution: 23.0 seconds, $2.84
 ROI: 312%
 Execution time: p50 12.0 s, p95 30.5 s, p99 45.0 s
 Flags: none
+Outcomes: 145 success, 1 failure, 3 partial_success, 1 error
+Quality: mean 0.874 over 100 scored executions
+Tokens saved: 1,234,500 over 150 executions with both token counts
 Trend: stable (success rate +1.2 ± 4.6 pp across the window)
+Quality trend: stable (mean score +0.021 ± 0.034 across the window)
 Rating: EXCELLENT ⭐⭐⭐
 Recommendation: Keep approved; a candidate for wider rollout
 """
@@ -438,12 +466,24 @@ def test_json_holds_exact_sums_and_derived_figures_rounded_to_six_places() -> No
         "roi_percentage": "311.995894",  # 42550/136.38 = 311.9958938...
         "negative_savings_executions": 0,
         "cost_anomaly_executions": 0,
+        "outcome_success_executions": 145,
+        "outcome_failure_executions": 1,
+        "outcome_partial_success_executions": 3,
+        "outcome_error_executions": 1,
+        "quality_scored_executions": 100,
+        "quality_score_sum": "87.35",
+        "quality_score_mean": "0.873500",
+        "token_measured_executions": 150,
+        "tokens_saved": 1234500,
         "rating": "excellent",
         "recommendation": "Keep approved; a candidate for wider rollout",
         "wilson_lower_bound": "0.952693",  # statsmodels: 0.9526930912996325
         "trend": "stable",
         "success_rate_change": "0.012300",
         "success_rate_change_margin": "0.045600",
+        "quality_trend": "stable",
+        "quality_score_change": "0.021000",
+        "quality_score_change_margin": "0.034000",
         "execution_time_percentiles": {"p50": "12", "p95": "30.45", "p99": "45"},
         "last_executed_at": "2026-05-19T17:30:00Z",
         "previous": None,
@@ -485,6 +525,15 @@ def test_json_overall_is_per_execution_over_every_pattern() -> None:
         "roi_percentage": "181.756275",  # 56050/308.38 = 181.7562747...
         "negative_savings_executions": 6,
         "cost_anomaly_executions": 1,
+        "outcome_success_executions": 200,
+        "outcome_failure_executions": 26,
+        "outcome_partial_success_executions": 3,
+        "outcome_error_executions": 6,
+        "quality_scored_executions": 100,
+        "quality_score_sum": "87.35",
+        "quality_score_mean": "0.873500",
+        "token_measured_executions": 150,
+        "tokens_saved": 1234500,
         "patterns": 5,
         "previous": None,
         "change": None,
@@ -573,6 +622,11 @@ CSV_HEADER = (
     *("execution_time_p95_seconds", "execution_time_p99_seconds", "previous_executions"),
     *("previous_cost_saved_usd", "previous_roi_percentage", "first_executed_at"),
     "last_executed_at",
+    *("outcome_success_executions", "outcome_failure_executions"),
+    *("outcome_partial_success_executions", "outcome_error_executions"),
+    *("quality_scored_executions", "quality_score_mean", "quality_trend"),
+    *("quality_score_change", "quality_score_change_margin", "token_measured_executions"),
+    "tokens_saved",
 )
 
 
@@ -612,6 +666,9 @@ def test_csv_row_of_the_excellent_pattern() -> None:
     assert best["recommendation"] == "Keep approved; a candidate for wider rollout"
     assert best["execution_time_p95_seconds"] == "30.45"
     assert best["previous_executions"] == ""
+    assert best["outcome_partial_success_executions"] == "3"
+    assert (best["quality_score_mean"], best["quality_scored_executions"]) == ("0.873500", "100")
+    assert best["tokens_saved"] == "1234500"
     first = datetime.fromisoformat(best["first_executed_at"])
     assert first == datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 
@@ -657,7 +714,7 @@ def test_markdown_summary_sections_and_rows() -> None:
     assert table_rows(text, "## Top performers (by ROI)") == [
         "| 1 | `test-retry-automation` | 150 | 98.7% | 57.5 minutes | $425.50 | 312% "
         "| EXCELLENT ⭐⭐⭐ | Keep approved; a candidate for wider rollout |",
-        "| 2 | `db-index-advisor` | 20 | 90.0% | 10.0 minutes | $150.00 | 150% "
+        "| 2 | `db-index-advisor` | 20 | 90.0% | 10 minutes | $150.00 | 150% "
         "| GOOD ⭐⭐ | Keep approved |",
     ]
     under = table_rows(text, "## Underperformers (needs attention)")
@@ -665,7 +722,7 @@ def test_markdown_summary_sections_and_rows() -> None:
         "`flaky-deploy-check`",
         "`slow-cache-warmup`",
     ]
-    assert "| 1 | `flaky-deploy-check` | 40 | 50.0% | -20.0 minutes | -$30.00 | -50% " in under[0]
+    assert "| 1 | `flaky-deploy-check` | 40 | 50.0% | -20 minutes | -$30.00 | -50% " in under[0]
     overall = table_rows(text, "## Overall")
     assert overall[0] == "| Executions | 235 |"
     assert "| ROI | 182% |" in overall

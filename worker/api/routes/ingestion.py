@@ -2,6 +2,8 @@
 
 Mounted only with ROI_API_WRITES. The body is read with a deadline and a size bound, parsed in
 a worker thread and published whole or not at all (worker.api.ingest, worker.api.backends).
+Besides v1 events it takes seed 000's PatternExecution body, with an optional Idempotency-Key
+header that makes its retries one event (worker.api.ingest).
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ from ...settings import Settings
 from .. import security
 from ..backends import Publisher
 from ..errors import request_line
-from ..ingest import MAX_BODY_BYTES, InvalidBodyError, parse_events
+from ..ingest import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY_RE,
+    MAX_BODY_BYTES,
+    SEED_EVENT_NAMESPACE,
+    InvalidBodyError,
+    parse_events,
+)
 from ..models import MAX_EVENTS_PER_REQUEST, Accepted, ErrorBody, ValidationProblem
+from ..openapi import SEED_EXECUTION
 from ..responses import error_response, json_response, validation_response
 from .common import ROI, UNAUTHORIZED, documented
 
@@ -50,9 +60,10 @@ def router(kafka: Publisher, settings: Settings) -> APIRouter:
             415: documented(ErrorBody, "The body is not sent as application/json."),
             422: documented(
                 ValidationProblem,
-                "Not JSON, not an event or an array of 1 to "
-                f"{MAX_EVENTS_PER_REQUEST:,} events, or events breaking the contract: every "
-                'problem, located as ["body", index, field]. Nothing was published.',
+                "Not JSON, not an event, a seed body or an array of 1 to "
+                f"{MAX_EVENTS_PER_REQUEST:,} events, events breaking the contract, or an "
+                f"{IDEMPOTENCY_HEADER} the body does not take: every problem, located as "
+                '["body", index, field] or ["header", "Idempotency-Key"]. Nothing was published.',
             ),
             503: documented(
                 ErrorBody,
@@ -63,7 +74,7 @@ def router(kafka: Publisher, settings: Settings) -> APIRouter:
         tags=["roi-tracking"],
         dependencies=security.writers(settings),
         summary="Publish one execution event, or an array of up to 1,000, to the topic",
-        openapi_extra={"requestBody": _events_body()},
+        openapi_extra={"requestBody": _events_body(), "parameters": [_idempotency_key()]},
     )
     async def executions(request: Request) -> Response:
         try:
@@ -103,7 +114,8 @@ def router(kafka: Publisher, settings: Settings) -> APIRouter:
             # Both in a worker thread: parsing 1,000 large events takes a CPU for a while,
             # and the event loop must keep answering meanwhile.
             try:
-                events = await run_in_threadpool(parse_events, body)
+                key = request.headers.get(IDEMPOTENCY_HEADER)
+                events = await run_in_threadpool(parse_events, body, key)
             except InvalidBodyError as exc:
                 return validation_response(exc.problems)
             await run_in_threadpool(kafka.publish, events)
@@ -134,14 +146,16 @@ def _events_body() -> dict[str, Any]:
     event = {"$ref": "#/components/schemas/ExecutionEvent"}
     return {
         "required": True,
-        "description": "One event (contract v1, schemas/execution-event.v1.json) or an array "
-        f"of 1 to {MAX_EVENTS_PER_REQUEST:,}. Amounts as JSON numbers or decimal strings; "
-        "numbers are read exactly, never through a float.",
+        "description": "One event (contract v1, schemas/execution-event.v1.json), an array "
+        f"of 1 to {MAX_EVENTS_PER_REQUEST:,}, or one seed body (seed 000's PatternExecution: "
+        "an object without schema_version, made a v1 event by the server). Amounts as JSON "
+        "numbers or decimal strings; numbers are read exactly, never through a float.",
         "content": {
             "application/json": {
                 "schema": {
                     "oneOf": [
                         event,
+                        {"$ref": f"#/components/schemas/{SEED_EXECUTION}"},
                         {
                             "type": "array",
                             "items": event,
@@ -152,4 +166,18 @@ def _events_body() -> dict[str, Any]:
                 }
             }
         },
+    }
+
+
+def _idempotency_key() -> dict[str, Any]:
+    return {
+        "name": IDEMPOTENCY_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "Makes the retries of a seed body one event: its event_id is "
+        f'uuid5({SEED_EVENT_NAMESPACE}, pattern_id + "\\n" + key), and the '
+        "worker stores each event_id once. With it, a seed body must carry executed_at. A "
+        "single v1 event takes it only equal to its event_id; an array takes none. See "
+        "docs/api.md.",
+        "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_RE, "maxLength": 255},
     }

@@ -42,7 +42,8 @@ from .common import DATABASE_UNAVAILABLE, INVALID_PARAMETER, ROI, UNKNOWN_PATTER
 SINCE_RE: Final = r"^([1-9][0-9]{0,4}d|[0-9]{4}-[0-9]{2}-[0-9]{2})$"
 _RECENT: Final = """
 SELECT event_id, executed_at, success, execution_time_seconds, estimated_time_seconds,
-       actual_cost, estimated_cost, workflow_id, error_message
+       actual_cost, estimated_cost, workflow_id, error_message, outcome, quality_score,
+       actual_tokens, baseline_tokens
 FROM pattern_executions WHERE pattern_id = %s
 ORDER BY executed_at DESC, event_id DESC LIMIT %s
 """
