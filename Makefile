@@ -2,8 +2,8 @@
 # pipeline) and `make test`; both install and start everything they need.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help venv constraints services services-stop services-status lint format typecheck unit test soak bench \
-	bench-api bench-startup schemas migrate demo api clean
+.PHONY: help venv constraints services services-stop services-status browser lint format typecheck unit test \
+	screenshots soak bench bench-api bench-startup schemas migrate demo api clean
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -69,8 +69,15 @@ typecheck: venv ## mypy (strict for worker/)
 unit: venv ## unit tests only; no services needed
 	$(BIN)/pytest tests/unit
 
-test: venv lint typecheck ## the whole suite: lint, types, then every test against real services
+# deploy/local/browser.sh returns at once when chromium and pdftotext are on PATH.
+browser: ## install Debian's chromium and poppler-utils for the browser tests, if missing (root)
+	@deploy/local/browser.sh
+
+test: venv lint typecheck browser ## the whole suite: lint, types, then every test against real services
 	@$(call with_services,$(BIN)/pytest)
+
+screenshots: venv browser ## refresh docs/dashboard.png and docs/pattern-page.png from the browser tests
+	@$(call with_services,ROI_UPDATE_DOC_SCREENSHOTS=1 $(BIN)/pytest tests/browser -k screenshot)
 
 # `make test` runs the fault-injection scenarios in a reduced form; SOAK=1 selects the full size.
 soak: venv ## the fault-injection suite in full: 50k-event streams, repeated faults (~15 min; ARGS=...)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .contract import event
+from .roi.executive import ExecutiveSummary
 from .roi.rating_state import event_schema as rating_event_schema
 from .roi.report_document import ReportDocument
 
@@ -14,6 +15,7 @@ EXECUTION_EVENT_V1 = "execution-event.v1.json"
 ROI_REPORT_V1 = "roi-report.v1.json"
 ROI_API_V1 = "roi-api.v1.json"
 PATTERN_RATING_CHANGED_V1 = "pattern-rating-changed.v1.json"
+ROI_EXECUTIVE_SUMMARY_V1 = "roi-executive-summary.v1.json"
 
 
 def execution_event_schema() -> dict[str, Any]:
@@ -31,6 +33,17 @@ def roi_report_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:roi-worker:schema:roi-report:v1",
+        **schema,
+    }
+
+
+def roi_executive_summary_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of `roi-worker report --executive --format json`, which GET
+    /api/roi-tracking/executive-summary also answers (docs/reports.md)."""
+    schema = ExecutiveSummary.model_json_schema(mode="serialization")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:roi-worker:schema:roi-executive-summary:v1",
         **schema,
     }
 
@@ -55,6 +68,7 @@ def published() -> dict[str, str]:
         ROI_REPORT_V1: render(roi_report_schema()),
         ROI_API_V1: render(roi_api_schema()),
         PATTERN_RATING_CHANGED_V1: render(rating_event_schema()),
+        ROI_EXECUTIVE_SUMMARY_V1: render(roi_executive_summary_schema()),
     }
 
 

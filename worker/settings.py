@@ -218,6 +218,8 @@ class Settings(KafkaSettings):
     api_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     api_body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     api_max_connections: int = Field(default=256, ge=1, le=100_000)
+    # How often the dashboard's live stream (GET /api/roi-tracking/live) looks for new figures.
+    dashboard_refresh_seconds: float = Field(default=5.0, ge=1, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -100,6 +100,8 @@ def _run_demo_and_read_the_api(
                 url = f"http://127.0.0.1:{api_port}/api/roi-tracking/summary?limit=1000"
                 with urllib.request.urlopen(url, timeout=30) as response:
                     summary = json.loads(response.read())
+                with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/", timeout=30) as page:
+                    summary["page"] = page.read().decode()
                 process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
         finally:
@@ -146,6 +148,7 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
         assert re.search(rf"^{re.escape(pattern_id)}\s+[0-9,]+\s", out, re.MULTILINE), out
     assert f"http://127.0.0.1:{port}/metrics" in out
     assert f"API: http://127.0.0.1:{api_port}/api/roi-tracking/summary (7 patterns)" in out, out
+    assert f"Dashboard page: http://127.0.0.1:{api_port}/ " in out, out
     # The API's write token: made for the run, readable by its owner only, never printed.
     token_file = tmp_path / ".local" / "api-token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
@@ -154,6 +157,9 @@ def test_demo_stores_the_sample_stream_and_prints_every_pattern(
     api_log = (tmp_path / ".local" / "demo-api.log").read_text(errors="replace")
     for output in (out, result.stderr, worker_log, api_log):
         assert token not in output
+    # The page the demo points at shows the same figures (tests/browser/ drives it in Chromium).
+    page = summary.pop("page")
+    assert f'data-figure="total-executions" data-value="{ALL_EVENTS}"' in page, page[:2000]
     assert sorted(p["pattern_id"] for p in summary["patterns"]) == PATTERNS
     assert sum(p["executions"] for p in summary["patterns"]) == ALL_EVENTS
     planned = Counter(step.kind for step in plan_stream(random.Random(SEED), datetime.now(UTC)))

@@ -1,4 +1,5 @@
-"""docs/metrics.md lists exactly the roi_* metrics a running worker serves."""
+"""docs/metrics.md lists exactly the roi_* metrics a running worker serves, and in its API section
+exactly those a running `roi-worker api` serves."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import psycopg
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.api_harness import ApiProcess
 from tests.fixtures.services import Services, new_database
 from tests.integration.events import sample_events
 from tests.worker_harness import Stream, WorkerProcess, produce, query, start, wait_caught_up
@@ -22,9 +24,15 @@ from worker.roi.summaries import SUMS
 METRICS_DOC = Path(__file__).parents[2] / "docs" / "metrics.md"
 
 
-def documented() -> dict[str, str]:
-    """Metric name -> type, from the tables of docs/metrics.md."""
-    rows = re.findall(r"^\| `(roi_[a-z_]+)` \| (\w+) \|", METRICS_DOC.read_text(), re.MULTILINE)
+API_SECTION = "The API process (per replica)"
+
+
+def documented(*, api: bool = False) -> dict[str, str]:
+    """Metric name -> type, from the tables of docs/metrics.md: those of its API section, or
+    those of every other section (the worker's)."""
+    sections = re.split(r"^## ", METRICS_DOC.read_text(), flags=re.MULTILINE)
+    text = "".join(section for section in sections if section.startswith(API_SECTION) == api)
+    rows = re.findall(r"^\| `(roi_[a-z_]+)` \| (\w+) \|", text, re.MULTILINE)
     return dict(rows)
 
 
@@ -47,6 +55,37 @@ def test_the_metrics_doc_matches_what_the_worker_serves(
     status, text = worker.get("/metrics")
     assert status == 200
     assert served(text) == documented()
+
+
+def test_the_api_serves_its_documented_metrics_and_counts_a_request(
+    stream: Stream, tmp_path: Path
+) -> None:
+    """`roi-worker api`'s /metrics serves exactly the API section's families, and a request
+    made shows there under its route template and status, with its latency observed."""
+    api = ApiProcess(stream.env(), tmp_path / "api.log")
+    try:
+        api.wait_up("/readyz")
+        status, _ = api.get("/api/roi-tracking/report/no-such-pattern")
+        assert status == 404
+        status, text, headers = api.request("GET", "/metrics")
+    finally:
+        api.close()
+    assert status == 200
+    assert {name.lower(): value for name, value in headers.items()}["content-type"].startswith(
+        "text/plain"
+    )
+    assert served(text) == documented(api=True)
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    route = "/api/roi-tracking/report/{pattern_id}"
+    counted = (("method", "GET"), ("route", route), ("status", "404"))
+    assert samples[("roi_api_requests_total", counted)] == 1
+    timed = (("method", "GET"), ("route", route))
+    assert samples[("roi_api_request_duration_seconds_count", timed)] == 1
+    assert samples[("roi_api_db_pool_connections", ())] >= 1  # /readyz used one
 
 
 def test_each_pattern_has_one_current_rating_the_report_agrees_with(

@@ -112,6 +112,17 @@ def test_the_wheel_ships_the_package_under_a_collision_free_name_too(wheel: Path
     assert not list(wheel.rglob("__pycache__"))
 
 
+def test_the_wheel_ships_the_dashboard_pages_templates_and_files(wheel: Path) -> None:
+    """An installed `roi-worker api` can render its page: every template and static file of
+    worker/api/ is in the wheel (hatchling ships a package's non-Python files)."""
+    for folder in ("templates", "static"):
+        source = ROOT / "worker" / "api" / folder
+        expected = {p.relative_to(source) for p in source.rglob("*") if p.is_file()}
+        installed = wheel / "worker" / "api" / folder
+        assert expected
+        assert {p.relative_to(installed) for p in installed.rglob("*") if p.is_file()} == expected
+
+
 def test_a_workflow_with_its_own_worker_module_imports_the_producer_helper(
     wheel: Path, tmp_path: Path
 ) -> None:

@@ -20,9 +20,20 @@ from pydantic import SecretStr
 from .. import __version__
 from ..contract import event
 from ..settings import Settings
-from . import errors, openapi, security
+from . import errors, metrics, openapi, security
 from .backends import Database, Publisher
-from .routes import health, ingestion, patterns, savings, snapshots, usage
+from .pages import assets, live, views
+from .routes import (
+    docs,
+    executive,
+    health,
+    ingestion,
+    patterns,
+    savings,
+    snapshots,
+    tracking,
+    usage,
+)
 from .routes.common import Access
 
 
@@ -49,17 +60,31 @@ def create_app(
         description="ROI of automation patterns, read from the summaries roi-worker keeps, and "
         "HTTP ingestion of execution events. Decimals are JSON strings. See docs/api.md.",
         lifespan=lifespan,
+        # /docs is routes/docs.py's, served without a CDN; ReDoc would load from one.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
+    metrics.install(app, db)  # GET /metrics, and every request counted
     readers = Access(security.readers(settings), security.reads_protected(settings))
     # In this order: the paths of the OpenAPI document (schemas/roi-api.v1.json) follow it.
     app.include_router(patterns.router(settings, db, readers))
     app.include_router(snapshots.router(settings, db, readers))
     app.include_router(savings.router(db, readers))
+    app.include_router(tracking.router(settings, db, readers))
+    app.include_router(executive.router(settings, db, readers))
     app.include_router(usage.router(db, readers))
     if settings.api_writes:
         app.include_router(ingestion.router(kafka, settings))
     app.include_router(health.router(db))
+    # The dashboard page (worker.api.pages), its files and its live stream: not in the document.
+    feed = live.LiveFeed(db, settings.dashboard_refresh_seconds)
+    app.state.live_feed = feed  # worker.api.server stops its streams first when it stops
+    files = assets.Assets()
+    app.include_router(views.router(settings, db, readers, files))
+    app.include_router(assets.router(files))
+    app.include_router(live.router(feed, readers))
+    app.include_router(docs.router(app.title, app.openapi_url or "/openapi.json"))
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
 

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
@@ -31,6 +32,17 @@ API_SESSION: Final[dict[str, Any]] = {
     "application_name": "roi-worker-api",
     "options": "-c statement_timeout=15s",
 }
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    """The connections of the API's pool: open (size), idle among them (available), requests
+    waiting for one (waiting), and the most it opens (max_size, ROI_API_DB_POOL_SIZE)."""
+
+    size: int
+    available: int
+    waiting: int
+    max_size: int
 
 
 class Database:
@@ -56,6 +68,16 @@ class Database:
 
     def close(self) -> None:
         self._pool.close(timeout=5)
+
+    def pool_use(self) -> PoolUse:
+        """The pool's connections now, as /metrics shows them (worker.api.metrics)."""
+        stats = self._pool.get_stats()
+        return PoolUse(
+            size=stats["pool_size"],
+            available=stats["pool_available"],
+            waiting=stats["requests_waiting"],
+            max_size=stats["pool_max"],
+        )
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:

@@ -28,7 +28,14 @@ from ..contract.event import (
 from ..contract.outcome import ExecutionOutcome
 from ..roi.analytics import Analytics
 from ..roi.methodology import Totals
-from ..roi.report_document import Dec, Overall, PatternReport, PatternSnapshotsReport, ReportWindow
+from ..roi.report_document import (
+    Dec,
+    LatestSnapshotReport,
+    Overall,
+    PatternReport,
+    PatternSnapshotsReport,
+    ReportWindow,
+)
 from ..roi.savings_series import Period, PeriodTotals
 from ..roi.usage_stats import GroupBy, TimeRange, UsageStats
 
@@ -280,6 +287,17 @@ class PatternSnapshotsBody(_Model):
     at: date | None = Field(description="the extra snapshot's date (?at=), if any")
     min_executions: int = Field(ge=1)
     pattern: PatternSnapshotsReport
+
+
+class LatestSnapshotsBody(_Model):
+    """GET /latest-snapshots: every pattern that has reached day 30, by pattern_id, with its
+    latest snapshot's status (the report summary's `latest_snapshots`). A pattern not listed
+    has no complete snapshot yet."""
+
+    generated_at: datetime
+    today: date = Field(description="UTC date the snapshots are complete on")
+    min_executions: int = Field(ge=1)
+    patterns: list[LatestSnapshotReport]
 
 
 class SavingsPeriodBody(_Model):

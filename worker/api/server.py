@@ -16,6 +16,7 @@ import logging
 import math
 import signal
 import socket
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -55,8 +56,9 @@ def serve(settings: Settings, host: str, port: int) -> int:
     except OSError as exc:
         sock.close()
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         log_config=None,  # the logging of worker.process, like every command
         access_log=False,
         timeout_graceful_shutdown=graceful_shutdown_seconds(settings),
@@ -66,7 +68,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config, app.state.live_feed.stop)
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     log.info("roi-worker api on http://%s:%d (OpenAPI at /docs)", shown, port)
     # uvicorn stops gracefully on SIGTERM or SIGINT and then raises the signal again with the
@@ -77,6 +79,20 @@ def serve(settings: Settings, host: str, port: int) -> int:
     with sock:
         server.run(sockets=[sock])
     return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which first ends the dashboard's live streams when it stops: they
+    never end by themselves, and uvicorn waits for every response to end (up to
+    graceful_shutdown_seconds)."""
+
+    def __init__(self, config: uvicorn.Config, stopping: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._stopping()
+        await super().shutdown(sockets)
 
 
 def _deadline_protocol(seconds: float) -> type[H11Protocol]:

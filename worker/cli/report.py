@@ -18,6 +18,7 @@ from .args import positive_int
 from .exits import EXIT_FAILED, EXIT_OK, UsageError, fail
 
 if TYPE_CHECKING:
+    from ..roi.executive_render import TextFormat
     from ..roi.methodology import Window
     from ..roi.report_document import Selection
 
@@ -58,6 +59,14 @@ def register(commands: Any) -> None:
         help="patterns rated poor or failed",
     )
     selection.add_argument(
+        "--executive",
+        dest="selection",
+        action="store_const",
+        const="executive",
+        help="seed 002's one-page executive summary of this UTC month to date: savings and "
+        "projections, productivity, best and worst patterns (--format pdf needs --output)",
+    )
+    selection.add_argument(
         "--report",
         dest="selection",
         action="store_const",
@@ -80,7 +89,8 @@ def register(commands: Any) -> None:
         "--output",
         type=Path,
         metavar="PATH",
-        help=f"where --report writes (default {DEFAULT_REPORT})",
+        help=f"where --report writes (default {DEFAULT_REPORT}); with --executive, the file it "
+        "writes instead of printing (needed for pdf)",
     )
     report_cmd.add_argument(
         "--limit", type=positive_int, default=10, metavar="N", help="patterns per list (default 10)"
@@ -92,7 +102,9 @@ def register(commands: Any) -> None:
         "date YYYY-MM-DD; compared with the previous window of the same length (default: all "
         "time)",
     )
-    report_cmd.add_argument("--format", choices=FORMATS, default=None, help="default text")
+    report_cmd.add_argument(
+        "--format", choices=(*FORMATS, "pdf"), default=None, help="default text; pdf: --executive"
+    )
     report_cmd.add_argument(
         "--min-executions",
         type=positive_int,
@@ -111,13 +123,14 @@ def _report(args: argparse.Namespace) -> int:
     from ..roi.tracking import read_tracking
     from ..settings import load_settings
 
-    if args.snapshots:
-        return _snapshots(args)
+    _pdf_goes_with_executive(args)
+    if args.snapshots or args.selection == "executive":
+        return _snapshots(args) if args.snapshots else _executive(args)
     if args.at is not None:
         raise UsageError("--at goes with --snapshots")
     selection: str = "pattern" if args.pattern_id is not None else args.selection or "summary"
     if args.output is not None and selection != "full":
-        raise UsageError("--output goes with --report")
+        raise UsageError("--output goes with --report or --executive")
     if args.format is not None and selection == "full":
         raise UsageError("--report always writes Markdown; --format is for the other selections")
     settings = load_settings()
@@ -212,6 +225,45 @@ def _snapshots(args: argparse.Namespace) -> int:
         reconfigure(errors="replace")
     sys.stdout.write(render_snapshots(view, output))
     return EXIT_OK
+
+
+def _executive(args: argparse.Namespace) -> int:
+    """`report --executive [--format F] [--output FILE]`: seed 002's one page (docs/reports.md,
+    "Executive summary"), printed, or written to FILE; a PDF only to a file."""
+    from ..db.connect import connect
+    from ..roi.executive import load_summary
+    from ..roi.executive_render import render
+    from ..settings import load_settings
+
+    if args.since is not None or args.at is not None:
+        raise UsageError(
+            "--executive covers this UTC month to date: it takes --format, --output and "
+            "--min-executions"
+        )
+    output: str = args.format or "text"
+    path: Path | None = args.output
+    if output == "pdf" and path is None:
+        raise UsageError("--format pdf needs --output FILE")
+    settings = load_settings()
+    min_executions = args.min_executions or settings.min_executions
+    with connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        summary = load_summary(conn, "month", datetime.now(UTC), min_executions)
+    if path is None:  # not a PDF (checked above)
+        sys.stdout.write(render(summary, cast("TextFormat", output)))
+        return EXIT_OK
+    if output == "pdf":
+        from ..roi.executive_pdf import render_pdf
+
+        path.write_bytes(render_pdf(summary))
+    else:
+        path.write_text(render(summary, cast("TextFormat", output)), encoding="utf-8")
+    print(f"wrote {path}: executive summary of {summary.period.label} ({output})")
+    return EXIT_OK
+
+
+def _pdf_goes_with_executive(args: argparse.Namespace) -> None:
+    if args.format == "pdf" and args.selection != "executive":
+        raise UsageError("--format pdf goes with --executive")
 
 
 def _at_date(text: str | None, today: date) -> date | None:

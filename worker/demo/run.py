@@ -287,7 +287,8 @@ def run_demo(settings: Settings, seconds: float | None, *, log_path: Path = LOG_
 
 
 def _say_where(base_url: str, api_url: str, token: _Token) -> None:
-    """Where to look next: the endpoints, the commands and their docs."""
+    """Where to look next: the page, the endpoints, the commands and their docs."""
+    _say(f"Dashboard page: {api_url}/   (open it in a browser; docs/api.md)")
     _say(f"Metrics: {base_url}/metrics   readiness: {base_url}/readyz")
     _say(
         f"API: {api_url}/api/roi-tracking/summary ({api_patterns(api_url)} patterns)   "

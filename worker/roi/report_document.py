@@ -19,7 +19,7 @@ from .figures import FIGURES
 from .formatting import round_half_up
 from .methodology import EXACT, ZERO, Rating, Totals, Trend, Window
 from .month_to_date import MonthToDate
-from .snapshots import Deltas, PatternSnapshots, Snapshot, SnapshotStatus
+from .snapshots import Deltas, LatestSnapshot, PatternSnapshots, Snapshot, SnapshotStatus
 from .tracking import Tracking
 
 REPORT_VERSION: Final = 1
@@ -333,6 +333,17 @@ class LatestSnapshotReport(_Model):
     last_day: date | None
     status: SnapshotStatus | None = Field(description="null: the pattern is not at day 30 yet")
 
+    @classmethod
+    def of(cls, pattern_id: str, latest: LatestSnapshot | None) -> Self:
+        """The entry of `pattern_id`, whose latest snapshot is `latest` (None: before day 30)."""
+        return cls(
+            pattern_id=pattern_id,
+            day=None if latest is None else latest.day,
+            first_day=None if latest is None else latest.first_day,
+            last_day=None if latest is None else latest.last_day,
+            status=None if latest is None else latest.status,
+        )
+
 
 class MonthToDateReport(_Model):
     """Net cost saved this UTC calendar month so far, against the same elapsed span of the
@@ -376,19 +387,7 @@ class MonthToDateReport(_Model):
 
 def latest_snapshots(tracking: Tracking, patterns: list[str]) -> list[LatestSnapshotReport]:
     """The latest snapshot of each of `patterns`, in that order."""
-    found = []
-    for pattern_id in patterns:
-        latest = tracking.latest.get(pattern_id)
-        found.append(
-            LatestSnapshotReport(
-                pattern_id=pattern_id,
-                day=None if latest is None else latest.day,
-                first_day=None if latest is None else latest.first_day,
-                last_day=None if latest is None else latest.last_day,
-                status=None if latest is None else latest.status,
-            )
-        )
-    return found
+    return [LatestSnapshotReport.of(p, tracking.latest.get(p)) for p in patterns]
 
 
 class ReportDocument(_Model):

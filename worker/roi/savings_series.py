@@ -28,6 +28,7 @@ _SUMS_BY_PERIOD: Final = f"""
 SELECT date_trunc(%(period)s, day::timestamp)::date, {", ".join(f"sum({c})" for c in SUMS)}
 FROM pattern_roi_daily
 WHERE day >= %(first)s AND day <= %(last)s
+    AND (%(pattern_id)s::text IS NULL OR pattern_id = %(pattern_id)s::text)
 GROUP BY 1
 """
 
@@ -92,11 +93,18 @@ def periods_between(first: date, last: date, period: Period) -> list[tuple[date,
 
 
 def read_savings(
-    cur: psycopg.Cursor[Any], period: Period, first: date, last: date
+    cur: psycopg.Cursor[Any],
+    period: Period,
+    first: date,
+    last: date,
+    *,
+    pattern_id: str | None = None,
 ) -> list[PeriodTotals]:
-    """Every period of [first, last], with nothing-saved periods included (zeros)."""
+    """Every period of [first, last], with nothing-saved periods included (zeros): of every
+    pattern together, or of `pattern_id` only (a pattern page's history)."""
     periods = periods_between(first, last, period)
-    cur.execute(_SUMS_BY_PERIOD, {"period": period, "first": first, "last": last})
+    parameters = {"period": period, "first": first, "last": last, "pattern_id": pattern_id}
+    cur.execute(_SUMS_BY_PERIOD, parameters)
     found = {row[0]: totals_from_row(row[1:]) for row in cur.fetchall()}
     return [
         PeriodTotals(start, end, found.get(period_start(start, period), Totals()))

@@ -169,6 +169,10 @@ ALLOWED: dict[tuple[str, str], str] = {
         "and db.connection_lost"
     ),
     ("metrics.py", "psycopg.Error"): "a failed scrape is logged and counted, never raised",
+    ("api/pages/live.py", "psycopg.Error"): (
+        "a live stream that cannot read the summaries says `unavailable` and tries again: an "
+        "error raised into a streaming response would only cut it"
+    ),
     ("consume/store.py", "psycopg.Error"): "cancelling an abandoned store is best effort",
     ("settings.py", "psycopg.ProgrammingError"): "conninfo_to_dict refusing a setting's URL",
     ("consume/write.py", "psycopg.errors.DataError"): REFUSED_ROW,

@@ -249,7 +249,8 @@ def exposed_ports() -> list[str]:
 
 def test_api_port_is_published_exposed_and_probed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The api service runs `roi-worker api` on ROI_API_PORT, published on 127.0.0.1 only,
-    exposed by the image and health-checked on /readyz; it starts after the migration."""
+    exposed by the image, health-checked on /readyz and scraped there (its /metrics); it starts
+    after the migration."""
     api = service("api")
     settings = settings_of("api", monkeypatch)
     port = settings.api_port
@@ -260,6 +261,7 @@ def test_api_port_is_published_exposed_and_probed(monkeypatch: pytest.MonkeyPatc
         {str(port), str(settings_of("worker", monkeypatch).metrics_port)}
     )
     assert f"http://127.0.0.1:{port}/readyz" in " ".join(api["healthcheck"]["test"])
+    assert f"api:{port}" in scrape_targets()
     assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     # It would refuse to start without a write token (worker/api/security.py).
     assert settings.write_tokens() == ("local-compose-write-token",)

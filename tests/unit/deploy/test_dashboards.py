@@ -25,8 +25,9 @@ DATASOURCES = GRAFANA / "provisioning" / "datasources" / "roi.yml"
 PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "roi.yml"
 READONLY_SQL = ROOT / "deploy" / "postgres" / "readonly-role.sql"
 COMPOSE = ROOT / "docker-compose.yml"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 
-EXPECTED = {"roi-overview": "ROI overview", "roi-worker-health": "Worker health"}
+EXPECTED = {"roi-overview": "ROI overview", "roi-worker-health": "Worker health", "roi-api": "API"}
 GRID_COLUMNS = 24
 SQL_MACROS = {"$__timeFrom()", "$__timeTo()"}  # the ones the integration test substitutes
 
@@ -88,7 +89,7 @@ def mounts(service: dict[str, Any]) -> dict[str, str]:
 
 
 def test_dashboards_are_json_with_their_fixed_uids_and_titles() -> None:
-    """Exactly the two dashboards, each with its fixed uid and title."""
+    """Exactly the three dashboards, each with its fixed uid and title."""
     found = {board["uid"]: board["title"] for board in dashboards().values()}
     assert found == EXPECTED
     for board in dashboards().values():
@@ -187,6 +188,32 @@ def test_worker_health_shows_stall_lag_and_readiness_per_replica() -> None:
     } <= per_instance
 
 
+def test_the_api_dashboard_shows_requests_latency_load_and_the_pool() -> None:
+    """Request rate by route and status, p50/p95/p99 latency from the histogram, requests in
+    flight and open streams, and the pool's use, of the job Prometheus scrapes the API as."""
+    board = next(b for b in dashboards().values() if b["uid"] == "roi-api")
+    exprs = [expr for _, expr in prometheus_queries(board)]
+    used = set().union(*(metric_names(expr) for expr in exprs))
+    assert {
+        "roi_api_requests_total",
+        "roi_api_request_duration_seconds",
+        "roi_api_requests_in_flight",
+        "roi_api_streams_open",
+        "roi_api_db_pool_connections",
+        "roi_api_db_pool_idle_connections",
+        "roi_api_db_pool_waiting_requests",
+        "roi_api_db_pool_max_connections",
+    } <= used
+    joined = " ".join(exprs)
+    assert "by (route, status)" in joined
+    histogram = "roi_api_request_duration_seconds_bucket"
+    for quantile in ("0.5", "0.95", "0.99"):
+        assert f"histogram_quantile({quantile}, sum by (le) (rate({histogram}" in joined
+    jobs = set(re.findall(r'\bjob="([^"]+)"', joined))
+    scraped = {job["job_name"] for job in load_yaml(PROMETHEUS_CONFIG)["scrape_configs"]}
+    assert jobs == {"roi-worker-api"} <= scraped
+
+
 # What the stat panels show (dashboard uid, title) -> value, in the scenarios of
 # test_stat_panels_show_what_is_true: 0 where 0 is the truth, None ("No data") where the figure
 # is unknown.
@@ -206,6 +233,13 @@ STATS: dict[tuple[str, str], dict[str, float | None]] = {
     ("roi-overview", "Net cost saved"): {ALL_DOWN: None, ONE_STALLED: 5},
     ("roi-overview", "Patterns tracked"): {ALL_DOWN: None, ONE_STALLED: 1},
     ("roi-overview", "Patterns rated failed"): {ALL_DOWN: None, ONE_STALLED: 0},
+    # No API series in either scenario: no API replica, no request (the quantile unknown).
+    ("roi-api", "API replicas up"): {ALL_DOWN: 0, ONE_STALLED: 0},
+    ("roi-api", "Requests per second"): {ALL_DOWN: 0, ONE_STALLED: 0},
+    ("roi-api", "p95 latency (5 m)"): {ALL_DOWN: None, ONE_STALLED: None},
+    ("roi-api", "Server errors (1 h)"): {ALL_DOWN: 0, ONE_STALLED: 0},
+    ("roi-api", "In flight"): {ALL_DOWN: 0, ONE_STALLED: 0},
+    ("roi-api", "Waiting for a connection"): {ALL_DOWN: 0, ONE_STALLED: 0},
 }
 _REPLICAS = ("a", "b", "c")
 # series -> promtool values, one sample a minute for 120 minutes.

@@ -251,7 +251,11 @@ PROMETHEUS_RULE = resource(
 
 @pytest.mark.parametrize(
     ("name", "schema"),
-    [("podmonitor.yaml", POD_MONITOR), ("prometheusrule.yaml", PROMETHEUS_RULE)],
+    [
+        ("podmonitor.yaml", POD_MONITOR),
+        ("podmonitor-api.yaml", POD_MONITOR),
+        ("prometheusrule.yaml", PROMETHEUS_RULE),
+    ],
 )
 def test_operator_resources_have_the_crd_structure(name: str, schema: dict[str, Any]) -> None:
     """PodMonitor and PrometheusRule carry the fields the Prometheus Operator requires, with its
@@ -303,6 +307,28 @@ def test_podmonitor_scrapes_the_worker_pods_as_the_job_the_alerts_select() -> No
     assert {endpoint["path"] for endpoint in spec["podMetricsEndpoints"]} == {"/metrics"}
     job = pod_labels("deployment.yaml")[spec["jobLabel"]]
     assert set(re.findall(r'\bjob="([^"]+)"', ALERTS.read_text(encoding="utf-8"))) == {job}
+
+
+def test_podmonitor_api_scrapes_the_api_pods_as_the_job_prometheus_yml_names() -> None:
+    """It selects the API pods only, on their HTTP port's /metrics, and sets the job to the
+    compose stack's API job (the "API" dashboard selects it)."""
+    spec = manifest("podmonitor-api.yaml")["spec"]
+    selector = spec["selector"]["matchLabels"]
+    assert selects(selector, pod_labels("deployment-api.yaml"))
+    for other in ("deployment.yaml", "job-migrate.yaml"):
+        assert not selects(selector, pod_labels(other))
+    (endpoint,) = spec["podMetricsEndpoints"]
+    assert endpoint["port"] in {port["name"] for port in container("deployment-api.yaml")["ports"]}
+    assert endpoint["path"] == "/metrics"
+    (relabeling,) = endpoint["relabelings"]
+    assert relabeling["targetLabel"] == "job"
+    prometheus = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    api_jobs = [
+        job["job_name"]
+        for job in prometheus["scrape_configs"]
+        if any(t.startswith("api:") for s in job["static_configs"] for t in s["targets"])
+    ]
+    assert api_jobs == [relabeling["replacement"]]
 
 
 def test_service_exposes_the_named_metrics_port_of_the_worker_pods() -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
+import psycopg
 from fastapi import APIRouter, Path, Query, Response
 from psycopg.rows import dict_row
 
@@ -184,27 +185,10 @@ def router(settings: Settings, db: Database, access: Access) -> APIRouter:
         ] = 10,
     ) -> Response:
         window = window_of(since)
+        minimum = min_executions or settings.min_executions
         with db.connection() as conn, snapshot(conn) as cur:
-            found = read_analytics(
-                cur,
-                window,
-                min_executions or settings.min_executions,
-                datetime.now(UTC),
-                pattern_id=pattern_id,
-                percentiles=True,  # for this one pattern only: an index range, not a table scan
-            )
-            one = found.find(pattern_id)
-            if one is None:
-                return unknown_pattern(pattern_id)
-            cur.row_factory = dict_row
-            rows = cur.execute(_RECENT, (pattern_id, recent)).fetchall()
-        return json_response(
-            PatternFullReport(
-                **scope_of(found),
-                pattern=PatternReport.from_analytics(one),
-                recent_executions=[RecentExecution.of_row(row) for row in rows],
-            )
-        )
+            found = read_full_report(cur, window, minimum, pattern_id, recent)
+        return unknown_pattern(pattern_id) if found is None else json_response(found)
 
     def ranking(
         pick: Callable[[Analytics, int], list[PatternAnalytics]],
@@ -242,6 +226,31 @@ def router(settings: Settings, db: Database, access: Access) -> APIRouter:
         operation_id="underperformers",
     )(ranking(Analytics.underperformers))
     return routes
+
+
+def read_full_report(
+    cur: psycopg.Cursor[Any], window: Window, minimum: int, pattern_id: str, recent: int
+) -> PatternFullReport | None:
+    """GET /report/{pattern_id}'s answer (None: no execution of it is stored), read through
+    `cur` (a `snapshot` cursor); the dashboard's pattern page shows the same."""
+    found = read_analytics(
+        cur,
+        window,
+        minimum,
+        datetime.now(UTC),
+        pattern_id=pattern_id,
+        percentiles=True,  # for this one pattern only: an index range, not a table scan
+    )
+    one = found.find(pattern_id)
+    if one is None:
+        return None
+    cur.row_factory = dict_row
+    rows = cur.execute(_RECENT, (pattern_id, recent)).fetchall()
+    return PatternFullReport(
+        **scope_of(found),
+        pattern=PatternReport.from_analytics(one),
+        recent_executions=[RecentExecution.of_row(row) for row in rows],
+    )
 
 
 def window_of(since: str | None) -> Window:

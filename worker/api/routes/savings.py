@@ -8,14 +8,15 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Response
 
-from ...roi.analytics import snapshot
+from ...contract.event import PATTERN_ID_RE
+from ...roi.analytics import pattern_exists, snapshot
 from ...roi.methodology import EARLIEST
 from ...roi.savings_series import MAX_PERIODS, Period, default_first_day, read_savings
 from ..backends import Database
 from ..errors import invalid
 from ..models import SavingsSeriesBody
-from ..responses import json_response
-from .common import DATABASE_UNAVAILABLE, INVALID_PARAMETER, ROI, Access
+from ..responses import json_response, unknown_pattern
+from .common import DATABASE_UNAVAILABLE, INVALID_PARAMETER, ROI, UNKNOWN_PATTERN, Access
 
 DATE_RE: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
@@ -27,7 +28,7 @@ def router(db: Database, access: Access) -> APIRouter:
     @routes.get(
         f"{ROI}/savings",
         response_model=SavingsSeriesBody,
-        responses=access.responses(INVALID_PARAMETER | DATABASE_UNAVAILABLE),
+        responses=access.responses(UNKNOWN_PATTERN | INVALID_PARAMETER | DATABASE_UNAVAILABLE),
         tags=["roi-tracking"],
         dependencies=access.dependencies,
         summary="Net savings of every pattern per UTC day, week or month, with running totals",
@@ -50,15 +51,27 @@ def router(db: Database, access: Access) -> APIRouter:
             str | None,
             Query(pattern=DATE_RE, description="last day, YYYY-MM-DD (default: today, UTC)"),
         ] = None,
+        pattern_id: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=200,
+                pattern=PATTERN_ID_RE,
+                description="only this pattern (default: every pattern together)",
+            ),
+        ] = None,
     ) -> Response:
         now = datetime.now(UTC)
         last = now.date() if to is None else _day(to, "to", now.date())
         first = default_first_day(last, period) if from_ is None else _day(from_, "from", last)
-        with db.connection() as conn, snapshot(conn) as cur:
-            try:
-                found = read_savings(cur, period, first, last)
-            except ValueError as exc:  # more than MAX_PERIODS periods
-                raise invalid(["query", "from"], str(exc), "too_many_periods") from None
+        with db.connection() as conn:
+            if pattern_id is not None and not pattern_exists(conn, pattern_id):
+                return unknown_pattern(pattern_id)
+            with snapshot(conn) as cur:
+                try:
+                    found = read_savings(cur, period, first, last, pattern_id=pattern_id)
+                except ValueError as exc:  # more than MAX_PERIODS periods
+                    raise invalid(["query", "from"], str(exc), "too_many_periods") from None
         return json_response(SavingsSeriesBody.of(now, period, first, last, found))
 
     return routes
