@@ -17,7 +17,7 @@ record its changes, both through `record_changes`, both holding the pattern's su
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Final
 
 import psycopg
@@ -46,7 +46,8 @@ def record_changes(
     differs from the one recorded (or that have none yet); returns them.
 
     The caller holds the summary row locks of `pattern_ids` (rule 1 of worker/db/ratings.py).
-    `today` (UTC) decides which snapshots are complete. Raises psycopg errors, and
+    `today` (UTC; default: the database's clock, ratings.utc_today) decides which snapshots
+    are complete. Raises psycopg errors, and
     DatabaseUnavailableError when another transaction recorded first."""
     if not pattern_ids:
         return []
@@ -83,7 +84,8 @@ def _changes(
 ) -> list[Transition]:
     ids = sorted(totals)
     with conn.cursor() as cur:
-        statuses = latest_statuses(cur, ids, today or datetime.now(UTC).date(), min_executions)
+        day = ratings.utc_today(conn) if today is None else today
+        statuses = latest_statuses(cur, ids, day, min_executions)
     current = {
         pattern_id: (state_of(t, statuses.get(pattern_id), min_executions), t)
         for pattern_id, t in totals.items()

@@ -31,7 +31,11 @@ CONNECT_TIMEOUT_SECONDS = 10
 # partitions while it reads the held-up one again later (consume/store.py, store_around_locks).
 # A worker frozen inside its write transaction (a paused container, a VM stall) loses its
 # session after 15 s idle, which frees those locks; a healthy batch is never idle that long
-# (the longest wait inside it is dead-lettering refused rows, 10 s at most).
+# (the longest wait inside it is dead-lettering refused rows, 10 s at most). The server probes
+# an idle client too (tcp_keepalives_*): a session of a node that died without closing its
+# socket ends in about 25 s, and with it the session advisory lock of the ratings publisher
+# (consume/ratings_publisher.py), so another replica takes over instead of waiting for the
+# operating system's two-hour default.
 WORKER_SESSION: dict[str, Any] = {
     "connect_timeout": 3,
     "keepalives": 1,
@@ -39,7 +43,8 @@ WORKER_SESSION: dict[str, Any] = {
     "keepalives_interval": 5,
     "keepalives_count": 3,
     "options": (
-        "-c statement_timeout=60s -c lock_timeout=3s -c idle_in_transaction_session_timeout=15s"
+        "-c statement_timeout=60s -c lock_timeout=3s -c idle_in_transaction_session_timeout=15s "
+        "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
     ),
 }
 

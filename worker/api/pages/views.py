@@ -34,6 +34,7 @@ from ...roi.snapshots import load_snapshots
 from ...roi.tracking import read_tracking
 from ...settings import Settings
 from ..backends import Database
+from ..cache import TtlCache
 from ..routes.common import ROI, Access
 from ..routes.patterns import PatternIdPath, read_full_report, window_of
 from . import formatting
@@ -156,13 +157,22 @@ def router(settings: Settings, db: Database, access: Access, assets: Assets) -> 
         headers = {**PAGE_HEADERS, "Cache-Control": "no-store"}
         return HTMLResponse(page, status_code=status, headers=headers)
 
+    # Every open page re-reads its figures on each live event: readers within
+    # ROI_API_CACHE_SECONDS of each other share one read (and its time), as the JSON routes do.
+    cache: TtlCache[tuple[Any, ...], tuple[datetime, Any]] = TtlCache(settings.api_cache_seconds)
+
+    def read_shared(read: Any, *arguments: Any) -> tuple[datetime, Any]:
+        return cache.get(
+            (read, *arguments), lambda: (datetime.now(UTC), read(db, minimum, *arguments))
+        )
+
     async def shown(read: Any, *arguments: Any) -> Shown:
         try:
-            figures = await run_in_threadpool(read, db, minimum, *arguments)
+            moment, figures = await run_in_threadpool(read_shared, read, *arguments)
         except DatabaseUnavailableError as exc:  # others: worker.api.errors' 503 (JSON)
             log.warning("dashboard page: 503: the figures cannot be read: %s", type(exc).__name__)
             return Shown(None, None, "PostgreSQL is unavailable: the figures cannot be read.")
-        return Shown(datetime.now(UTC), figures)
+        return Shown(moment, figures)
 
     def read_at(moment: datetime | None) -> str:
         return "" if moment is None else moment.isoformat(timespec="seconds").replace("+00:00", "Z")
