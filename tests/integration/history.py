@@ -5,16 +5,21 @@ known status, and every execution's figures are kept to recompute any window in 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from tests.api_harness import ApiProcess
+from tests.fixtures.services import Services
 from worker.consume.write import BatchWriter, ValidEvent
 from worker.contract.validate import validate
+from worker.db.migrate import load_migrations, migrate
 from worker.roi.methodology import Totals
 from worker.types import Source
 
@@ -117,3 +122,33 @@ def midnight(day: date) -> datetime:
 
 def day0(runs: Iterable[Run], pattern_id: str) -> date:
     return min(r.executed_at for r in runs if r.pattern_id == pattern_id).date()
+
+
+def store_history(database_url: str, now: datetime) -> list[Run]:
+    """Migrates the database at `database_url` and stores `history(now)` in it."""
+    migrate(database_url, load_migrations())
+    runs = history(now)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        store(conn, runs, now)
+    return runs
+
+
+@contextmanager
+def read_only_api(
+    services: Services, database_url: str, log: Path, env: Mapping[str, str] | None = None
+) -> Iterator[ApiProcess]:
+    """`roi-worker api` on `database_url` with writes off (and `env` besides), once ready."""
+    process = ApiProcess(
+        {
+            "ROI_KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap_servers,
+            "ROI_DATABASE_URL": database_url,
+            "ROI_API_WRITES": "false",
+            **(env or {}),
+        },
+        log,
+    )
+    try:
+        process.wait_up("/readyz")
+        yield process
+    finally:
+        process.close()

@@ -18,8 +18,12 @@ import pytest
 from tests.api_harness import ApiProcess
 from tests.cli_runner import RoiWorker
 from tests.fixtures.services import Services
-from tests.integration.history import EXPECTED_LATEST, Run, history, store
-from worker.db.migrate import load_migrations, migrate
+from tests.integration.history import (
+    EXPECTED_LATEST,
+    Run,
+    read_only_api,
+    store_history,
+)
 
 ROI = "/api/roi-tracking"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -42,11 +46,7 @@ COLUMNS = {  # data-column -> the summary field it shows
 
 @pytest.fixture(scope="module")
 def stored(database_url: str) -> list[Run]:
-    migrate(database_url, load_migrations())
-    runs = history(NOW)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        store(conn, runs, NOW)
-    return runs
+    return store_history(database_url, NOW)
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +57,13 @@ def api(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ApiProcess]:
     del stored
-    env = {
-        "ROI_KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap_servers,
-        "ROI_DATABASE_URL": database_url,
-        "ROI_API_WRITES": "false",
-        "ROI_DASHBOARD_REFRESH_SECONDS": "1",
-    }
-    process = ApiProcess(env, tmp_path_factory.mktemp("dashboard") / "api.log")
-    try:
-        process.wait_up("/readyz")
+    with read_only_api(
+        services,
+        database_url,
+        tmp_path_factory.mktemp("dashboard") / "api.log",
+        {"ROI_DASHBOARD_REFRESH_SECONDS": "1"},
+    ) as process:
         yield process
-    finally:
-        process.close()
 
 
 class Figures(HTMLParser):

@@ -19,14 +19,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from tests.api_harness import ApiProcess
 from tests.cli_runner import RoiWorker
 from tests.fixtures.services import Services
-from tests.integration.history import Run, history, store
-from worker.db.migrate import load_migrations, migrate
+from tests.integration.history import Run, read_only_api, store_history
 from worker.roi.executive import LISTED
 from worker.roi.formatting import CENT, TENTH, fraction_as_percent, number, round_half_up, usd
 from worker.roi.month_to_date import MonthToDate, month_spans
@@ -40,11 +38,7 @@ PDFINFO = shutil.which("pdfinfo")
 
 @pytest.fixture(scope="module")
 def stored(database_url: str) -> list[Run]:
-    migrate(database_url, load_migrations())
-    runs = history(NOW)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        store(conn, runs, NOW)
-    return runs
+    return store_history(database_url, NOW)
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +49,10 @@ def api(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ApiProcess]:
     del stored
-    env = {
-        "ROI_KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap_servers,
-        "ROI_DATABASE_URL": database_url,
-        "ROI_API_WRITES": "false",
-    }
-    process = ApiProcess(env, tmp_path_factory.mktemp("executive") / "api.log")
-    try:
-        process.wait_up("/readyz")
+    with read_only_api(
+        services, database_url, tmp_path_factory.mktemp("executive") / "api.log"
+    ) as process:
         yield process
-    finally:
-        process.close()
 
 
 def pdf_text(path: Path) -> str:

@@ -12,15 +12,19 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from tests.api_harness import ApiProcess
 from tests.cli_runner import RoiWorker
 from tests.fixtures.services import Services
-from tests.integration.history import EXPECTED_LATEST, Run, history, store, totals_of_days
-from worker.db.migrate import load_migrations, migrate
+from tests.integration.history import (
+    EXPECTED_LATEST,
+    Run,
+    read_only_api,
+    store_history,
+    totals_of_days,
+)
 from worker.metrics import PatternCollector
 from worker.roi.methodology import Totals
 from worker.roi.month_to_date import MonthToDate, month_spans
@@ -34,11 +38,7 @@ TODAY = NOW.date()
 
 @pytest.fixture(scope="module")
 def stored(database_url: str) -> list[Run]:
-    migrate(database_url, load_migrations())
-    runs = history(NOW)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        store(conn, runs, NOW)
-    return runs
+    return store_history(database_url, NOW)
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +49,10 @@ def api(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ApiProcess]:
     del stored
-    env = {
-        "ROI_KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap_servers,
-        "ROI_DATABASE_URL": database_url,
-        "ROI_API_WRITES": "false",
-    }
-    process = ApiProcess(env, tmp_path_factory.mktemp("tracking") / "api.log")
-    try:
-        process.wait_up("/readyz")
+    with read_only_api(
+        services, database_url, tmp_path_factory.mktemp("tracking") / "api.log"
+    ) as process:
         yield process
-    finally:
-        process.close()
 
 
 def ok(api: ApiProcess, path: str) -> Any:
