@@ -84,7 +84,8 @@ soak: venv ## the fault-injection suite in full: 50k-event streams, repeated fau
 	@$(call with_services,SOAK=1 $(BIN)/pytest -m fault $(ARGS))
 
 # Not part of `test`: pytest never collects tests/benchmarks/ (no test_ modules there).
-bench: venv ## benchmark against real services, append to docs/benchmarks.md (ARGS="--events 100000 ...")
+# Prints the table, the ratio table of issue 18 and the machine's calibration, then the targets.
+bench: venv ## benchmark against real services: table, ratios, targets; append to docs/benchmarks.md (ARGS="--events 100000 ...")
 	@$(call with_services,$(BIN)/python -m tests.benchmarks.run_bench $(ARGS))
 
 bench-api: venv ## read API benchmark: req/s and p95 with 500 patterns, 1M executions (ARGS=...)

@@ -90,6 +90,7 @@ def measure(
     rate: float,
     seconds: float,
     seed: int,
+    patterns: int = workload.PATTERNS,
 ) -> Latencies:
     """Sends at `rate` for `seconds`, waits until every event is visible, returns latencies."""
     sent: list[tuple[float, Any]] = []
@@ -97,7 +98,7 @@ def measure(
     count = int(rate * seconds)
     try:
         started = time.monotonic()
-        events = workload.events(count, seed, workload.base_time())
+        events = workload.events(count, seed, workload.base_time(), patterns)
         for index, (key, value) in enumerate(events):
             due = started + index / rate
             while (now := time.monotonic()) < due:

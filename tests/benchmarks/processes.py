@@ -142,40 +142,77 @@ class CatchUp:
     seconds: float
     first_batch_seconds: float  # from start until the first offsets were stored
     usage: Usage  # up to the moment it had caught up
+    # When every partition first had offsets stored (all processes at work), and how many
+    # events were stored by then: the steady rate leaves out start-up and group joins.
+    all_partitions_seconds: float = 0.0
+    all_partitions_events: int = 0
+    events: int = 0
+    # The CPU used and events stored when the first offsets were stored: what follows is the
+    # work per event without the interpreter's start-up and the group join.
+    first_batch_cpu_seconds: float = 0.0
+    first_batch_events: int = 0
+
+    @property
+    def cpu_per_event_after_first_batch(self) -> float | None:
+        events = self.events - self.first_batch_events
+        cpu = self.usage.cpu_seconds - self.first_batch_cpu_seconds
+        return cpu / events if events > 0 else None
+
+    @property
+    def steady_rate(self) -> float:
+        seconds = self.seconds - self.all_partitions_seconds
+        return (self.events - self.all_partitions_events) / seconds if seconds > 0 else 0.0
+
+
+def combined_usage(usages: Sequence[Usage]) -> Usage:
+    """Several processes as one: CPU seconds added, the highest single peak RSS (each process
+    has its own memory limit in a deployment, so the per-process peak is what counts)."""
+    return Usage(sum(u.cpu_seconds for u in usages), max(u.peak_rss_bytes for u in usages))
 
 
 def wait_stored(
     conn: psycopg.Connection[Any],
-    child: Child,
+    children: Sequence[Child],
     group: str,
     topic: str,
     ends: Mapping[int, int],
     *,
     timeout: float,
 ) -> CatchUp:
-    """Polls consumer_offsets every POLL_SECONDS until the group has stored every partition
-    up to `ends`; reads the worker's usage at that moment. Raises if the worker exits, stores
-    nothing for STALL_SECONDS, or `timeout` passes."""
+    """Polls consumer_offsets every POLL_SECONDS until the group (one or more worker
+    processes) has stored every partition up to `ends`; reads the workers' usage at that
+    moment (combined_usage), timed from the first one's start. Raises if a worker exits,
+    nothing is stored for STALL_SECONDS, or `timeout` passes."""
     first: float | None = None
-    deadline = child.started + timeout
-    progress, moved = -1, child.started
+    first_usage: tuple[float, int] = (0.0, 0)  # CPU seconds and events stored at `first`
+    everywhere: tuple[float, int] | None = None
+    started = min(child.started for child in children)
+    deadline = started + timeout
+    progress, moved = -1, started
+    pids = ", ".join(str(child.pid) for child in children)
     while True:
-        child.check_running("the worker")
+        for child in children:
+            child.check_running("the worker")
         stored = dict(conn.execute(_STORED, (group, topic)).fetchall())
         now = time.monotonic()
-        if stored and first is None:
-            first = now - child.started
-        if all(stored.get(p, 0) >= end for p, end in ends.items()):
-            usage = usage_of(child.pid)
-            return CatchUp(now - child.started, first or 0.0, usage)
         done = sum(min(stored.get(p, 0), end) for p, end in ends.items())
+        if stored and first is None:
+            first = now - started
+            cpu = sum(usage_of(child.pid).cpu_seconds for child in children)
+            first_usage = (cpu, done)
+        if everywhere is None and all(stored.get(p, 0) > 0 for p in ends):
+            everywhere = (now - started, done)
+        if all(stored.get(p, 0) >= end for p, end in ends.items()):
+            usage = combined_usage([usage_of(child.pid) for child in children])
+            at, before = everywhere or (now - started, done)
+            return CatchUp(now - started, first or 0.0, usage, at, before, done, *first_usage)
         if done > progress:
             progress, moved = done, now
         if now > deadline or now - moved > STALL_SECONDS:
             why = f"in {timeout:g} s" if now > deadline else f"then nothing for {STALL_SECONDS:g} s"
             raise TimeoutError(
-                f"the worker (pid {child.pid}) stored {done:,} of {sum(ends.values()):,} events "
-                f"{why}; its log: {child.log_path}"
+                f"the worker (pid {pids}) stored {done:,} of {sum(ends.values()):,} events "
+                f"{why}; its log: {', '.join(str(c.log_path) for c in children)}"
             )
         time.sleep(POLL_SECONDS)
 

@@ -1,5 +1,5 @@
-"""The benchmark's output: the table, the target checks, the machine facts, and the section
-appended to docs/benchmarks.md."""
+"""The benchmark's output: the table, the ratio table, the target checks, the machine facts,
+and the section appended to docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -69,6 +69,34 @@ def table(rows: Sequence[Row]) -> str:
 
     rule = "-" * len(line(HEADER))
     return "\n".join([line(HEADER), rule, *(line(c) for c in cells[1:])])
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """One figure of one run over another of the same run; None when either was skipped."""
+
+    name: str
+    value: float | None
+    figure: str  # what it was computed from
+
+
+RATIO_HEADER: Final = ["ratio (same run)", "value", "from"]
+
+
+def ratios_text(ratios: Sequence[Ratio]) -> str:
+    """The RATIO table, aligned like `table`."""
+    cells = [RATIO_HEADER]
+    for ratio in ratios:
+        value = "not measured" if ratio.value is None else f"{ratio.value:,.2f}"
+        cells.append([ratio.name, value, ratio.figure])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(RATIO_HEADER))]
+
+    def line(values: Sequence[str]) -> str:
+        name, value, figure = values
+        return f"{name.ljust(widths[0])}  {value.rjust(widths[1])}  {figure}".rstrip()
+
+    rule = "-" * len(line(RATIO_HEADER))
+    return "\n".join([line(RATIO_HEADER), rule, *(line(c) for c in cells[1:])])
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +206,8 @@ def section(
     facts: Mapping[str, str],
     settings: Mapping[str, Any],
     rows: Sequence[Row],
+    ratios: Sequence[Ratio],
+    calibration: str,
     checks: Sequence[Check],
 ) -> str:
     """The Markdown section one run appends to docs/benchmarks.md."""
@@ -194,6 +224,10 @@ def section(
             "",
             "```text",
             table(rows),
+            "",
+            ratios_text(ratios),
+            "",
+            calibration,
             "",
             checks_text(checks),
             "```",
