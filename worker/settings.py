@@ -29,7 +29,10 @@ DEFAULT_TOPIC = "adw.pattern-executions"
 DEFAULT_RATINGS_TOPIC = "adw.pattern-ratings"
 TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"  # Kafka's own rule for topic names
 GROUP_ID_MAX_LENGTH = 249  # Kafka's limit too
-FETCH_MAX_BYTES = 16 * 1024 * 1024  # one fetch response, all partitions together
+# One fetch response, all partitions together. kafka-python holds a partition's decoded
+# response until the loop has taken its records, and fetches the other partitions meanwhile:
+# with 1 MB messages 16 MiB let its I/O thread hold over 100 MB (memray, docs/benchmarks.md).
+FETCH_MAX_BYTES = 8 * 1024 * 1024
 # Variables whose values are secret; and the user-info password of a URL libpq cannot parse.
 _SECRET_VARIABLE = re.compile(r"PASSWORD|TOKENS|DATABASE_URL")
 _URL_PASSWORD = re.compile(r"://[^\s:/?#@]*:([^\s]*)@")
@@ -185,11 +188,14 @@ class Settings(KafkaSettings):
     ratings_topic: str = Field(default=DEFAULT_RATINGS_TOPIC, pattern=TOPIC_NAME)
     create_topics: bool = False
     batch_max_messages: int = Field(default=5000, ge=1, le=100_000)
-    batch_max_seconds: float = Field(default=0.25, gt=0, le=60)
+    # 0.1 s keeps produce-to-summary under 250 ms at a steady rate (docs/benchmarks.md); a
+    # worker catching up fills its batches by count long before, so throughput is the same.
+    batch_max_seconds: float = Field(default=0.1, gt=0, le=60)
     # A batch is held up to three times at once (being polled, prepared, stored), raw and
-    # parsed: 16 MiB keeps a worker of 1 MB messages well under 250 MB (155 MB peak in
-    # tests/integration/test_large_messages.py).
-    batch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024, le=1024 * 1024 * 1024)
+    # parsed: 8 MiB, with FETCH_MAX_BYTES, keeps a worker of 1 MB messages under 250 MB
+    # (tests/integration/test_large_messages.py; the benchmark's "1 MB messages" run). Events
+    # of a few hundred bytes fill ROI_BATCH_MAX_MESSAGES long before.
+    batch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024, le=1024 * 1024 * 1024)
     # Longer than any healthy pause (a rebalance, a database failover) and shorter than the
     # RoiWorkerStalled alert's 5 minutes, so the worker acts before anyone is paged.
     stall_seconds: float = Field(default=120.0, ge=5, le=3600)

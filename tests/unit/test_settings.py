@@ -145,7 +145,7 @@ def test_fetch_sizes_bound_one_fetch_whatever_the_partition_count(
     monkeypatch.setenv("ROI_DATABASE_URL", "postgresql://roi@localhost/roi")
     assert Settings().consumer_fetch_config() == {
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
-        "fetch_max_bytes": 16 * 1024 * 1024,
+        "fetch_max_bytes": 8 * 1024 * 1024,
     }
     monkeypatch.setenv("ROI_KAFKA_MAX_PARTITION_FETCH_BYTES", str(32 * 1024 * 1024))
     assert Settings().consumer_fetch_config()["fetch_max_bytes"] == 32 * 1024 * 1024
