@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ..contract.validate import parse_event
+from ..contract.validate import parse_with_fingerprint
 from ..errors import InvalidEventError, InvalidReason
 from ..types import DeadLetter, Message, Partition, Skipped, Source
 from .write import ValidEvent
@@ -91,13 +91,15 @@ def prepare(
             skipped[key] = max(skipped.get(key, 0), message.offset + 1)
             continue
         try:
-            event = parse_event(message.value, now=now)
+            event, fingerprint = parse_with_fingerprint(message.value, now=now)
         except InvalidEventError as exc:
             on_checked(message, False)
             letters.append(DeadLetter(message, exc.reason.value, str(exc), exc.rules))
             continue
         on_checked(message, True)
-        valid.append(ValidEvent.of(event, Source(message.topic, message.partition, message.offset)))
+        # ValidEvent.of(event, source), with the fingerprint parse_with_fingerprint took
+        source = Source(message.topic, message.partition, message.offset)
+        valid.append(ValidEvent(event, source, fingerprint))
     if skipped:
         kept = [m for m in messages if type(m) is not Skipped]
     return Batch(kept, valid, letters, closed, skipped=skipped)
