@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import psycopg
 import pytest
@@ -216,6 +216,73 @@ def test_the_sweep_records_first_states_and_what_time_alone_changes(
     assert rows[0] == (1, None, None, "good", None)
     assert rows[1][:4] == (2, "good", None, "good")
     assert rows[1][4] is not None  # the day-30 snapshot's status
+
+
+def test_a_late_event_in_the_latest_window_moves_the_status_in_its_batch(
+    migrated: str, conn: psycopg.Connection[Any]
+) -> None:
+    """A batch judges the latest window as stored with its own rows: late events inside it
+    move the status at once; live events after it leave the status as it was."""
+    start = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    start -= timedelta(days=35)  # day 30 is complete: its window is days 0..29
+    writer = Writer(migrated)
+    try:
+        writer.write(
+            [
+                document("late", success=True, actual="1.00", estimated="2.00", at=at)
+                for at in (start + timedelta(days=d, hours=h) for d in range(30) for h in (0, 1))
+            ]
+        )
+        late = start + timedelta(days=20)
+        writer.write([document("late", success=False, actual="1000.00", estimated="2.00", at=late)])
+        writer.write([document("late", success=True, actual="1.00", estimated="2.00")])
+    finally:
+        writer.close()
+    rows = conn.execute(
+        "SELECT sequence, new_rating, new_snapshot_status FROM pattern_rating_transitions "
+        "WHERE pattern_id = 'late' ORDER BY sequence"
+    ).fetchall()
+    assert rows == [(1, "good", "on_track"), (2, "failed", "off_track")]
+
+
+def test_a_batch_reads_no_window_of_a_pattern_before_day_30(
+    migrated: str, conn: psycopg.Connection[Any]
+) -> None:
+    """The state of a pattern younger than 30 days is one statement; a pattern at day 30 or
+    later adds the read of its windows."""
+    old = datetime.now(UTC) - timedelta(days=40)
+    writer = Writer(migrated)
+    try:
+        writer.write(good_phase("young"))
+        writer.write([document("old", success=True, actual="1.00", estimated="2.00", at=old)])
+    finally:
+        writer.close()
+    conn.cursor_factory = CountingCursor
+    try:
+        for patterns, statements in ((["young"], 1), (["old"], 2), (["young", "old"], 2)):
+            CountingCursor.statements.clear()
+            with conn.transaction():
+                assert record_changes(conn, patterns, 1) == []  # the batches recorded them
+            assert len(CountingCursor.statements) == statements, patterns
+    finally:
+        conn.cursor_factory = psycopg.Cursor
+
+
+class CountingCursor(psycopg.Cursor[Any]):
+    """A cursor that keeps the statements every such cursor executes."""
+
+    statements: ClassVar[list[Any]] = []
+
+    def execute(
+        self,
+        query: Any,
+        params: Any = None,
+        *,
+        prepare: bool | None = None,
+        binary: bool | None = None,
+    ) -> Self:
+        self.statements.append(query)
+        return super().execute(query, params, prepare=prepare, binary=binary)
 
 
 def test_a_state_recorded_by_someone_else_first_is_retried_not_repeated(

@@ -4,7 +4,8 @@ same executions in Python (worker.roi.snapshots, worker.roi.month_to_date)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Self
 
 import psycopg
@@ -22,15 +23,20 @@ from tests.integration.history import (
 )
 from worker.db.migrate import load_migrations, migrate
 from worker.roi.analytics import snapshot
+from worker.roi.methodology import Totals
 from worker.roi.month_to_date import month_spans, read_month_to_date
 from worker.roi.snapshots import (
     BASELINE,
     SNAPSHOT_DAYS,
+    STATUS_SUMS,
+    SnapshotStatus,
     WindowKey,
     latest_statuses,
     load_snapshots,
     read_latest,
+    read_status_sums,
     snapshot_status,
+    status_totals,
 )
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -46,10 +52,10 @@ def stored(database_url: str) -> Iterator[tuple[psycopg.Connection[Any], list[Ru
         yield conn, runs
 
 
-def expected_latest(runs: list[Run], pattern_id: str) -> str | None:
-    """The latest status by the pure rule over windows summed here from the runs."""
+def expected_latest(runs: list[Run], pattern_id: str, today: date = TODAY) -> str | None:
+    """The latest status on `today` by the pure rule over windows summed here from the runs."""
     first = day0(runs, pattern_id)
-    done = [n for n in SNAPSHOT_DAYS if first + timedelta(days=n) <= TODAY]
+    done = [n for n in SNAPSHOT_DAYS if first + timedelta(days=n) <= today]
     if not done:
         return None
     n = done[-1]
@@ -77,6 +83,71 @@ def test_latest_statuses_are_the_rule_over_the_stored_windows(
     }
     assert every["steady"].day == 90
     assert every["slipping"].day == 60
+
+
+@pytest.mark.parametrize("age", [29, 30, 31, 37, 38, 59, 60, 61, 67, 68, 89, 90, 91, 200])
+def test_latest_statuses_on_every_day_around_each_snapshot(
+    stored: tuple[psycopg.Connection[Any], list[Run]], age: int
+) -> None:
+    """Judged on the day each pattern is `age` days old: the windows read (the baseline within
+    the day-30 window, then apart from it) sum exactly the runs of their days."""
+    conn, runs = stored
+    for pattern_id in EXPECTED_LATEST:
+        first = day0(runs, pattern_id)
+        today = first + timedelta(days=age)
+        with snapshot(conn) as cur:
+            found = latest_statuses(cur, [pattern_id], today)[pattern_id]
+            sums = read_status_sums(cur, [pattern_id], today).get(pattern_id)
+        assert (found and found.value) == expected_latest(runs, pattern_id, today), pattern_id
+        latest = [n for n in SNAPSHOT_DAYS if n <= age]
+        if not latest:
+            assert sums is None
+            continue
+        n = latest[-1]
+        baseline = totals_of_days(runs, pattern_id, first, first + timedelta(days=7))
+        window = totals_of_days(
+            runs, pattern_id, first + timedelta(days=n - 30), first + timedelta(days=n)
+        )
+        assert sums is not None
+        columns = len(STATUS_SUMS)
+        assert (status_totals(sums[:columns]), status_totals(sums[columns:])) == (
+            status_totals(status_figures(baseline)),
+            status_totals(status_figures(window)),
+        ), (pattern_id, n)
+
+
+def status_figures(totals: Totals) -> tuple[object, ...]:
+    by_column = {
+        "total_executions": totals.executions,
+        "successful_executions": totals.successful_executions,
+        "total_cost_saved_usd": totals.cost_saved_usd,
+        "total_actual_cost_usd": totals.investment_usd,
+    }
+    return tuple(by_column[column] for column in STATUS_SUMS)
+
+
+def test_a_window_without_a_daily_row_has_insufficient_data(
+    stored: tuple[psycopg.Connection[Any], list[Run]],
+) -> None:
+    """A pattern whose latest window holds no stored day is judged on zero executions."""
+    conn, _ = stored
+    first = TODAY - timedelta(days=65)  # the day-60 window, days 30..59, holds nothing
+    with conn.transaction(force_rollback=True):
+        conn.execute(
+            "INSERT INTO pattern_roi_summary (pattern_id, total_executions, "
+            "successful_executions, total_cost_saved_usd, total_actual_cost_usd, "
+            "first_executed_at, last_executed_at) VALUES ('gap', 20, 20, 90, 10, %s, %s)",
+            (midnight(first), midnight(first)),
+        )
+        conn.execute(
+            "INSERT INTO pattern_roi_daily (pattern_id, day, total_executions, "
+            "successful_executions, total_cost_saved_usd, total_actual_cost_usd) "
+            "VALUES ('gap', %s, 20, 20, %s, 10)",
+            (first, Decimal(90)),
+        )
+        with conn.cursor() as cur:
+            found = latest_statuses(cur, ["gap"], TODAY)
+    assert found == {"gap": SnapshotStatus.INSUFFICIENT_DATA}
 
 
 def test_latest_statuses_is_one_statement(

@@ -16,24 +16,49 @@ record its changes, both through `record_changes`, both holding the pattern's su
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from datetime import date
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any, Final
 
 import psycopg
 
 from ..db import ratings
-from ..roi.analytics import totals_from_row
 from ..roi.methodology import Rating, Totals
 from ..roi.rating_state import PatternState, Recorded, Transition, changes, state_of
-from ..roi.snapshots import latest_statuses
-from ..roi.summaries import SUMS
+from ..roi.snapshots import (
+    SNAPSHOT_DAYS,
+    STATUS_SUMS,
+    SnapshotStatus,
+    latest_statuses,
+    status_totals,
+)
 
 SWEEP_CHUNK: Final = 500  # patterns recorded per sweep transaction (their summary rows locked)
 
-_COLUMNS: Final = ", ".join(SUMS)
-_ALL_TOTALS: Final = f"SELECT pattern_id, {_COLUMNS} FROM pattern_roi_summary"
-_TOTALS: Final = f"{_ALL_TOTALS} WHERE pattern_id = ANY(%s)"
+# What deciding a pattern's state reads: its totals (the STATUS_SUMS, all a rating and a
+# transition's figures need), its day 0, its recorded state, and today by the database's clock
+# (ratings.UTC_TODAY: one reading, an uncorrelated subquery, for every row). One statement,
+# locking nothing (the caller holds the summary row locks, or looks without any). A batch
+# names its patterns (an index read of each, also in a generic plan); the sweep reads all.
+_LOOK_ALL: Final = f"""
+SELECT s.pattern_id, {", ".join(f"s.{column}" for column in STATUS_SUMS)},
+       (s.first_executed_at AT TIME ZONE 'UTC')::date,
+       r.rating, r.snapshot_status, r.sequence,
+       coalesce(%(today)s::date, (SELECT {ratings.UTC_TODAY}))
+FROM pattern_roi_summary AS s LEFT JOIN pattern_rating_state AS r USING (pattern_id)
+"""
+_LOOK: Final = f"{_LOOK_ALL} WHERE s.pattern_id = ANY(%(patterns)s::text[])"
+_FIRST_SNAPSHOT: Final = timedelta(days=min(SNAPSHOT_DAYS))
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """What `_LOOK` read of one pattern."""
+
+    totals: Totals
+    day0: date | None
+    stored: Recorded | None
 
 
 def record_changes(
@@ -43,17 +68,18 @@ def record_changes(
     today: date | None = None,
 ) -> list[Transition]:
     """Records, in the caller's transaction, the transitions of these patterns whose state
-    differs from the one recorded (or that have none yet); returns them.
+    differs from the one recorded (or that have none yet); returns them (with the figures a
+    transition records: executions, successes, net cost saved and investment).
 
     The caller holds the summary row locks of `pattern_ids` (rule 1 of worker/db/ratings.py).
-    `today` (UTC; default: the database's clock, ratings.utc_today) decides which snapshots
-    are complete. Raises psycopg errors, and
+    `today` (UTC; default: the database's clock, ratings.UTC_TODAY) decides which snapshots
+    are complete. Two statements (one when no pattern has reached day 30), plus the record
+    when something changed; each reads only these patterns' rows, and of pattern_roi_daily
+    only the days of their baseline and latest window. Raises psycopg errors, and
     DatabaseUnavailableError when another transaction recorded first."""
     if not pattern_ids:
         return []
-    ids = sorted(pattern_ids)
-    totals = {row[0]: totals_from_row(row[1:]) for row in conn.execute(_TOTALS, (ids,))}
-    found = _changes(conn, totals, ratings.read_states(conn, ids), min_executions, today)
+    found = _changes(conn, sorted(pattern_ids), min_executions, today)
     ratings.record(conn, [_row(t) for t in found])
     return found
 
@@ -64,8 +90,7 @@ def sweep(conn: psycopg.Connection[Any], min_executions: int, today: date | None
     is a transaction of its own. Returns how many transitions were recorded."""
     with conn.transaction():  # the look: one snapshot, no lock (the locked pass looks again)
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        totals = {row[0]: totals_from_row(row[1:]) for row in conn.execute(_ALL_TOTALS)}
-        moved = _changes(conn, totals, ratings.all_states(conn), min_executions, today)
+        moved = _changes(conn, None, min_executions, today)
     candidates = sorted(t.pattern_id for t in moved)
     recorded = 0
     for start in range(0, len(candidates), SWEEP_CHUNK):
@@ -77,24 +102,41 @@ def sweep(conn: psycopg.Connection[Any], min_executions: int, today: date | None
 
 def _changes(
     conn: psycopg.Connection[Any],
-    totals: Mapping[str, Totals],
-    stored: Mapping[str, ratings.StoredState],
+    pattern_ids: Sequence[str] | None,
     min_executions: int,
     today: date | None,
 ) -> list[Transition]:
-    ids = sorted(totals)
-    with conn.cursor() as cur:
-        day = ratings.utc_today(conn) if today is None else today
-        statuses = latest_statuses(cur, ids, day, min_executions)
+    """The transitions of these patterns (every pattern when None) that have a summary row."""
+    looks, day = _look(conn, pattern_ids, today)
+    if day is None:  # none of them has a summary row
+        return []
+    # Only a pattern at day 30 or later has a snapshot: the others' windows are not read.
+    judged = [p for p, look in looks.items() if look.day0 and look.day0 + _FIRST_SNAPSHOT <= day]
+    statuses: Mapping[str, SnapshotStatus | None] = {}
+    if judged:
+        with conn.cursor() as cur:
+            statuses = latest_statuses(cur, sorted(judged), day, min_executions)
     current = {
-        pattern_id: (state_of(t, statuses.get(pattern_id), min_executions), t)
-        for pattern_id, t in totals.items()
+        pattern_id: (state_of(look.totals, statuses.get(pattern_id), min_executions), look.totals)
+        for pattern_id, look in looks.items()
     }
-    recorded = {
-        pattern_id: Recorded(PatternState(Rating(s.rating), s.snapshot_status), s.sequence)
-        for pattern_id, s in stored.items()
-    }
+    recorded = {p: look.stored for p, look in looks.items() if look.stored is not None}
     return changes(current, recorded)
+
+
+def _look(
+    conn: psycopg.Connection[Any], pattern_ids: Sequence[str] | None, today: date | None
+) -> tuple[dict[str, _Look], date | None]:
+    """What `_LOOK` reads of these patterns, and the day it judges by (None without rows)."""
+    query = _LOOK_ALL if pattern_ids is None else _LOOK
+    rows = conn.execute(query, {"patterns": pattern_ids, "today": today}).fetchall()
+    looks = {}
+    for pattern_id, *sums, day0, rating, status, sequence, _ in rows:
+        stored = None
+        if rating is not None:
+            stored = Recorded(PatternState(Rating(rating), status), int(sequence))
+        looks[pattern_id] = _Look(status_totals(sums), day0, stored)
+    return looks, rows[0][-1] if rows else None  # every row has the same day
 
 
 def _row(transition: Transition) -> ratings.TransitionRow:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -28,6 +28,11 @@ from ..errors import DatabaseUnavailableError
 
 CHANNEL: Final = "roi_rating_transitions"
 PUBLISHER_LOCK_KEY: Final = 0x524F495F52415447  # "ROI_RATG": one ratings publisher at a time
+# Today's UTC date by the database's clock, read when evaluated (clock_timestamp, not the
+# transaction's start): every replica and the sweep judge which snapshots are complete by one
+# clock, and a caller holding a pattern's summary row lock never sees an earlier day than the
+# writer before it, so time alone cannot flip a snapshot status back and forth.
+UTC_TODAY: Final = "(clock_timestamp() AT TIME ZONE 'UTC')::date"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,16 +204,6 @@ def recorded_since(conn: psycopg.Connection[Any], since: datetime) -> list[Trans
     """Every transition recorded at or after `since`, oldest first (the demo's check)."""
     rows = conn.execute(_SINCE, (since,)).fetchall()
     return [_transition(row) for row in rows]
-
-
-def utc_today(conn: psycopg.Connection[Any]) -> date:
-    """Today's UTC date by the database's clock, read now (clock_timestamp, not the
-    transaction's start): every replica and the sweep judge which snapshots are complete by one
-    clock, and a caller holding a pattern's summary row lock never sees an earlier day than the
-    writer before it, so time alone cannot flip a snapshot status back and forth."""
-    row = conn.execute("SELECT (clock_timestamp() AT TIME ZONE 'UTC')::date").fetchone()
-    assert row is not None  # noqa: S101  (a SELECT without FROM returns one row)
-    return row[0]  # type: ignore[no-any-return]
 
 
 def try_publisher_lock(conn: psycopg.Connection[Any]) -> bool:

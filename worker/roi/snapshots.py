@@ -15,6 +15,7 @@ transaction needs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -198,35 +199,89 @@ class PatternWindows:
     totals: dict[WindowKey, Totals]
 
 
-_WINDOW_SUMS: Final = ", ".join(f"coalesce(sum(d.{column}), 0)" for column in SUMS)
+# The summary columns a status depends on (`rating_figures`): the rating and every status rule
+# read executions, successes, net cost saved and investment, nothing else.
+STATUS_SUMS: Final = (
+    "total_executions",
+    "successful_executions",
+    "total_cost_saved_usd",
+    "total_actual_cost_usd",
+)
+STATUS_CACHE_SIZE: Final = 4096  # statuses remembered by their windows' sums (~1 KB each)
 # Day 0 of each pattern; each complete window (the baseline, the snapshots at %(days)s, the one
 # at the date %(at)s), or only the baseline and the latest snapshot when %(latest)s; each
-# window's sums over its days of pattern_roi_daily. One statement for any number of patterns.
-_WINDOWS: Final = f"""
+# window's sums over its days of pattern_roi_daily. One statement for any number of patterns;
+# with %(latest)s, a pattern that has not reached its first snapshot reads nothing. The sums
+# are a LATERAL subquery per window, so each is a range read of the (pattern_id, day) primary
+# key over the window's days: the cost follows the windows read, never the history stored (a
+# join the planner may hash would scan every daily row of the patterns, or the whole table).
+_WINDOWS_TEMPLATE: Final = """
 WITH starts AS (
     SELECT pattern_id, (first_executed_at AT TIME ZONE 'UTC')::date AS day0
     FROM pattern_roi_summary
     WHERE (%(patterns)s::text[] IS NULL OR pattern_id = ANY(%(patterns)s::text[]))
       AND first_executed_at IS NOT NULL
+      AND (NOT %(latest)s OR (first_executed_at AT TIME ZONE 'UTC')::date + (
+          SELECT min(m) FROM unnest(%(days)s::int[]) AS m) <= %(today)s)
 ), windows AS (
     SELECT s.pattern_id, s.day0, w.n, w.width
     FROM starts AS s CROSS JOIN LATERAL (
-        SELECT {BASELINE_DAYS} AS n, {BASELINE_DAYS} AS width
+        SELECT {baseline} AS n, {baseline} AS width
         UNION  -- not ALL: a window asked for twice (`at` on day 60) is summed once
-        SELECT n, {WINDOW_DAYS} FROM unnest(%(days)s::int[]) AS n
+        SELECT n, {window} FROM unnest(%(days)s::int[]) AS n
         WHERE NOT %(latest)s OR n = (
             SELECT max(m) FROM unnest(%(days)s::int[]) AS m WHERE s.day0 + m <= %(today)s
         )
         UNION
-        SELECT %(at)s::date - s.day0, {WINDOW_DAYS} WHERE %(at)s::date IS NOT NULL
+        SELECT %(at)s::date - s.day0, {window} WHERE %(at)s::date IS NOT NULL
     ) AS w
     WHERE s.day0 + w.n <= %(today)s
 )
-SELECT w.pattern_id, w.day0, w.n, w.width, {_WINDOW_SUMS}
-FROM windows AS w
-LEFT JOIN pattern_roi_daily AS d
-    ON d.pattern_id = w.pattern_id AND d.day >= w.day0 + (w.n - w.width) AND d.day < w.day0 + w.n
-GROUP BY w.pattern_id, w.day0, w.n, w.width
+SELECT w.pattern_id, w.day0, w.n, w.width, sums.*
+FROM windows AS w CROSS JOIN LATERAL (
+    SELECT {sums} FROM pattern_roi_daily AS d
+    WHERE d.pattern_id = w.pattern_id
+      AND d.day >= w.day0 + (w.n - w.width) AND d.day < w.day0 + w.n
+) AS sums
+"""
+
+
+def _windows_query(columns: Sequence[str]) -> str:
+    return _WINDOWS_TEMPLATE.format(
+        baseline=BASELINE_DAYS,
+        window=WINDOW_DAYS,
+        sums=", ".join(f"coalesce(sum(d.{column}), 0)" for column in columns),
+    )
+
+
+_WINDOWS: Final = _windows_query(tuple(SUMS))
+
+# `latest_statuses`: per pattern at day 30 or later, N (its latest snapshot's day) and the
+# STATUS_SUMS of its baseline [0, 7) and of its window [N - 30, N), each summed in a LATERAL
+# subquery from a range read of the (pattern_id, day) key: 37 daily rows per pattern, whatever
+# its age or the history stored.
+_LATEST_DAY: Final = " ".join(
+    f"WHEN day0 + {n} <= %(today)s THEN {n}" for n in sorted(SNAPSHOT_DAYS, reverse=True)
+)
+_STATUS_SUMS_OF_DAYS: Final = (
+    f"SELECT {', '.join(f'coalesce(sum({c}), 0)' for c in STATUS_SUMS)} FROM pattern_roi_daily "
+    "WHERE pattern_id = l.pattern_id AND day >= l.day0 + {first} AND day < l.day0 + {end}"
+)
+_STATUS_WINDOWS: Final = f"""
+WITH latest AS MATERIALIZED (  -- N worked out once per pattern, not in every row's condition
+    SELECT pattern_id, day0, CASE {_LATEST_DAY} END AS n
+    FROM (
+        SELECT pattern_id, (first_executed_at AT TIME ZONE 'UTC')::date AS day0
+        FROM pattern_roi_summary
+        WHERE pattern_id = ANY(%(patterns)s::text[]) AND first_executed_at IS NOT NULL
+    ) AS starts
+)
+SELECT l.pattern_id, baseline.*, snapshot.*
+FROM latest AS l
+CROSS JOIN LATERAL ({_STATUS_SUMS_OF_DAYS.format(first=0, end=BASELINE_DAYS)}) AS baseline
+CROSS JOIN LATERAL ({_STATUS_SUMS_OF_DAYS.format(first=f"l.n - {WINDOW_DAYS}", end="l.n")})
+    AS snapshot
+WHERE l.n IS NOT NULL
 """
 _DAY_ZERO: Final = """
 SELECT pattern_id, (first_executed_at AT TIME ZONE 'UTC')::date FROM pattern_roi_summary
@@ -247,7 +302,7 @@ def read_windows(
     None): the baseline, the snapshots at SNAPSHOT_DAYS (only the latest complete one with
     `latest_only`) and the snapshot ending at the date `at`. A pattern too young for any
     complete window is still there, with no totals, unless `latest_only` (which reads no more
-    than it needs: one statement)."""
+    than it needs, one statement, and leaves out a pattern before day 30)."""
     params: dict[str, Any] = {
         "patterns": None if pattern_ids is None else list(pattern_ids),
         "days": list(SNAPSHOT_DAYS),
@@ -287,18 +342,14 @@ def read_latest(
     for pattern_id, windows in read_windows(
         cur, today, pattern_ids=pattern_ids, latest_only=True
     ).items():
-        for days in reversed(SNAPSHOT_DAYS):
-            key = WindowKey(days, WINDOW_DAYS)
-            totals = windows.totals.get(key)
-            if totals is not None:
-                baseline = windows.totals.get(BASELINE, Totals())
-                found[pattern_id] = LatestSnapshot(
-                    day=days,
-                    first_day=key.first_day(windows.day0),
-                    last_day=key.last_day(windows.day0),
-                    status=snapshot_status(baseline, totals, min_executions),
-                )
-                break
+        latest = _latest_key(windows.totals)
+        if latest is not None:
+            found[pattern_id] = LatestSnapshot(
+                day=latest.end,
+                first_day=latest.first_day(windows.day0),
+                last_day=latest.last_day(windows.day0),
+                status=_status_of(latest, windows.totals, min_executions),
+            )
     return found
 
 
@@ -311,14 +362,61 @@ def latest_statuses(
     """Each pattern's latest snapshot status: that of the largest N in SNAPSHOT_DAYS whose
     window is complete on `today`; None for a pattern that has not reached day 30, or has no
     stored execution. One statement whatever the number of patterns (it runs in the worker's
-    batch transaction)."""
+    batch transaction): an index range read of the baseline's and the latest window's days of
+    each pattern that reached day 30, of the STATUS_SUMS columns only."""
     if not pattern_ids:
         return {}
-    found = read_latest(cur, today, min_executions, pattern_ids)
-    return {
-        pattern_id: found[pattern_id].status if pattern_id in found else None
-        for pattern_id in pattern_ids
-    }
+    found: dict[str, SnapshotStatus | None] = dict.fromkeys(pattern_ids)
+    for pattern_id, sums in read_status_sums(cur, pattern_ids, today).items():
+        found[pattern_id] = status_of_sums(sums, min_executions)
+    return found
+
+
+def read_status_sums(
+    cur: psycopg.Cursor[Any], pattern_ids: Sequence[str], today: date
+) -> dict[str, tuple[Any, ...]]:
+    """The STATUS_SUMS of the baseline, then those of the latest complete snapshot's window,
+    of each of these patterns that has reached day 30 on `today` (one statement)."""
+    params = {"patterns": list(pattern_ids), "today": today}
+    return {row[0]: tuple(row[1:]) for row in cur.execute(_STATUS_WINDOWS, params).fetchall()}
+
+
+@functools.lru_cache(maxsize=STATUS_CACHE_SIZE)
+def status_of_sums(sums: tuple[Any, ...], min_executions: int) -> SnapshotStatus:
+    """`snapshot_status` of a baseline and a window given by their STATUS_SUMS, one after the
+    other. A pure function of its arguments, so remembered: a pattern's complete windows
+    rarely change from one batch to the next (only late events reach them), and each batch
+    would otherwise judge the same sums again."""
+    columns = len(STATUS_SUMS)
+    baseline, window = status_totals(sums[:columns]), status_totals(sums[columns:])
+    return snapshot_status(baseline, window, min_executions)
+
+
+def status_totals(values: Sequence[Any]) -> Totals:
+    """Totals from the values of the STATUS_SUMS columns, in that order; the other figures
+    stay 0 (a status and a rating never read them)."""
+    executions, successes, cost_saved, investment = values
+    return Totals(
+        executions=int(executions),
+        successful_executions=int(successes),
+        cost_saved_usd=Decimal(cost_saved),
+        investment_usd=Decimal(investment),
+    )
+
+
+def _latest_key(totals: dict[WindowKey, Totals]) -> WindowKey | None:
+    """The window of the largest of SNAPSHOT_DAYS among `totals`, if any."""
+    for days in reversed(SNAPSHOT_DAYS):
+        key = WindowKey(days, WINDOW_DAYS)
+        if key in totals:
+            return key
+    return None
+
+
+def _status_of(
+    key: WindowKey, totals: dict[WindowKey, Totals], min_executions: int
+) -> SnapshotStatus:
+    return snapshot_status(totals.get(BASELINE, Totals()), totals[key], min_executions)
 
 
 # --------------------------------------------------------------------------- snapshots

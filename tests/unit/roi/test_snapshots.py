@@ -7,10 +7,13 @@ from datetime import date, timedelta
 from decimal import Decimal, localcontext
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from worker.roi.methodology import WILSON_Z, Rating, Totals
+from worker.roi.methodology import WILSON_Z, Rating, Totals, rate
 from worker.roi.snapshots import (
     BASELINE,
+    STATUS_SUMS,
     Deltas,
     PatternWindows,
     SnapshotStatus,
@@ -18,6 +21,8 @@ from worker.roi.snapshots import (
     build_snapshots,
     savings_per_execution_fell,
     snapshot_status,
+    status_of_sums,
+    status_totals,
     success_rate_fell,
 )
 
@@ -210,3 +215,57 @@ def test_an_at_snapshot_sits_in_day_order_and_is_never_the_latest() -> None:
     assert at_snapshot.previous_label == "day_30"
     assert at_snapshot.status is SnapshotStatus.ON_TRACK
     assert built.latest is built.snapshots[0]
+
+
+# --------------------------------------------------------------------------- what a status reads
+
+_MONEY = st.decimals(min_value=-10_000, max_value=10_000, places=2)
+_COUNT = st.integers(min_value=0, max_value=500)
+
+
+@st.composite
+def full_totals(draw: st.DrawFn) -> Totals:
+    """Totals with every figure set, the ones a status does not read included."""
+    executions = draw(_COUNT)
+    return Totals(
+        executions=executions,
+        successful_executions=draw(st.integers(min_value=0, max_value=executions)),
+        time_saved_seconds=draw(_MONEY),
+        cost_saved_usd=draw(_MONEY),
+        investment_usd=abs(draw(_MONEY)),
+        estimated_cost_usd=draw(_MONEY),
+        execution_time_seconds=draw(_MONEY),
+        estimated_time_seconds=draw(_MONEY),
+        negative_savings_executions=draw(_COUNT),
+        cost_anomaly_executions=draw(_COUNT),
+        quality_scored_executions=draw(_COUNT),
+        quality_score_sum=draw(_MONEY),
+        tokens_saved=draw(st.integers(-1000, 1000)),
+    )
+
+
+def status_sums(full: Totals) -> tuple[object, ...]:
+    """The STATUS_SUMS of `full`, as the status query returns them."""
+    by_column = {
+        "total_executions": full.executions,
+        "successful_executions": full.successful_executions,
+        "total_cost_saved_usd": full.cost_saved_usd,
+        "total_actual_cost_usd": full.investment_usd,
+    }
+    return tuple(by_column[column] for column in STATUS_SUMS)
+
+
+@given(full_totals(), full_totals(), st.integers(min_value=0, max_value=50))
+def test_a_status_and_a_rating_read_only_the_status_sums(
+    baseline: Totals, window: Totals, min_executions: int
+) -> None:
+    """latest_statuses and the rating transitions read only STATUS_SUMS: the other figures
+    must not matter to the rule, and the remembered status is the rule's."""
+    narrow_baseline = status_totals(status_sums(baseline))
+    narrow_window = status_totals(status_sums(window))
+    expected = snapshot_status(baseline, window, min_executions)
+    assert snapshot_status(narrow_baseline, narrow_window, min_executions) is expected
+    assert rate(narrow_window, min_executions) is rate(window, min_executions)
+    sums = (*status_sums(baseline), *status_sums(window))
+    assert status_of_sums(sums, min_executions) is expected
+    assert status_of_sums(sums, min_executions) is expected  # remembered: the same answer
