@@ -24,19 +24,29 @@ KAFKA_LOG_INTERVAL_SECONDS: Final = 30.0
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Allocations of container objects between two young-generation collections (CPython: 700).
 GC_YOUNG_THRESHOLD: Final = 50_000
+# How long a thread runs before another that waits for the GIL gets it (CPython: 0.005 s).
+SWITCH_INTERVAL_SECONDS: Final = 0.0002
 
 
-def tune_gc_for_throughput() -> None:
-    """Makes the cyclic garbage collector run rarely, for the commands that consume streams.
+def tune_for_throughput() -> None:
+    """Tunes the interpreter for the commands that consume streams (`run`, `replay`).
 
-    Each event allocates a dozen container objects, and a batch's objects live until it is
-    stored: at the default threshold the collector ran every ~60 events and scanned the batch
-    being built over and over, a quarter of the time spent decoding and validating
-    (docs/benchmarks.md). The loop makes no reference cycles (reference counting frees its
-    objects), so running the collector rarely holds no memory back.
+    The garbage collector runs rarely. Each event allocates a dozen container objects, and a
+    batch's objects live until it is stored: at the default threshold the collector ran every
+    ~60 events and scanned the batch being built over and over, a quarter of the time spent
+    decoding and validating (docs/benchmarks.md). The loop makes no reference cycles
+    (reference counting frees its objects), so running the collector rarely holds no memory
+    back.
+
+    Threads switch every SWITCH_INTERVAL_SECONDS instead of every 5 ms. The store thread
+    gives up the GIL at each round trip to PostgreSQL (a COPY sends many) and, when it wants it
+    back while the loop is decoding, waits out the loop's interval: at 5 ms those waits made
+    the write of a batch, which the loop waits for, last far longer than its work. At 0.2 ms a
+    worker catching up stored 26 % more events per second for the same CPU per event.
     """
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 def configure_command_logging(level: str, log_format: str = "text") -> None:

@@ -146,12 +146,12 @@ def _days(text: str) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from ..kafka.topic_range import open_consumer
     from ..ops.replay import Replay, choose_group, plan_replay
-    from ..process import configure_command_logging, tune_gc_for_throughput
+    from ..process import configure_command_logging, tune_for_throughput
     from ..settings import load_settings
 
     settings = load_settings()
     configure_command_logging(settings.log_level, settings.log_format)
-    tune_gc_for_throughput()
+    tune_for_throughput()
     topic: str = args.topic or settings.topic
     now = datetime.now(UTC)
     group = choose_group(settings, args.group, now)

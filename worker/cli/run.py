@@ -32,12 +32,12 @@ def _run(args: argparse.Namespace) -> int:
     from ..consume.pipeline import Chore, Pipeline
     from ..consume.ratings_publisher import RatingsPublisher
     from ..ops.retention_schedule import RetentionSchedule
-    from ..process import ShutdownWatchdog, configure_logging, tune_gc_for_throughput
+    from ..process import ShutdownWatchdog, configure_logging, tune_for_throughput
     from ..settings import load_settings
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    tune_gc_for_throughput()
+    tune_for_throughput()
     registry = CollectorRegistry()
     # Beside consuming, until the pipeline stops: the ratings publisher (one replica at a time
     # publishes), and retention with ROI_RETENTION_DAYS.

@@ -16,7 +16,12 @@ from worker import schemas
 from worker.cli import dlq as cli_dlq
 from worker.contract import json_codec
 from worker.ops import dead_letters
-from worker.process import GC_YOUNG_THRESHOLD, RateLimit, tune_gc_for_throughput
+from worker.process import (
+    GC_YOUNG_THRESHOLD,
+    SWITCH_INTERVAL_SECONDS,
+    RateLimit,
+    tune_for_throughput,
+)
 
 ROOT = Path(__file__).parents[3]
 # What only the commands that use them may load: building the parser loads none of them.
@@ -163,13 +168,15 @@ def test_kafka_log_storms_are_rate_limited() -> None:
     assert all(limit.filter(record("worker.consume.pipeline", "again")) for _ in range(5))
 
 
-def test_stream_commands_collect_young_garbage_rarely_and_keep_the_older_thresholds() -> None:
-    before = gc.get_threshold()
+def test_stream_commands_collect_young_garbage_rarely_and_switch_threads_often() -> None:
+    before, interval = gc.get_threshold(), sys.getswitchinterval()
     try:
-        tune_gc_for_throughput()
+        tune_for_throughput()
         assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_SECONDS)
     finally:
         gc.set_threshold(*before)
+        sys.setswitchinterval(interval)
 
 
 @pytest.mark.parametrize(
