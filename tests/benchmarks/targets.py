@@ -126,7 +126,10 @@ def calibration_text(measured: Measured) -> str:
 def _ratio_check(target: str, ratio: Ratio, judge: Judge, unit: str = "x") -> Check:
     if ratio.value is None:
         return Check(target, "not measured", "")
-    shown = f"{ratio.value:,.1f}x" if unit == "x" else f"{ratio.value:.0%}"
+    # Two decimals below 10x, so that a ratio missed by a little does not print as its bound
+    # (0.95x is not "1.0x").
+    places = 2 if ratio.value < 10 else 1
+    shown = f"{ratio.value:,.{places}f}x" if unit == "x" else f"{ratio.value:.0%}"
     return Check(target, verdict(judge(ratio.value)), f"{shown} ({ratio.figure})")
 
 

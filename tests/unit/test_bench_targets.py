@@ -236,3 +236,13 @@ def test_the_cpu_target_is_judged_with_the_start_ups_left_out_when_measured() ->
     )
     missing = targets.ratios(targets.Measured(rows(), startup_free_cpu={"worker": 1e-5}))
     assert missing[names.index(targets.CPU_STARTUP_FREE)].value is None
+
+
+def test_a_ratio_missed_by_a_little_does_not_print_as_its_bound() -> None:
+    slower_replay = Row("replay", 100_000, 5.263, 4.0, 170 * MB)  # 19,000/s: 0.95x the worker's
+    measured = targets.Measured(rows(replay=slower_replay), history_rows=100_000, p99_seconds=0.1)
+    found = {check.target: check for check in targets.checks(measured)}
+    replay = found["replay events/s >= the worker's"]
+    assert replay.verdict == "MISSED"
+    assert replay.figure.startswith("0.95x")
+    assert found[">= 50x the naive consumer's events/s"].figure.startswith("50.0x")
