@@ -361,13 +361,24 @@ def _executed_at(value: object, info: ValidationInfo) -> datetime:
     if moment.tzinfo is not UTC:  # "Z" parses to UTC itself
         # PostgreSQL's timestamptz refuses offsets beyond 15:59 that RFC 3339 allows, and the
         # instant is all the contract keeps; the fingerprint was always taken in UTC.
-        moment = moment.astimezone(UTC)
+        moment = in_utc(moment)
     now = _now(info)
     if moment < EARLIEST_EXECUTED_AT:
         raise _fail("too_early", f"must not be before {EARLIEST_EXECUTED_AT:%Y-%m-%d}")
     if moment > now + MAX_CLOCK_SKEW:
         raise _fail("in_future", "must not be more than 1 day in the future")
     return moment
+
+
+def in_utc(moment: datetime) -> datetime:
+    """`moment` in UTC. An instant datetime cannot hold in UTC (0001-01-01T00:00:00+01:00,
+    9999-12-31T23:59:59-01:00) becomes the earliest or latest one it can, which the bounds of
+    executed_at refuse as too early or in the future: astimezone's OverflowError is no
+    ValueError, so pydantic would let it through and stop the worker on that message."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 def _parse_rfc3339(text: str) -> datetime:

@@ -25,8 +25,10 @@ from .outcome import OUTCOMES, consistent
 # Only what the model surely reads the same way: 'T' and 'Z' or an offset, up to microseconds
 # (the model truncates more digits; datetime.fromisoformat would too, but rounding is not its
 # business here).
+# Hours stop at 23: Python 3.14's fromisoformat reads 24:00:00 as the next midnight, whose
+# fingerprint the model writes from the instant, not from the text.
 _FAST_RFC3339: Final = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
     r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 _STORABLE: Final = r"^[^\x00]*$"  # unpaired surrogates fail pydantic-core's str itself
@@ -67,10 +69,6 @@ def _required(schema: cs.CoreSchema) -> cs.ModelField:
     return cs.model_field(schema)
 
 
-def _attributes(value: Any) -> dict[str, Any]:
-    return contract._attributes(value)
-
-
 _SECONDS: Final = _number(contract.MAX_SECONDS, strings=False)
 _USD: Final = _number(contract.MAX_USD, strings=True)
 _IDENTIFIER: Final = _text(contract.MAX_ID_LENGTH, 1)
@@ -94,7 +92,7 @@ _FIELDS: Final[dict[str, cs.ModelField]] = {
     "actual_tokens": _optional(cs.int_schema(strict=True, ge=0, le=contract.MAX_TOKENS)),
     "baseline_tokens": _optional(cs.int_schema(strict=True, ge=0, le=contract.MAX_TOKENS)),
     "source": _optional(_IDENTIFIER),
-    "attributes": _optional(cs.no_info_plain_validator_function(_attributes)),
+    "attributes": _optional(cs.no_info_plain_validator_function(contract._attributes)),
     "outcome": _optional(cs.literal_schema(list(OUTCOMES))),
 }
 if list(_FIELDS) != list(ExecutionEvent.model_fields):  # a new field needs a rule here first
@@ -163,7 +161,7 @@ def _moment(text: str, now: datetime | None) -> datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
+        moment = contract.in_utc(moment)
     if moment < contract.EARLIEST_EXECUTED_AT:
         return None
     if moment > (now or datetime.now(UTC)) + contract.MAX_CLOCK_SKEW:

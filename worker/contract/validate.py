@@ -67,7 +67,8 @@ def parse_with_fingerprint(
 
 
 def parse_event_by_model(value: bytes | None, *, now: datetime | None = None) -> ExecutionEvent:
-    """parse_event without the fast path: what the fast path must agree with."""
+    """parse_event without the fast path: the reference the fast path must agree with
+    (tests/unit/contract/test_fast_path_agrees.py); the worker never calls it."""
     return validate(decode(value), now=now)
 
 

@@ -145,12 +145,6 @@ def read_states(
     return {row[0]: StoredState(row[1], row[2], int(row[3])) for row in rows}
 
 
-def all_states(conn: psycopg.Connection[Any]) -> dict[str, StoredState]:
-    """Every pattern's recorded state."""
-    rows = conn.execute(_ALL_STATES).fetchall()
-    return {row[0]: StoredState(row[1], row[2], int(row[3])) for row in rows}
-
-
 def lock_summaries(conn: psycopg.Connection[Any], pattern_ids: Iterable[str]) -> list[str]:
     """Locks these patterns' pattern_roi_summary rows until the transaction ends, in pattern_id
     order (rule 1 for a writer that increments no summary); returns those that exist."""

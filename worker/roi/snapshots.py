@@ -386,7 +386,9 @@ def status_of_sums(sums: tuple[Any, ...], min_executions: int) -> SnapshotStatus
     """`snapshot_status` of a baseline and a window given by their STATUS_SUMS, one after the
     other. A pure function of its arguments, so remembered: a pattern's complete windows
     rarely change from one batch to the next (only late events reach them), and each batch
-    would otherwise judge the same sums again."""
+    would otherwise judge the same sums again. The cache takes equal Decimals (1.10, 1.1) for
+    one key: right while a status depends on values only, as every rule of
+    worker.roi.methodology does; a rule that read a number's scale would need another key."""
     columns = len(STATUS_SUMS)
     baseline, window = status_totals(sums[:columns]), status_totals(sums[columns:])
     return snapshot_status(baseline, window, min_executions)

@@ -311,6 +311,23 @@ def test_absurd_timestamps_are_rejected(moment: datetime) -> None:
     assert error.errors[0].rule in {"too_early", "in_future"}
 
 
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("0001-01-01T00:00:00+01:00", "too_early"),
+        ("9999-12-31T23:59:59-01:00", "in_future"),
+        ("9999-12-31T23:59:59.999999-15:59", "in_future"),
+    ],
+)
+def test_an_instant_a_datetime_cannot_hold_in_utc_is_refused_not_raised(
+    text: str, rule: str
+) -> None:
+    """Year 1 an hour ahead of UTC, or year 9999 behind it, is no instant datetime can hold in
+    UTC: refused by the bounds like any absurd time, never an OverflowError (which would stop
+    the worker on that message, every time it restarted)."""
+    assert_names(rejection(example_document(executed_at=text)), "executed_at", rule)
+
+
 def test_the_future_bound_follows_the_clock() -> None:
     """executed_at may be up to a day ahead of now (clock skew), not more."""
     ahead = (NOW + timedelta(hours=23)).strftime("%Y-%m-%dT%H:%M:%SZ")
