@@ -4,7 +4,9 @@ tests/fixtures/streams.py, and the fixtures that set a stream's settings first).
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,10 +32,18 @@ def run_in_process(capsys: pytest.CaptureFixture[str], args: Sequence[str]) -> O
     that argparse reports (SystemExit) is an outcome like any other, with the exit code the
     interpreter would give it."""
     capsys.readouterr()
+    # `replay` tunes the interpreter for its process (worker.process.tune_for_throughput); here
+    # that process is the test session, so the tuning is undone after the command. Left on, the
+    # rare collections let a client some earlier test leaked be collected inside a later test,
+    # whose unclosed-socket warning then fails that test.
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
     try:
         code = cli.main(list(args))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        gc.set_threshold(*threshold)
+        sys.setswitchinterval(interval)
     captured = capsys.readouterr()
     return Outcome(code, captured.out, captured.err)
 
