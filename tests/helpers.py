@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -40,3 +40,22 @@ def drop_database(conn: psycopg.Connection[Any], name: str, *, timeout: float) -
         return True
 
     wait_until(dropped, timeout=timeout, interval=0.5, what=f"DROP {name}")
+
+
+class CountingCursor(psycopg.Cursor[Any]):
+    """A cursor that keeps, in one list for every such cursor, the statements it executes: set
+    it as a connection's `cursor_factory` to count what code under test runs. Clear
+    `statements` before counting."""
+
+    statements: ClassVar[list[Any]] = []
+
+    def execute(
+        self,
+        query: Any,
+        params: Any = None,
+        *,
+        prepare: bool | None = None,
+        binary: bool | None = None,
+    ) -> Self:
+        self.statements.append(query)
+        return super().execute(query, params, prepare=prepare, binary=binary)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any
 
 import psycopg
 import pytest
@@ -30,7 +30,7 @@ from kafka.admin import NewTopic
 
 from tests.cli_runner import RoiWorker
 from tests.fixtures.services import Services, create_topic, delete_topics
-from tests.helpers import wait_until
+from tests.helpers import CountingCursor, wait_until
 from tests.integration.events import Sample
 from tests.worker_harness import Stream, WorkerProcess, produce, query, start, wait_caught_up
 from worker.consume.ratings import record_changes, sweep
@@ -266,23 +266,6 @@ def test_a_batch_reads_no_window_of_a_pattern_before_day_30(
             assert len(CountingCursor.statements) == statements, patterns
     finally:
         conn.cursor_factory = psycopg.Cursor
-
-
-class CountingCursor(psycopg.Cursor[Any]):
-    """A cursor that keeps the statements every such cursor executes."""
-
-    statements: ClassVar[list[Any]] = []
-
-    def execute(
-        self,
-        query: Any,
-        params: Any = None,
-        *,
-        prepare: bool | None = None,
-        binary: bool | None = None,
-    ) -> Self:
-        self.statements.append(query)
-        return super().execute(query, params, prepare=prepare, binary=binary)
 
 
 def test_a_state_recorded_by_someone_else_first_is_retried_not_repeated(

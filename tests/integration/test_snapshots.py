@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any
 
 import psycopg
 import pytest
 
+from tests.helpers import CountingCursor
 from tests.integration.history import (
     EXPECTED_LATEST,
     Run,
@@ -155,28 +156,10 @@ def test_latest_statuses_is_one_statement(
 ) -> None:
     """It runs inside the worker's batch transaction: one round trip for any number."""
     conn, _ = stored
+    CountingCursor.statements.clear()
     with conn.transaction(), CountingCursor(conn) as cur:
         latest_statuses(cur, list(EXPECTED_LATEST), TODAY)
-    assert len(cur.statements) == 1
-
-
-class CountingCursor(psycopg.Cursor[Any]):
-    """A cursor that keeps the statements it executes."""
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        super().__init__(conn)
-        self.statements: list[Any] = []
-
-    def execute(
-        self,
-        query: Any,
-        params: Any = None,
-        *,
-        prepare: bool | None = None,
-        binary: bool | None = None,
-    ) -> Self:
-        self.statements.append(query)
-        return super().execute(query, params, prepare=prepare, binary=binary)
+    assert len(CountingCursor.statements) == 1
 
 
 def test_every_window_sums_the_runs_of_its_days(
