@@ -1,24 +1,29 @@
-"""A compiled fast path for validate: the usual event checked by pydantic-core's own (Rust)
-validators instead of the model's Python ones, with its fingerprint taken on the way.
+"""A compiled fast path for decode and validate: the usual message value parsed by msgspec
+and checked by pydantic-core's own (Rust) validators instead of Python's json with our hooks
+and the model's Python validators, with the event's fingerprint taken on the way.
 
 It is a second statement of contract v1 for the common case only, and it never has the last
-word on a refusal: whatever it does not accept (an unknown field, a number with an exponent,
-an unusual offset, any broken rule) goes to the model (validate.validate), which accepts it or
-says exactly why not. What it accepts, the model accepts with identical values and
-fingerprint: tests/unit/contract/test_fast_path_agrees.py checks that on generated inputs.
+word on a refusal: whatever it does not accept (a repeated key, an unknown field, a number with
+an exponent, an unusual offset, any broken rule) goes to decode and the model
+(validate.validate), which accept it or say exactly why not. What it accepts, they accept with
+identical values and fingerprint: tests/unit/contract/test_fast_path_agrees.py checks that on
+generated inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+import msgspec
 from pydantic_core import SchemaValidator, ValidationError
 from pydantic_core import core_schema as cs
 
 from . import event as contract
+from . import json_codec
 from .event import ExecutionEvent
 from .outcome import OUTCOMES, consistent
 
@@ -118,9 +123,12 @@ _DECIMAL_FIELDS: Final = (
 )
 
 
-def accept(document: dict[str, Any], now: datetime | None) -> tuple[ExecutionEvent, bytes] | None:
-    """The event and its fingerprint, if the fast path is sure the model would make exactly
-    this event of `document`; None to leave it to the model."""
+def accept(value: bytes | None, now: datetime | None) -> tuple[ExecutionEvent, bytes] | None:
+    """The event and its fingerprint, if the fast path is sure that decode and the model would
+    make exactly this event of the message value; None to leave it to them."""
+    document = _document(value) if value else None
+    if document is None:
+        return None
     try:
         event = _VALIDATOR.validate_python(document)
     except ValidationError:
@@ -133,6 +141,50 @@ def accept(document: dict[str, Any], now: datetime | None) -> tuple[ExecutionEve
     values["executed_at"] = moment
     object.__setattr__(event, "__pydantic_extra__", {})  # as the model has it, no unknown fields
     return event, _fingerprint(values, document["event_id"], written)
+
+
+# JSON numbers with a fraction or an exponent become Decimals from their text, as json_codec's
+# do: msgspec hands float_hook the number as written.
+_DECODER: Final = msgspec.json.Decoder(float_hook=Decimal)
+_QUOTE_THEN_SPACE: Final = re.compile(rb'"[ \t\r\n]').search  # JSON's whitespace
+
+
+def _document(value: bytes) -> dict[str, Any] | None:
+    """The JSON object json_codec.loads makes of `value` (decoded as UTF-8), or None to leave
+    it to decode, which also says what is wrong with it."""
+    try:
+        document = _DECODER.decode(value)
+    except Exception:  # msgspec's errors and float_hook's (an exponent Decimal cannot hold)
+        return None
+    if type(document) is not dict or _QUOTE_THEN_SPACE(value):
+        return None
+    # msgspec keeps the last of repeated keys, which json_codec refuses. With no quote followed
+    # by whitespace, each key's closing quote is followed by its colon, so `":` occurs once per
+    # key at every depth, and more often only inside strings: as many as the keys decoded
+    # means that no key was repeated. Only attributes may hold objects in an event the fast
+    # path takes (any other field is refused if it does).
+    keys = len(document)
+    if document.get("attributes"):
+        if value.count(b"{") + value.count(b"[") > json_codec.MAX_DEPTH:
+            return None  # maybe nested too deeply: json_codec decides
+        keys += _nested_keys(document)
+    if value.count(b'":') != keys:
+        return None
+    return document
+
+
+def _nested_keys(document: dict[str, Any]) -> int:
+    """How many keys the objects inside `document` hold, at every depth."""
+    count = 0
+    stack: list[Any] = list(document.values())
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            count += len(item)
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+    return count
 
 
 def _settled(event: ExecutionEvent) -> bool:

@@ -49,7 +49,8 @@ def validate(document: Mapping[str, Any], *, now: datetime | None = None) -> Exe
 
 def parse_event(value: bytes | None, *, now: datetime | None = None) -> ExecutionEvent:
     """Decodes and validates one message value: the two stages in order. The usual event is
-    validated by the compiled fast path; the model has the last word on every other."""
+    decoded and validated by the compiled fast path; decode and the model have the last word
+    on every other."""
     return parse_with_fingerprint(value, now=now)[0]
 
 
@@ -58,11 +59,10 @@ def parse_with_fingerprint(
 ) -> tuple[ExecutionEvent, bytes]:
     """parse_event and the event's fingerprint (ExecutionEvent.fingerprint), which the fast
     path takes on the way for less."""
-    document = decode(value)
-    accepted = fast_path.accept(document, now)
+    accepted = fast_path.accept(value, now)
     if accepted is not None:
         return accepted
-    event = validate(document, now=now)
+    event = validate(decode(value), now=now)
     return event, event.fingerprint()
 
 
