@@ -45,7 +45,8 @@ EARLIEST_EXECUTED_AT: Final = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW: Final = timedelta(days=1)  # executed_at may be this far ahead of our clock
 
 PATTERN_ID: Final = re.compile(PATTERN_ID_RE)
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID_RE: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID = re.compile(UUID_RE)
 _DECIMAL_STRING_RE: Final = r"^[0-9]+(\.[0-9]+)?$"
 _DECIMAL_STRING = re.compile(_DECIMAL_STRING_RE)
 _RFC3339_RE: Final = (
@@ -318,7 +319,8 @@ SchemaVersion = Annotated[
 ]
 
 
-def _attributes(value: object) -> dict[str, Any]:
+def check_attributes(value: object) -> dict[str, Any]:
+    """The attributes rule (the model's and the fast path's): an object of JSON values, small."""
     if not isinstance(value, dict):
         raise _fail("object_type", f"must be an object, not {_type_name(value)}")
     try:
@@ -332,7 +334,7 @@ def _attributes(value: object) -> dict[str, Any]:
 
 Attributes = Annotated[
     dict[str, Any],
-    PlainValidator(_attributes),
+    PlainValidator(check_attributes),
     WithJsonSchema(
         {
             "type": "object",
@@ -525,16 +527,16 @@ class ExecutionEvent(BaseModel):
             # Rare: unknown fields sort in among the known ones. So does `"outcome": null`,
             # kept as an unknown field (so fingerprinted as null) before outcome was defined.
             members = [
-                (name, _encode_string(name) + ":" + encode(value))
+                (name, encode_string(name) + ":" + encode(value))
                 for name, encode in _FINGERPRINT_FIELDS
                 if (value := values[name]) is not None
             ]
             members += [
-                (name, _encode_string(name) + ":" + _canonical_json(value))
+                (name, encode_string(name) + ":" + canonical_json(value))
                 for name, value in (extra or {}).items()
             ]
             if null_outcome:
-                members.append(("outcome", _encode_string("outcome") + ":null"))
+                members.append(("outcome", encode_string("outcome") + ":null"))
             members.sort()
             parts = [member for _, member in members]
         else:
@@ -614,7 +616,7 @@ def _unknown_field_error(fields: dict[str, Any]) -> PydanticCustomError:
 # The fingerprint's canonical JSON is written by hand for the model's own fields (the hot path:
 # one per consumed event) and by the json module for free-form values; both give exactly what
 # json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False) gives.
-_encode_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
+encode_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
 
 # Numbers become strings with this prefix, so that the C JSON encoder can write them exactly;
 # no string of a valid event contains NUL, so none can pass for a number.
@@ -624,7 +626,7 @@ _NUMBER: Final = "\x00"
 # Python's default context, in which every stored fingerprint was computed: pinned, so that no
 # thread's decimal settings can change one. An exponent beyond its range traps, to
 # _exact_number: normalising 1e9999999 used to raise Overflow from here, stopping the worker.
-_CANONICAL_CONTEXT: Final = Context(
+CANONICAL_CONTEXT: Final = Context(
     prec=28,
     rounding=ROUND_HALF_EVEN,
     Emin=-999999,
@@ -635,13 +637,13 @@ _CANONICAL_CONTEXT: Final = Context(
 )
 
 
-def _canonical_number(value: int | Decimal) -> str:
+def canonical_number(value: int | Decimal) -> str:
     """A number by value: 100, 100.0 and 1E+2 alike."""
     number = value if type(value) is Decimal else Decimal(value)
     if not number:
         return "0"
     try:
-        return str(number.normalize(_CANONICAL_CONTEXT))
+        return str(number.normalize(CANONICAL_CONTEXT))
     except (Overflow, Underflow, Subnormal):
         return _exact_number(number)
 
@@ -661,7 +663,7 @@ def _exact_number(number: Decimal) -> str:
 
 
 def _encode_number(value: int | Decimal) -> str:
-    return '"\\u0000' + _canonical_number(value) + '"'
+    return '"\\u0000' + canonical_number(value) + '"'
 
 
 def _encode_bool(value: bool) -> str:
@@ -677,7 +679,8 @@ def _encode_moment(value: datetime) -> str:
     return '"' + utc.isoformat() + '"'  # digits, '-', ':', '.', 'T', '+'
 
 
-def _canonical_json(value: Any) -> str:
+def canonical_json(value: Any) -> str:
+    """A free-form value as the fingerprint writes it: keys sorted, numbers by value."""
     return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -687,33 +690,33 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, list):
         return [_canonical(item) for item in value]
     if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        return _NUMBER + _canonical_number(value)
+        return _NUMBER + canonical_number(value)
     return value
 
 
 _ENCODERS: Final[dict[str, Callable[[Any], str]]] = {
     "schema_version": _encode_number,
     "event_id": _encode_uuid,
-    "pattern_id": _encode_string,
+    "pattern_id": encode_string,
     "executed_at": _encode_moment,
     "success": _encode_bool,
     "execution_time_seconds": _encode_number,
     "estimated_time_seconds": _encode_number,
     "actual_cost": _encode_number,
     "estimated_cost": _encode_number,
-    "workflow_id": _encode_string,
-    "error_message": _encode_string,
-    "correlation_id": _encode_string,
+    "workflow_id": encode_string,
+    "error_message": encode_string,
+    "correlation_id": encode_string,
     "quality_score": _encode_number,
     "actual_tokens": _encode_number,
     "baseline_tokens": _encode_number,
-    "source": _encode_string,
-    "attributes": _canonical_json,
-    "outcome": _encode_string,
+    "source": encode_string,
+    "attributes": canonical_json,
+    "outcome": encode_string,
 }
 # Every field of the model, in the canonical (sorted) order; a new field without an encoder
 # fails here, at import.
 _FINGERPRINT_FIELDS: Final = tuple(
     (name, _ENCODERS[name]) for name in sorted(ExecutionEvent.model_fields)
 )
-_PREFIXES: Final = tuple(_encode_string(name) + ":" for name, _ in _FINGERPRINT_FIELDS)
+_PREFIXES: Final = tuple(encode_string(name) + ":" for name, _ in _FINGERPRINT_FIELDS)

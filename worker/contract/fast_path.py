@@ -37,7 +37,6 @@ _FAST_RFC3339: Final = (
     r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 _STORABLE: Final = r"^[^\x00]*$"  # unpaired surrogates fail pydantic-core's str itself
-_UUID_RE: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 def _number(maximum: Decimal, *, strings: bool) -> cs.CoreSchema:
@@ -81,7 +80,7 @@ _IDENTIFIER: Final = _text(contract.MAX_ID_LENGTH, 1)
 _FIELDS: Final[dict[str, cs.ModelField]] = {
     "schema_version": _required(cs.int_schema(strict=True, ge=1, le=1)),
     "event_id": _required(
-        cs.chain_schema([cs.str_schema(strict=True, pattern=_UUID_RE), cs.uuid_schema()])
+        cs.chain_schema([cs.str_schema(strict=True, pattern=contract.UUID_RE), cs.uuid_schema()])
     ),
     "pattern_id": _required(cs.str_schema(strict=True, pattern=contract.PATTERN_ID_RE)),
     "executed_at": _required(cs.str_schema(strict=True, pattern=_FAST_RFC3339)),
@@ -97,7 +96,7 @@ _FIELDS: Final[dict[str, cs.ModelField]] = {
     "actual_tokens": _optional(cs.int_schema(strict=True, ge=0, le=contract.MAX_TOKENS)),
     "baseline_tokens": _optional(cs.int_schema(strict=True, ge=0, le=contract.MAX_TOKENS)),
     "source": _optional(_IDENTIFIER),
-    "attributes": _optional(cs.no_info_plain_validator_function(contract._attributes)),
+    "attributes": _optional(cs.no_info_plain_validator_function(contract.check_attributes)),
     "outcome": _optional(cs.literal_schema(list(OUTCOMES))),
 }
 if list(_FIELDS) != list(ExecutionEvent.model_fields):  # a new field needs a rule here first
@@ -221,9 +220,9 @@ def _moment(text: str, now: datetime | None) -> datetime | None:
     return moment
 
 
-_CONTEXT: Final = contract._CANONICAL_CONTEXT
-_string: Final = contract._encode_string
-_number_of: Final = contract._canonical_number
+_CONTEXT: Final = contract.CANONICAL_CONTEXT
+_string: Final = contract.encode_string
+_number_of: Final = contract.canonical_number
 
 
 def _fingerprint(values: dict[str, Any], event_id: str, executed_at: str) -> bytes:
@@ -231,7 +230,7 @@ def _fingerprint(values: dict[str, Any], event_id: str, executed_at: str) -> byt
     same canonical JSON (fields in sorted order), from the text the producer wrote where that
     is the canonical text already. Its numbers have no exponent and are bounded, so
     normalising them (inline: this runs once per event) cannot leave the canonical context's
-    exponents, as contract._canonical_number might."""
+    exponents, as contract.canonical_number might."""
     v = values
     c = _CONTEXT
     number = v["actual_cost"]
@@ -239,7 +238,7 @@ def _fingerprint(values: dict[str, Any], event_id: str, executed_at: str) -> byt
     if (tokens := v["actual_tokens"]) is not None:
         parts += [',"actual_tokens":"\\u0000', _number_of(tokens), '"']
     if (attributes := v["attributes"]) is not None:
-        parts += [',"attributes":', contract._canonical_json(attributes)]
+        parts += [',"attributes":', contract.canonical_json(attributes)]
     if (tokens := v["baseline_tokens"]) is not None:
         parts += [',"baseline_tokens":"\\u0000', _number_of(tokens), '"']
     if (text := v["correlation_id"]) is not None:
