@@ -7,7 +7,10 @@ connection and security settings from `KafkaSettings.kafka_config`, so no client
 TLS or SASL; a consumer reads committed events only (`KafkaSettings.consumer_config`) and has
 the work-around for a kafka-python 3.0 hang described at `_drain_on_error`. A client that
 cannot be made raises BrokerUnavailableError, and `our_error` translates kafka-python's other
-errors for the modules of this package that hand them on.
+errors for the modules of this package that hand them on. Every client, the probe below
+included, is built by `_built`, which works around two ways kafka-python 3.0.12 leaves an I/O
+thread or a socket behind: when the client cannot be made, and when it is closed with bytes
+still to send (`_closing_every_socket`).
 
 `RecordReader.poll` is `consumer.poll` for the pipeline and the range reader, as Messages:
 - a record the client cannot decode (kafka-python raises on it at every poll, for ever: a bad
@@ -74,7 +77,7 @@ def new_consumer(settings: KafkaSettings, **config: Any) -> KafkaConsumer:
     if "isolation_level" in config:
         raise ValueError("every consumer reads committed events only")
     with _reaching(settings):
-        consumer = KafkaConsumer(**{**settings.consumer_config(), **config})
+        consumer = _built(KafkaConsumer, {**settings.consumer_config(), **config})
     _drain_on_error(consumer)
     return consumer
 
@@ -83,14 +86,75 @@ def new_producer(settings: KafkaSettings, **config: Any) -> KafkaProducer:
     """A KafkaProducer with `settings.kafka_config()` and `config`. Raises
     BrokerUnavailableError when it cannot reach Kafka."""
     with _reaching(settings):
-        return KafkaProducer(**{**settings.kafka_config(), **config})
+        return _built(KafkaProducer, {**settings.kafka_config(), **config})
 
 
 def new_admin(settings: KafkaSettings, **config: Any) -> KafkaAdminClient:
     """A KafkaAdminClient with `settings.kafka_config()` and `config`. Raises
     BrokerUnavailableError when it cannot reach Kafka."""
     with _reaching(settings):
-        return KafkaAdminClient(**{**settings.kafka_config(), **config})
+        return _built(KafkaAdminClient, {**settings.kafka_config(), **config})
+
+
+def _built(client_class: Any, config: Mapping[str, Any]) -> Any:
+    """`client_class(**config)`, a kafka-python client whose network client closes every
+    socket it opened (`_closing_every_socket`).
+
+    When the constructor raises (the bootstrap servers do not answer, say), kafka-python
+    leaves the network client it made running: an I/O thread, its selector and sockets, for
+    the life of the process. A worker makes one at every attempt while Kafka is down, so that
+    network client is closed here.
+    """
+    make_network = getattr(client_class, "DEFAULT_CONFIG", {}).get("kafka_client")
+    if make_network is None:
+        log.warning("kafka-python's clients changed: one that cannot be made may stay running")
+        return client_class(**config)
+    made: list[Any] = []
+
+    def network_client(**options: Any) -> Any:
+        network = make_network(**options)
+        made.append(network)
+        _closing_every_socket(network)
+        return network
+
+    try:
+        return client_class(**{**config, "kafka_client": network_client})
+    except BaseException:
+        for network in made:
+            with contextlib.suppress(Exception):  # the constructor's error is the one to tell
+                network.close()
+        raise
+
+
+def _closing_every_socket(network: Any) -> None:
+    """Makes closing `network` (a kafka-python network client) close every socket it opened.
+
+    kafka-python 3.0.12 closes a connection that still has bytes to send only once its I/O
+    thread has sent them, and close() stops that thread first: a request queued just before
+    close() leaves its connection's socket open and unreferenced until the garbage collector
+    finds it, whenever that is, with a ResourceWarning. Once the thread has stopped nothing
+    else uses the sockets, so whatever is still open is closed.
+    """
+    manager: Any = getattr(network, "_manager", None)
+    loop: Any = getattr(network, "_net", None)
+    if not hasattr(manager, "_conns") or not hasattr(loop, "_io_thread"):
+        log.warning("kafka-python's network client changed: a closed client may leave a socket")
+        return
+    close = network.close
+
+    def close_every_socket(node_id: Any = None) -> None:
+        try:
+            close(node_id)
+        finally:
+            if node_id is None and loop._io_thread is None:  # stopped (or never started)
+                for connection in list(manager._conns.values()):
+                    transport: Any = getattr(connection, "transport", None)
+                    sock = getattr(transport, "_sock", None)
+                    if sock is not None:
+                        transport._sock = None
+                        sock.close()
+
+    network.close = close_every_socket
 
 
 @contextlib.contextmanager
@@ -272,7 +336,7 @@ class RecordReader:
             "fetch_max_wait_ms": PROBE_FETCH_WAIT_MS,
         }
         try:
-            consumer = KafkaConsumer(**config)
+            consumer = _built(KafkaConsumer, config)
         except KafkaError as exc:
             raise BrokerUnavailableError(f"Kafka: {describe(exc)}") from exc
         _drain_on_error(consumer)
